@@ -1,0 +1,473 @@
+//! The hub's NATS JetStream topology as code: stream names, subject naming, retention and the
+//! duplicate window, created or updated idempotently; publishing events with their dedup key and
+//! trace context in NATS headers; ordered replay with filters; and a status report.
+//!
+//! Subject naming lives here and nowhere else: `timpora.events.<domain>.<type>.<region…>`, where
+//! the region code's own dots make it hierarchical (`timpora.events.imigrasi.departure_check.74.>`
+//! is every departure check in Southeast Sulawesi).
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, message::PublishMessage, stream};
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use prost::Message as _;
+use serde::{Deserialize, Serialize};
+use timpora_proto::v1::{Classification, Event};
+use timpora_proto::{EventTypeInfo, type_by_name};
+
+/// Prefix of every event subject.
+pub const EVENTS_SUBJECT_PREFIX: &str = "timpora.events";
+/// Header carrying the W3C trace context.
+pub const HEADER_TRACEPARENT: &str = "traceparent";
+/// Header carrying the CloudEvents type.
+pub const HEADER_TYPE: &str = "Timpora-Type";
+/// Header carrying the source (`agency/unit`).
+pub const HEADER_SOURCE: &str = "Timpora-Source";
+/// Header carrying the classification name.
+pub const HEADER_CLASSIFICATION: &str = "Timpora-Classification";
+
+/// Errors of the bus.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// NATS is not reachable or did not answer in time: nothing was acknowledged.
+    #[error("nats is unavailable: {0}")]
+    Unavailable(String),
+    /// A JetStream API call failed.
+    #[error("jetstream {op} failed: {message}")]
+    JetStream { op: &'static str, message: String },
+    /// A stored message is not a valid event.
+    #[error("message at stream sequence {sequence} is not a valid event: {message}")]
+    Malformed { sequence: u64, message: String },
+    /// The event's type is not in the catalogue.
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+}
+
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn js_err(op: &'static str) -> impl FnOnce(async_nats::Error) -> Error {
+    move |e| Error::JetStream {
+        op,
+        message: e.to_string(),
+    }
+}
+
+/// Where JetStream keeps a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    /// On disk (production and development).
+    #[default]
+    File,
+    /// In memory (throw-away experiments only).
+    Memory,
+}
+
+/// The hub's streams and their settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Topology {
+    /// Name of the events stream.
+    pub events_stream: String,
+    /// JetStream replicas (1 for a single server, 3 for a production cluster).
+    pub replicas: usize,
+    /// Window within which a repeated event id is recognised as a duplicate, in seconds.
+    pub duplicate_window_secs: u64,
+    /// How long events are kept, in days; 0 keeps them forever.
+    pub max_age_days: u64,
+    /// Largest stored event in bytes.
+    pub max_event_bytes: i32,
+    /// Storage of the streams.
+    pub storage: Storage,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Self {
+            events_stream: "TIMPORA_EVENTS".into(),
+            replicas: 1,
+            duplicate_window_secs: 600,
+            max_age_days: 0,
+            max_event_bytes: 256 * 1024,
+            storage: Storage::File,
+        }
+    }
+}
+
+impl Topology {
+    /// The events stream's JetStream configuration.
+    pub fn events_stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.events_stream.clone(),
+            description: Some("TIMPORA inter-agency events (pseudonymised)".into()),
+            subjects: vec![format!("{EVENTS_SUBJECT_PREFIX}.>")],
+            retention: stream::RetentionPolicy::Limits,
+            storage: match self.storage {
+                Storage::File => stream::StorageType::File,
+                Storage::Memory => stream::StorageType::Memory,
+            },
+            num_replicas: self.replicas,
+            duplicate_window: Duration::from_secs(self.duplicate_window_secs),
+            max_age: Duration::from_secs(self.max_age_days * 86_400),
+            max_message_size: self.max_event_bytes,
+            // The record is evidence: nothing is deleted or purged through the API.
+            deny_delete: true,
+            deny_purge: true,
+            allow_direct: true,
+            ..Default::default()
+        }
+    }
+}
+
+/// The subject an event of `info`'s type from `region` is published on.
+pub fn subject_for(info: &EventTypeInfo, region: &str) -> String {
+    format!(
+        "{EVENTS_SUBJECT_PREFIX}.{}.{}.{}",
+        info.domain, info.short, region
+    )
+}
+
+/// The single subject filter that covers `types` (NATS 2.9 consumers take one filter).
+/// Regions are filtered after delivery: a region code may end at any depth, and no single
+/// subject filter matches both `…74.02` and `…74.02.05`.
+pub fn filter_subject(types: &[&EventTypeInfo]) -> String {
+    match types {
+        [] => format!("{EVENTS_SUBJECT_PREFIX}.>"),
+        [one] => format!("{EVENTS_SUBJECT_PREFIX}.{}.{}.>", one.domain, one.short),
+        [first, rest @ ..] if rest.iter().all(|t| t.domain == first.domain) => {
+            format!("{EVENTS_SUBJECT_PREFIX}.{}.>", first.domain)
+        }
+        _ => format!("{EVENTS_SUBJECT_PREFIX}.>"),
+    }
+}
+
+/// The JetStream dedup key of an event: ids are unique per source.
+pub fn dedup_key(source: &str, id: &str) -> String {
+    format!("{source}/{id}")
+}
+
+/// Where a replay starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// The first message in the stream.
+    All,
+    /// Messages stored from now on.
+    New,
+    /// This stream sequence.
+    Sequence(u64),
+    /// The first message stored at or after this time.
+    Time(time::OffsetDateTime),
+}
+
+/// An event read back from the stream.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    /// Its stream sequence.
+    pub sequence: u64,
+    /// The stored event.
+    pub event: Event,
+}
+
+/// What `timpora bus status` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub server: String,
+    pub streams: Vec<StreamStatus>,
+}
+
+/// One stream's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamStatus {
+    pub name: String,
+    pub subjects: Vec<String>,
+    pub messages: u64,
+    pub bytes: u64,
+    pub first_sequence: u64,
+    pub last_sequence: u64,
+    pub replicas: usize,
+    pub duplicate_window_secs: u64,
+    pub consumers: Vec<ConsumerStatus>,
+}
+
+/// One consumer's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumerStatus {
+    pub name: String,
+    pub pending: u64,
+    pub ack_pending: usize,
+    pub delivered_sequence: u64,
+}
+
+/// A connection to the bus.
+#[derive(Debug, Clone)]
+pub struct Bus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    topology: Topology,
+}
+
+/// How long a JetStream call (including a publish acknowledgement) may take.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Bus {
+    /// Connect to NATS at `url` (comma-separated for a cluster). Fails if no server answers.
+    pub async fn connect(url: &str, name: &str, topology: Topology) -> Result<Self> {
+        let client = async_nats::ConnectOptions::new()
+            .name(name)
+            .connection_timeout(Duration::from_secs(3))
+            .max_reconnects(None)
+            .connect(url)
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot connect to {url}: {e}")))?;
+        Ok(Self::new(client, topology, DEFAULT_TIMEOUT))
+    }
+
+    /// Wrap an existing client.
+    pub fn new(client: async_nats::Client, topology: Topology, timeout: Duration) -> Self {
+        let js = jetstream::ContextBuilder::new()
+            .timeout(timeout)
+            .max_ack_inflight(4096)
+            .backpressure_on_inflight(true)
+            .build(client.clone());
+        Self {
+            client,
+            js,
+            topology,
+        }
+    }
+
+    /// The underlying NATS client.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The JetStream context.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// The topology this bus was opened with.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Whether the client is connected right now.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Create the streams, or bring their configuration up to date. Idempotent.
+    pub async fn ensure_topology(&self) -> Result<()> {
+        let config = self.topology.events_stream_config();
+        self.js
+            .create_or_update_stream(config)
+            .await
+            .map_err(|e| js_err("create or update stream")(e.into()))?;
+        tracing::info!(stream = %self.topology.events_stream, "topology ensured");
+        Ok(())
+    }
+
+    /// Publish a complete (validated, pseudonymised) event. Returns once the message is sent;
+    /// the returned [`PendingAck`] resolves when JetStream has stored it.
+    pub async fn publish(&self, event: &Event) -> Result<PendingAck> {
+        if !self.is_connected() {
+            return Err(Error::Unavailable("not connected to nats".into()));
+        }
+        let info =
+            type_by_name(&event.r#type).ok_or_else(|| Error::UnknownType(event.r#type.clone()))?;
+        let subject = subject_for(info, &event.region);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(HEADER_TYPE, event.r#type.as_str());
+        headers.insert(HEADER_SOURCE, event.source.as_str());
+        headers.insert(
+            HEADER_CLASSIFICATION,
+            Classification::try_from(event.classification)
+                .unwrap_or_default()
+                .as_str_name(),
+        );
+        if !event.traceparent.is_empty() {
+            headers.insert(HEADER_TRACEPARENT, event.traceparent.as_str());
+        }
+        let msg = PublishMessage::build()
+            .payload(Bytes::from(event.encode_to_vec()))
+            .headers(headers)
+            .message_id(dedup_key(&event.source, &event.id));
+        let fut = self
+            .js
+            .send_publish(subject, msg)
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        Ok(PendingAck(fut))
+    }
+
+    /// Replay the events stream from `start`, restricted to `filter` subjects, in order.
+    pub async fn replay(
+        &self,
+        filter: String,
+        start: Start,
+    ) -> Result<BoxStream<'static, Result<Delivered>>> {
+        let stream = self
+            .js
+            .get_stream(&self.topology.events_stream)
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        let deliver_policy = match start {
+            Start::All => consumer::DeliverPolicy::All,
+            Start::New => consumer::DeliverPolicy::New,
+            Start::Sequence(start_sequence) => consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: start_sequence.max(1),
+            },
+            Start::Time(start_time) => consumer::DeliverPolicy::ByStartTime { start_time },
+        };
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: filter,
+                deliver_policy,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        let messages = consumer
+            .messages()
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        Ok(messages
+            .map(|m| {
+                let m = m.map_err(|e| Error::Unavailable(e.to_string()))?;
+                let sequence = m
+                    .info()
+                    .map_err(|e| Error::Unavailable(e.to_string()))?
+                    .stream_sequence;
+                let event = Event::decode(m.payload.clone()).map_err(|e| Error::Malformed {
+                    sequence,
+                    message: e.to_string(),
+                })?;
+                Ok(Delivered { sequence, event })
+            })
+            .boxed())
+    }
+
+    /// Streams, message counts and consumers.
+    pub async fn status(&self) -> Result<Status> {
+        let mut streams = Vec::new();
+        let names: Vec<String> = self
+            .js
+            .stream_names()
+            .try_collect()
+            .await
+            .map_err(|e| js_err("list streams")(e.into()))?;
+        for name in names {
+            let mut stream = self
+                .js
+                .get_stream(&name)
+                .await
+                .map_err(|e| js_err("get stream")(e.into()))?;
+            let info = stream
+                .info()
+                .await
+                .map_err(|e| js_err("stream info")(e.into()))?
+                .clone();
+            let consumers: Vec<consumer::Info> = stream
+                .consumers()
+                .try_collect()
+                .await
+                .map_err(|e| js_err("list consumers")(e.into()))?;
+            streams.push(StreamStatus {
+                name: info.config.name.clone(),
+                subjects: info.config.subjects.clone(),
+                messages: info.state.messages,
+                bytes: info.state.bytes,
+                first_sequence: info.state.first_sequence,
+                last_sequence: info.state.last_sequence,
+                replicas: info.config.num_replicas,
+                duplicate_window_secs: info.config.duplicate_window.as_secs(),
+                consumers: consumers
+                    .into_iter()
+                    .map(|c| ConsumerStatus {
+                        name: c.name,
+                        pending: c.num_pending,
+                        ack_pending: c.num_ack_pending,
+                        delivered_sequence: c.delivered.stream_sequence,
+                    })
+                    .collect(),
+            });
+        }
+        streams.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Status {
+            server: self.client.server_info().server_name,
+            streams,
+        })
+    }
+
+    /// The stored event at a stream sequence, if any.
+    pub async fn get(&self, sequence: u64) -> Result<Option<Event>> {
+        let stream = self
+            .js
+            .get_stream_no_info(&self.topology.events_stream)
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        match stream.direct_get(sequence).await {
+            Ok(m) => Event::decode(m.payload.clone())
+                .map(Some)
+                .map_err(|e| Error::Malformed {
+                    sequence,
+                    message: e.to_string(),
+                }),
+            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::Unavailable(e.to_string())),
+        }
+    }
+}
+
+/// A sent publish whose JetStream acknowledgement is still to come.
+#[derive(Debug)]
+pub struct PendingAck(jetstream::context::PublishAckFuture);
+
+impl PendingAck {
+    /// Wait for JetStream to store the message (or report it as a duplicate).
+    pub async fn ack(self) -> Result<jetstream::publish::PublishAck> {
+        self.0
+            .await
+            .map_err(|e| Error::Unavailable(format!("no acknowledgement from jetstream: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use timpora_proto::EVENT_TYPES;
+
+    #[test]
+    fn subjects_carry_domain_type_and_hierarchical_region() {
+        let t = type_by_name("timpora.imigrasi.departure_check.v1").expect("type");
+        assert_eq!(
+            subject_for(t, "74.02.05.2001"),
+            "timpora.events.imigrasi.departure_check.74.02.05.2001"
+        );
+    }
+
+    #[test]
+    fn one_filter_subject_narrows_as_far_as_it_can() {
+        let t = &EVENT_TYPES[0];
+        assert_eq!(filter_subject(&[]), "timpora.events.>");
+        assert_eq!(
+            filter_subject(&[t]),
+            "timpora.events.imigrasi.passport_interview.>"
+        );
+        assert_eq!(
+            filter_subject(&[t, &EVENT_TYPES[1]]),
+            "timpora.events.imigrasi.>"
+        );
+        assert_eq!(filter_subject(&[t, &EVENT_TYPES[2]]), "timpora.events.>");
+    }
+
+    #[test]
+    fn events_stream_refuses_deletion_and_keeps_the_duplicate_window() {
+        let c = Topology::default().events_stream_config();
+        assert!(c.deny_delete && c.deny_purge);
+        assert_eq!(c.duplicate_window, Duration::from_secs(600));
+        assert_eq!(c.subjects, vec!["timpora.events.>".to_owned()]);
+    }
+}

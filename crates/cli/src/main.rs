@@ -1,0 +1,2 @@
+//! timpora
+fn main() {}

@@ -1,0 +1,222 @@
+//! The TIMPORA gateway: one tonic server hosting a gRPC service per agency (typed methods in the
+//! agency's own terms) and the generic `EventBusService`, with gRPC health and reflection.
+//! Callers are identified by client certificate (or a development token), authorised by policy,
+//! validated field by field, pseudonymised at the edge, and answered only once JetStream has
+//! stored their event.
+
+pub mod identity;
+pub mod ingest;
+pub mod pki;
+pub mod policy;
+pub mod pseudo;
+mod services;
+mod trace;
+pub mod validate;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+use timpora_bus::Bus;
+use timpora_proto::v1;
+
+pub use identity::{Authenticator, Identity, TokenConfig};
+pub use policy::Policy;
+pub use pseudo::{KeyConfig, PseudonymConfig, Pseudonymiser};
+pub use validate::{Limits, Violations};
+
+/// Errors of the gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller may not do this.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// One or more fields are wrong.
+    #[error("{}", .0.summary())]
+    Invalid(Violations),
+    /// The bus failed; nothing was acknowledged.
+    #[error(transparent)]
+    Bus(#[from] timpora_bus::Error),
+    /// The configuration is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Serving failed.
+    #[error("server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::PermissionDenied(m) => Status::permission_denied(m),
+            Error::Invalid(vs) => {
+                let violations: Vec<FieldViolation> = vs
+                    .iter()
+                    .map(|(f, d)| FieldViolation::new(f.clone(), d.clone()))
+                    .collect();
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    vs.summary(),
+                    ErrorDetails::with_bad_request(violations),
+                )
+            }
+            Error::Bus(timpora_bus::Error::Unavailable(m)) => Status::unavailable(m),
+            other => Status::internal(other.to_string()),
+        }
+    }
+}
+
+/// Server certificate and the CA that issues agencies' client certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Server private key (PEM).
+    pub key: PathBuf,
+    /// CA certificate(s) that client certificates must chain to (PEM).
+    pub client_ca: PathBuf,
+}
+
+/// The gateway's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Mutual TLS; without it the gateway serves plaintext and accepts tokens only
+    /// (development).
+    pub tls: Option<TlsConfig>,
+    /// Development bearer tokens.
+    pub tokens: Vec<TokenConfig>,
+    /// Who may publish and read what.
+    pub policy: Policy,
+    /// Pseudonymisation keys.
+    pub pseudonym: PseudonymConfig,
+    /// Input limits.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            tls: None,
+            tokens: Vec::new(),
+            policy: Policy::default(),
+            pseudonym: PseudonymConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
+
+/// Serve the gateway on `listener` until `shutdown` completes, then drain in-flight calls.
+pub async fn serve(
+    config: Config,
+    bus: Bus,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    config.policy.validate()?;
+    let auth = Authenticator::new(&config.tokens)?;
+    let pseudo = Arc::new(Pseudonymiser::from_config(&config.pseudonym)?);
+    let ingest = ingest::Ingest::new(
+        bus.clone(),
+        Arc::new(config.policy.clone()),
+        pseudo,
+        config.limits.clone(),
+    );
+
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .tcp_nodelay(true);
+    if let Some(tls) = &config.tls {
+        let identity = TlsIdentity::from_pem(read(&tls.cert)?, read(&tls.key)?);
+        let ca = Certificate::from_pem(read(&tls.client_ca)?);
+        builder = builder.tls_config(
+            ServerTlsConfig::new()
+                .identity(identity)
+                .client_ca_root(ca)
+                // Without tokens every caller must present a certificate at the handshake.
+                .client_auth_optional(!config.tokens.is_empty()),
+        )?;
+    }
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(timpora_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::Config(format!("reflection: {e}")))?;
+    let router = services::add_all(
+        builder.add_service(health_service).add_service(reflection),
+        &ingest,
+        &auth,
+        config.limits.max_request_bytes,
+    );
+    let watcher = tokio::spawn(watch_bus(bus, health));
+    let addr = listener.local_addr().ok();
+    tracing::info!(addr = ?addr, tls = config.tls.is_some(), "gateway listening");
+    let result = router
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await;
+    watcher.abort();
+    tracing::info!("gateway stopped");
+    Ok(result?)
+}
+
+/// Report the event services as not serving while NATS is unreachable.
+async fn watch_bus(bus: Bus, health: tonic_health::server::HealthReporter) {
+    use tonic_health::ServingStatus::{NotServing, Serving};
+    let names = services::NAMES;
+    let mut last = None;
+    loop {
+        let up = bus.is_connected();
+        if last != Some(up) {
+            let status = if up { Serving } else { NotServing };
+            for name in names.iter().copied().chain([""]) {
+                health.set_service_status(name, status).await;
+            }
+            if up {
+                tracing::info!("nats connected; serving");
+            } else {
+                tracing::warn!("nats unreachable; reporting not serving");
+            }
+            last = Some(up);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Convert an [`Error`] into the rejection of one event of a stream.
+pub fn rejection(e: Error) -> v1::PublishRejection {
+    let field_violations = match &e {
+        Error::Invalid(vs) => vs
+            .iter()
+            .map(|(f, d)| v1::FieldViolation {
+                field: f.clone(),
+                description: d.clone(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let status = Status::from(e);
+    v1::PublishRejection {
+        code: format!("{:?}", status.code()),
+        message: status.message().to_owned(),
+        field_violations,
+    }
+}

@@ -1,0 +1,117 @@
+//! Publishing semantics: duplicates, `PublishStream` ordering, one rejection per bad event.
+
+use futures::StreamExt;
+use timpora_e2e::Hub;
+use timpora_e2e::fixtures::*;
+use timpora_e2e::v1::event_bus_service_client::EventBusServiceClient;
+use timpora_e2e::v1::imigrasi_service_client::ImigrasiServiceClient;
+use timpora_e2e::v1::*;
+
+#[tokio::test]
+async fn the_same_id_twice_is_stored_once_and_answered_as_duplicate() {
+    let hub = Hub::start().await.unwrap();
+    let mut c = ImigrasiServiceClient::new(hub.as_agency("imigrasi/kanim-kendari").await.unwrap());
+    let req = RecordPassportInterviewRequest {
+        meta: Some(meta("kdi-dup-1")),
+        interview: Some(interview(1)),
+    };
+    let first = c
+        .record_passport_interview(req.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .ack
+        .unwrap();
+    let second = c
+        .record_passport_interview(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .ack
+        .unwrap();
+    assert!(!first.duplicate);
+    assert!(second.duplicate);
+    assert_eq!(
+        second.sequence, first.sequence,
+        "the duplicate names the original"
+    );
+    assert_eq!(hub.stored().await.unwrap().len(), 1);
+
+    // The same id from another source is a different event.
+    let mut other = ImigrasiServiceClient::new(hub.as_agency("imigrasi/kanim-palu").await.unwrap());
+    let third = other
+        .record_passport_interview(RecordPassportInterviewRequest {
+            meta: Some(meta("kdi-dup-1")),
+            interview: Some(interview(2)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .ack
+        .unwrap();
+    assert!(!third.duplicate);
+    assert_eq!(hub.stored().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn publish_stream_acknowledges_in_order_and_rejects_bad_events_alone() {
+    let hub = Hub::start().await.unwrap();
+    let mut c = EventBusServiceClient::new(hub.as_agency("imigrasi/kanim-kendari").await.unwrap());
+    let mut events = Vec::new();
+    for i in 0..200u32 {
+        let mut ev = interview_event(&format!("s-{i}"), i + 1);
+        if i == 50 {
+            ev.region = "bogus".into();
+        }
+        if i == 120 {
+            // Another agency's type: refused for this caller.
+            ev.payload = Some(event::Payload::CpmiStatus(CpmiStatus::default()));
+        }
+        events.push(PublishStreamRequest { event: Some(ev) });
+    }
+    // A repeat of an earlier id inside the same stream.
+    events.push(PublishStreamRequest {
+        event: Some(interview_event("s-3", 4)),
+    });
+    let n = events.len();
+    let mut responses = c
+        .publish_stream(futures::stream::iter(events))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(r) = responses.next().await {
+        got.push(r.unwrap());
+    }
+    assert_eq!(got.len(), n);
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r.index, i as u64, "responses come in request order");
+    }
+    let rejection = |i: usize| match &got[i].result {
+        Some(publish_stream_response::Result::Rejection(r)) => r.clone(),
+        other => panic!("expected a rejection at {i}, got {other:?}"),
+    };
+    let bad = rejection(50);
+    assert_eq!(bad.code, "InvalidArgument");
+    assert_eq!(bad.field_violations[0].field, "event.region");
+    assert_eq!(rejection(120).code, "PermissionDenied");
+    let dup = match &got[n - 1].result {
+        Some(publish_stream_response::Result::Ack(a)) => a.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(dup.duplicate);
+    let acked: Vec<u64> = got
+        .iter()
+        .filter_map(|r| match &r.result {
+            Some(publish_stream_response::Result::Ack(a)) if !a.duplicate => Some(a.sequence),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acked.len(), 198);
+    assert_eq!(
+        acked,
+        (1..=198).collect::<Vec<_>>(),
+        "stored in order, nothing skipped"
+    );
+    assert_eq!(hub.stored().await.unwrap().len(), 198);
+}

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use timpora_proto::v1::{Classification, Event};
 use timpora_proto::{EventTypeInfo, type_by_name};
 
-/// Prefix of every event subject.
+/// Default prefix of every event subject.
 pub const EVENTS_SUBJECT_PREFIX: &str = "timpora.events";
 /// Header carrying the W3C trace context.
 pub const HEADER_TRACEPARENT: &str = "traceparent";
@@ -81,6 +81,8 @@ pub struct Topology {
     pub max_event_bytes: i32,
     /// Storage of the streams.
     pub storage: Storage,
+    /// Prefix of every event subject (`timpora.events`).
+    pub subject_prefix: String,
 }
 
 impl Default for Topology {
@@ -92,6 +94,7 @@ impl Default for Topology {
             max_age_days: 0,
             max_event_bytes: 256 * 1024,
             storage: Storage::File,
+            subject_prefix: EVENTS_SUBJECT_PREFIX.into(),
         }
     }
 }
@@ -102,7 +105,7 @@ impl Topology {
         stream::Config {
             name: self.events_stream.clone(),
             description: Some("TIMPORA inter-agency events (pseudonymised)".into()),
-            subjects: vec![format!("{EVENTS_SUBJECT_PREFIX}.>")],
+            subjects: vec![format!("{}.>", self.subject_prefix)],
             retention: stream::RetentionPolicy::Limits,
             storage: match self.storage {
                 Storage::File => stream::StorageType::File,
@@ -119,27 +122,27 @@ impl Topology {
             ..Default::default()
         }
     }
-}
 
-/// The subject an event of `info`'s type from `region` is published on.
-pub fn subject_for(info: &EventTypeInfo, region: &str) -> String {
-    format!(
-        "{EVENTS_SUBJECT_PREFIX}.{}.{}.{}",
-        info.domain, info.short, region
-    )
-}
+    /// The subject an event of `info`'s type from `region` is published on.
+    pub fn subject_for(&self, info: &EventTypeInfo, region: &str) -> String {
+        format!(
+            "{}.{}.{}.{region}",
+            self.subject_prefix, info.domain, info.short
+        )
+    }
 
-/// The single subject filter that covers `types` (NATS 2.9 consumers take one filter).
-/// Regions are filtered after delivery: a region code may end at any depth, and no single
-/// subject filter matches both `…74.02` and `…74.02.05`.
-pub fn filter_subject(types: &[&EventTypeInfo]) -> String {
-    match types {
-        [] => format!("{EVENTS_SUBJECT_PREFIX}.>"),
-        [one] => format!("{EVENTS_SUBJECT_PREFIX}.{}.{}.>", one.domain, one.short),
-        [first, rest @ ..] if rest.iter().all(|t| t.domain == first.domain) => {
-            format!("{EVENTS_SUBJECT_PREFIX}.{}.>", first.domain)
+    /// The single subject filter that covers `types` (NATS 2.9 consumers take one filter).
+    /// Regions are filtered after delivery: a region code may end at any depth, and no single
+    /// subject filter matches both `…74.02` and `…74.02.05`.
+    pub fn filter_subject(&self, types: &[&EventTypeInfo]) -> String {
+        let p = &self.subject_prefix;
+        match types {
+            [one] => format!("{p}.{}.{}.>", one.domain, one.short),
+            [first, rest @ ..] if rest.iter().all(|t| t.domain == first.domain) => {
+                format!("{p}.{}.>", first.domain)
+            }
+            _ => format!("{p}.>"),
         }
-        _ => format!("{EVENTS_SUBJECT_PREFIX}.>"),
     }
 }
 
@@ -277,7 +280,7 @@ impl Bus {
         }
         let info =
             type_by_name(&event.r#type).ok_or_else(|| Error::UnknownType(event.r#type.clone()))?;
-        let subject = subject_for(info, &event.region);
+        let subject = self.topology.subject_for(info, &event.region);
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(HEADER_TYPE, event.r#type.as_str());
         headers.insert(HEADER_SOURCE, event.source.as_str());
@@ -443,7 +446,7 @@ mod tests {
     fn subjects_carry_domain_type_and_hierarchical_region() {
         let t = type_by_name("timpora.imigrasi.departure_check.v1").expect("type");
         assert_eq!(
-            subject_for(t, "74.02.05.2001"),
+            Topology::default().subject_for(t, "74.02.05.2001"),
             "timpora.events.imigrasi.departure_check.74.02.05.2001"
         );
     }
@@ -451,6 +454,8 @@ mod tests {
     #[test]
     fn one_filter_subject_narrows_as_far_as_it_can() {
         let t = &EVENT_TYPES[0];
+        let topo = Topology::default();
+        let filter_subject = |types: &[&EventTypeInfo]| topo.filter_subject(types);
         assert_eq!(filter_subject(&[]), "timpora.events.>");
         assert_eq!(
             filter_subject(&[t]),

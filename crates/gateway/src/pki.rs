@@ -8,6 +8,23 @@ use rcgen::{
 
 use crate::Error;
 
+/// Identities that development set-ups (`timpora dev init`, the test sandboxes, the demo) issue
+/// certificates and tokens for: one or more units of every agency.
+pub const DEV_IDENTITIES: &[&str] = &[
+    "imigrasi/kanim-kendari",
+    "imigrasi/tpi-cgk",
+    "imigrasi/kanim-palu",
+    "polri/polda-sultra",
+    "bp3mi/bp3mi-sultra",
+    "disnaker/disnaker-konawe",
+    "desa/74.02.05.2001",
+    "dinsos/dinsos-sultra",
+    "kejaksaan/kejati-sultra",
+    "ops/timpora-kendari",
+    "audit/inspektorat",
+    "bps/bps-sultra",
+];
+
 /// A PEM certificate and its PEM private key.
 #[derive(Debug, Clone)]
 pub struct Issued {

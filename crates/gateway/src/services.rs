@@ -11,7 +11,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::Router;
 use tonic::{Request, Response, Status, Streaming};
 
-use timpora_bus::{Start, filter_subject};
+use timpora_bus::Start;
 use timpora_proto::v1::event::Payload;
 use timpora_proto::v1::*;
 use timpora_proto::{EventTypeInfo, type_by_name};
@@ -310,7 +310,10 @@ impl event_bus_service_server::EventBusService for EventBus {
         let mut events = self
             .ingest
             .bus()
-            .replay(filter_subject(&filter.types), start)
+            .replay(
+                self.ingest.bus().topology().filter_subject(&filter.types),
+                start,
+            )
             .await
             .map_err(Error::from)?;
         tracing::info!(reader = %who, types = ?r.types, regions = ?r.regions, "subscription opened");

@@ -21,21 +21,7 @@ use timpora_proto::v1::Event;
 
 pub use timpora_proto::v1;
 
-/// Identities that get a development token in every sandbox.
-pub const IDENTITIES: &[&str] = &[
-    "imigrasi/kanim-kendari",
-    "imigrasi/tpi-cgk",
-    "imigrasi/kanim-palu",
-    "polri/polda-sultra",
-    "bp3mi/bp3mi-sultra",
-    "disnaker/disnaker-konawe",
-    "desa/74.02.05.2001",
-    "dinsos/dinsos-sultra",
-    "kejaksaan/kejati-sultra",
-    "ops/timpora-kendari",
-    "audit/inspektorat",
-    "bps/bps-sultra",
-];
+pub use timpora_gateway::pki::DEV_IDENTITIES as IDENTITIES;
 
 /// Sends `authorization: Bearer <token>` with every call.
 #[derive(Clone)]
@@ -249,7 +235,7 @@ impl Hub {
         }
         let mut replay = self
             .bus
-            .replay(timpora_bus::filter_subject(&[]), Start::All)
+            .replay(self.bus.topology().filter_subject(&[]), Start::All)
             .await?;
         let mut out = Vec::new();
         while let Some(d) = tokio::time::timeout(Duration::from_secs(5), replay.next())

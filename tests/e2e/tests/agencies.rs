@@ -302,7 +302,7 @@ async fn every_agency_service_stores_a_pseudonymised_event() {
         let info = timpora_proto::type_by_name(ty).unwrap();
         assert_eq!(
             raw.subject.as_str(),
-            timpora_bus::subject_for(info, &ev.region),
+            hub.bus.topology().subject_for(info, &ev.region),
             "{ty}"
         );
     }

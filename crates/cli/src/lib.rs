@@ -1,0 +1,246 @@
+//! The `timpora` command line: argument parsing, layered configuration (defaults → file →
+//! `TIMPORA_` environment → flags), and the subcommands.
+
+mod bench;
+mod client;
+mod config;
+mod dev;
+mod json;
+mod signal;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use config::Config;
+
+/// TIMPORA integration hub: inter-agency coordination event bus.
+#[derive(Debug, Parser)]
+#[command(name = "timpora", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML); default `<data-dir>/timpora.toml` when it exists.
+    #[arg(long, global = true, env = "TIMPORA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory of the local development set-up (credentials, keys, config).
+    #[arg(
+        long,
+        global = true,
+        env = "TIMPORA_DATA_DIR",
+        default_value = ".timpora"
+    )]
+    pub data_dir: PathBuf,
+    /// Log format.
+    #[arg(
+        long,
+        global = true,
+        env = "TIMPORA_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How logs are written (to stderr).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gRPC gateway (every agency service, the event bus, health, reflection).
+    Gateway(GatewayArgs),
+    /// Administer the NATS JetStream topology.
+    #[command(subcommand)]
+    Bus(BusCommand),
+    /// Publish events from NDJSON (one PublishRequest or Event per line, proto3 JSON).
+    Publish(client::PublishArgs),
+    /// Print events as NDJSON, with Subscribe's filters and start positions.
+    Subscribe(client::SubscribeArgs),
+    /// Development set-up.
+    #[command(subcommand)]
+    Dev(DevCommand),
+    /// Show configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Benchmarks, each measured against raw async-nats in the same run.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Address to listen on (overrides the config).
+    #[arg(long, env = "TIMPORA_LISTEN")]
+    pub listen: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NatsArgs {
+    /// NATS server URL(s), comma-separated (overrides the config).
+    #[arg(long, env = "TIMPORA_NATS_URL")]
+    pub nats_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BusCommand {
+    /// Create the streams, or bring their configuration up to date (idempotent).
+    Init(NatsArgs),
+    /// Show streams, message counts and consumers.
+    Status {
+        #[command(flatten)]
+        nats: NatsArgs,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Generate a local CA, server and agency client certificates, tokens, a pseudonymisation
+    /// key and a config file in the data directory (nothing is overwritten without --force).
+    Init {
+        /// Replace an existing set-up.
+        #[arg(long)]
+        force: bool,
+        /// Gateway listen address to write into the config.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        listen: std::net::SocketAddr,
+        /// NATS URL to write into the config.
+        #[arg(long, default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (after file, environment and defaults) as TOML.
+    Print,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Gateway ingest against raw JetStream publish (throughput and latency).
+    Ingest(bench::IngestArgs),
+}
+
+/// Initialise logging to stderr; `RUST_LOG` sets the filter (default `info`).
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Run a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config_path = cli.config.clone().or_else(|| {
+        let p = cli.data_dir.join("timpora.toml");
+        p.exists().then_some(p)
+    });
+    let mut cfg = config::load(config_path.as_deref())?;
+    match cli.command {
+        Command::Gateway(args) => {
+            if let Some(l) = args.listen {
+                cfg.gateway.listen = l;
+            }
+            apply_nats(&mut cfg, &args.nats);
+            gateway(cfg).await?;
+        }
+        Command::Bus(BusCommand::Init(nats)) => {
+            apply_nats(&mut cfg, &nats);
+            let bus = connect(&cfg).await?;
+            bus.ensure_topology().await?;
+            println!(
+                "stream {} ready on {} (subjects {}.>)",
+                cfg.bus.events_stream, cfg.nats.url, cfg.bus.subject_prefix
+            );
+        }
+        Command::Bus(BusCommand::Status { nats, json }) => {
+            apply_nats(&mut cfg, &nats);
+            let status = connect(&cfg).await?.status().await?;
+            if json {
+                println!("{}", serde_json::to_string(&status)?);
+            } else {
+                print_status(&status);
+            }
+        }
+        Command::Publish(args) => return client::publish(&cfg, &cli.data_dir, args).await,
+        Command::Subscribe(args) => client::subscribe(&cfg, &cli.data_dir, args).await?,
+        Command::Dev(DevCommand::Init {
+            force,
+            listen,
+            nats_url,
+        }) => dev::init(&cli.data_dir, force, listen, &nats_url)?,
+        Command::Config(ConfigCommand::Print) => print!("{}", toml::to_string_pretty(&cfg)?),
+        Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn apply_nats(cfg: &mut Config, args: &NatsArgs) {
+    if let Some(url) = &args.nats_url {
+        cfg.nats.url = url.clone();
+    }
+}
+
+async fn connect(cfg: &Config) -> anyhow::Result<timpora_bus::Bus> {
+    timpora_bus::Bus::connect(&cfg.nats.url, "timpora-cli", cfg.bus.clone())
+        .await
+        .with_context(|| format!("is nats-server running at {}?", cfg.nats.url))
+}
+
+async fn gateway(cfg: Config) -> anyhow::Result<()> {
+    let shutdown = signal::shutdown();
+    let bus = loop {
+        match timpora_bus::Bus::connect(&cfg.nats.url, "timpora-gateway", cfg.bus.clone()).await {
+            Ok(bus) => break bus,
+            Err(e) => {
+                tracing::warn!(error = %e, "waiting for nats");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    };
+    bus.ensure_topology().await?;
+    let listener = tokio::net::TcpListener::bind(cfg.gateway.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.gateway.listen))?;
+    timpora_gateway::serve(cfg.gateway, bus, listener, shutdown).await?;
+    Ok(())
+}
+
+fn print_status(status: &timpora_bus::Status) {
+    println!("server: {}", status.server);
+    for s in &status.streams {
+        println!(
+            "stream {:<20} messages {:>10}  bytes {:>12}  seq {}..{}  replicas {}  dedup window {}s  subjects {}",
+            s.name,
+            s.messages,
+            s.bytes,
+            s.first_sequence,
+            s.last_sequence,
+            s.replicas,
+            s.duplicate_window_secs,
+            s.subjects.join(",")
+        );
+        for c in &s.consumers {
+            println!(
+                "  consumer {:<24} pending {:>10}  ack pending {:>6}  delivered seq {}",
+                c.name, c.pending, c.ack_pending, c.delivered_sequence
+            );
+        }
+    }
+}

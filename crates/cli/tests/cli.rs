@@ -1,0 +1,213 @@
+//! The real binary against a real nats-server: `dev init`, `gateway` (mutual TLS with the
+//! generated credentials), `bus status`, `publish` with bad lines, `subscribe`, graceful stop.
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+use timpora_natsd::{NatsServer, free_port};
+
+fn timpora(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_timpora"));
+    c.arg("--data-dir").arg(dir).env_remove("RUST_LOG");
+    c
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run timpora");
+    eprintln!("stderr: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rfc3339_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    prost_types::Timestamp {
+        seconds: secs,
+        nanos: 0,
+    }
+    .to_string()
+}
+
+fn lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+#[test]
+fn publish_subscribe_and_status_through_the_binary() {
+    let nats = NatsServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let out = run(timpora(dir.path()).args([
+        "dev",
+        "init",
+        "--listen",
+        &listen,
+        "--nats-url",
+        &nats.url(),
+    ]));
+    assert!(out.status.success());
+
+    let gateway = timpora(dir.path())
+        .arg("gateway")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut gateway = Killed(gateway);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "gateway did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let status = run(timpora(dir.path()).args(["bus", "status", "--json"]));
+    assert!(status.status.success());
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["streams"][0]["name"], "TIMPORA_EVENTS");
+
+    let now = rfc3339_now();
+    let interview = |id: &str, nik: &str| {
+        format!(
+            r#"{{"event":{{"id":"{id}","time":"{now}","region":"74.02.05.2001","passport_interview":{{"applicant":{{"nik":"{nik}"}},"declared_purpose":"TRAVEL_PURPOSE_TOURISM","destination_country":"KH","outcome":"INTERVIEW_OUTCOME_DEFERRED"}}}}}}"#
+        )
+    };
+    let ndjson = [
+        interview("cli-1", "7402054107900001"),
+        "{this is not json".to_owned(),
+        interview("cli-2", "12345"),
+        String::new(),
+        interview("cli-3", "7402054107900003"),
+        interview("cli-1", "7402054107900001"),
+    ]
+    .join("\n");
+    let file = dir.path().join("events.ndjson");
+    std::fs::write(&file, ndjson).unwrap();
+    let out = run(timpora(dir.path())
+        .arg("publish")
+        .arg(&file)
+        .args(["--identity", "imigrasi/kanim-kendari"]));
+    assert_eq!(out.status.code(), Some(1), "some lines were not stored");
+    let results = lines(&out);
+    let by_line = |n: u64| {
+        results
+            .iter()
+            .find(|r| r["line"] == n)
+            .unwrap_or_else(|| panic!("line {n} in {results:?}"))
+    };
+    assert!(
+        by_line(2)["error"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+    assert_eq!(by_line(1)["sequence"], 1);
+    assert_eq!(by_line(3)["code"], "InvalidArgument");
+    assert_eq!(
+        by_line(3)["fields"][0]["field"],
+        "event.passport_interview.applicant.nik"
+    );
+    assert_eq!(by_line(5)["sequence"], 2);
+    assert_eq!(by_line(6)["duplicate"], true);
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        summary.contains("2 stored, 1 duplicates, 1 rejected, 1 unreadable lines"),
+        "{summary}"
+    );
+
+    let out = run(timpora(dir.path()).args([
+        "subscribe",
+        "--identity",
+        "polri/polda-sultra",
+        "--idle-exit",
+        "2",
+    ]));
+    assert!(out.status.success());
+    let events = lines(&out);
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["event"]["source"], "imigrasi/kanim-kendari");
+    assert!(
+        events[0]["event"]["subject"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("psn_")
+    );
+    let cursor = events[0]["cursor"].as_str().unwrap().to_owned();
+    let out = run(timpora(dir.path()).args([
+        "subscribe",
+        "--identity",
+        "polri/polda-sultra",
+        "--cursor",
+        &cursor,
+        "--limit",
+        "1",
+    ]));
+    assert_eq!(lines(&out)[0]["event"]["id"], "cli-3");
+
+    // A village may not read; the error says so and the exit status is non-zero.
+    let out = run(timpora(dir.path()).args([
+        "subscribe",
+        "--identity",
+        "desa/74.02.05.2001",
+        "--limit",
+        "1",
+    ]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("may not read"));
+
+    // SIGTERM drains and exits cleanly.
+    let pid = gateway.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(s) = gateway.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "gateway did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "{code:?}");
+}
+
+#[test]
+fn cli_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing =
+        run(timpora(dir.path()).args(["--config", "/nonexistent.toml", "config", "print"]));
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("does not exist"));
+    let port = free_port().unwrap();
+    let unreachable = run(timpora(dir.path()).args([
+        "bus",
+        "status",
+        "--nats-url",
+        &format!("nats://127.0.0.1:{port}"),
+    ]));
+    assert!(!unreachable.status.success());
+    assert!(String::from_utf8_lossy(&unreachable.stderr).contains("is nats-server running"));
+    let printed = run(timpora(dir.path()).args(["config", "print"]));
+    assert!(String::from_utf8_lossy(&printed.stdout).contains("duplicate_window_secs = 600"));
+}

@@ -1,6 +1,8 @@
 //! The real binary against a real nats-server: `dev init`, `gateway` (mutual TLS with the
 //! generated credentials), `bus status`, `publish` with bad lines, `subscribe`, graceful stop.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

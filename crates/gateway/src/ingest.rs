@@ -514,15 +514,15 @@ impl Check<'_> {
         if !raw && p.token.is_empty() {
             self.add(field, "a person needs a nik, a passport_number or a token");
         }
-        if !p.nik.is_empty() {
-            if let Some(e) = v::check_nik(&p.nik) {
-                self.add(&format!("{field}.nik"), e);
-            }
+        if !p.nik.is_empty()
+            && let Some(e) = v::check_nik(&p.nik)
+        {
+            self.add(&format!("{field}.nik"), e);
         }
-        if !p.passport_number.is_empty() {
-            if let Some(e) = v::check_passport(&p.passport_number) {
-                self.add(&format!("{field}.passport_number"), e);
-            }
+        if !p.passport_number.is_empty()
+            && let Some(e) = v::check_passport(&p.passport_number)
+        {
+            self.add(&format!("{field}.passport_number"), e);
         }
         if p.name.chars().count() > 128 {
             self.add(&format!("{field}.name"), "at most 128 characters");
@@ -566,10 +566,10 @@ impl Check<'_> {
         if r.name.chars().count() > 128 {
             self.add(&format!("{field}.name"), "at most 128 characters");
         }
-        if !r.village_code.is_empty() {
-            if let Some(e) = v::check_area(&r.village_code) {
-                self.add(&format!("{field}.village_code"), e);
-            }
+        if !r.village_code.is_empty()
+            && let Some(e) = v::check_area(&r.village_code)
+        {
+            self.add(&format!("{field}.village_code"), e);
         }
         if !r.token.is_empty() {
             if raw {

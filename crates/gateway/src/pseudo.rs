@@ -56,7 +56,7 @@ impl std::fmt::Debug for Pseudonymiser {
 /// Decode a hex key of at least 32 bytes.
 pub fn parse_hex_key(text: &str) -> Result<Vec<u8>, String> {
     let t = text.trim();
-    if t.len() % 2 != 0 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !t.len().is_multiple_of(2) || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err("key must be hex".into());
     }
     let bytes: Vec<u8> = (0..t.len())

@@ -232,12 +232,12 @@ impl NatsServer {
         self.child = Some(child);
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(p) = read_ports_file(&ports_dir) {
-                if TcpStream::connect(("127.0.0.1", p)).is_ok() {
-                    self.port = p;
-                    tracing::debug!(port = p, "nats-server ready");
-                    return Ok(());
-                }
+            if let Some(p) = read_ports_file(&ports_dir)
+                && TcpStream::connect(("127.0.0.1", p)).is_ok()
+            {
+                self.port = p;
+                tracing::debug!(port = p, "nats-server ready");
+                return Ok(());
             }
             if !self.is_running() || Instant::now() > deadline {
                 let log = self.log();

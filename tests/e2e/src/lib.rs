@@ -37,12 +37,15 @@ impl tonic::service::Interceptor for Bearer {
 /// A channel that authenticates with a token.
 pub type Authed = InterceptedService<Channel, Bearer>;
 
+/// A change to the gateway config before start.
+type Configure = Box<dyn FnOnce(&mut Config)>;
+
 /// How to start a sandbox.
 #[derive(Default)]
 pub struct HubBuilder {
     tls: bool,
     tokens: bool,
-    config: Option<Box<dyn FnOnce(&mut Config)>>,
+    config: Option<Configure>,
 }
 
 impl HubBuilder {

@@ -2,6 +2,8 @@
 //! pseudonymised entities, the source from the caller's identity and the agency's subject; a
 //! reader with the right to read receives it and one without does not.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
 use std::time::Duration;
 
 use futures::StreamExt;

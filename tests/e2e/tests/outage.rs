@@ -1,6 +1,8 @@
 //! NATS stopped mid-run: calls fail `UNAVAILABLE` (never a false acknowledgement); after restart
 //! the gateway recovers by itself, and every acknowledged event is in the stream exactly once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -1,6 +1,8 @@
 //! Raw identifiers appear nowhere: the stream's stored bytes and everything the hub logged
 //! (at the most verbose level) are searched for the NIK, passport number, phone and name sent.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 

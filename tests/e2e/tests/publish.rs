@@ -1,5 +1,7 @@
 //! Publishing semantics: duplicates, `PublishStream` ordering, one rejection per bad event.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
 use futures::StreamExt;
 use timpora_e2e::Hub;
 use timpora_e2e::fixtures::*;

@@ -1,6 +1,8 @@
 //! Identity and authorisation: unauthenticated calls, other agencies' event types, mutual TLS
 //! with the right CA, without a certificate, and with another CA's certificate.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
 use timpora_e2e::Hub;
 use timpora_e2e::fixtures::*;
 use timpora_e2e::v1::bp3mi_service_client::Bp3miServiceClient;

@@ -1,6 +1,8 @@
 //! Bad input: every validation rule gets `INVALID_ARGUMENT` with a `google.rpc.BadRequest` naming
 //! the field; nothing of the request is stored; the server keeps answering.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
 use std::time::{Duration, SystemTime};
 
 use timpora_e2e::Hub;
@@ -11,6 +13,9 @@ use timpora_e2e::v1::imigrasi_service_client::ImigrasiServiceClient;
 use timpora_e2e::v1::*;
 use tonic::Code;
 use tonic_types::StatusExt;
+
+/// A change that makes a valid request invalid.
+type Mutation = Box<dyn FnOnce(&mut RecordPassportInterviewRequest)>;
 
 /// The fields a rejected status names.
 fn fields(status: &tonic::Status) -> Vec<String> {
@@ -46,7 +51,7 @@ fn applicant(r: &mut RecordPassportInterviewRequest) -> &mut Person {
 #[tokio::test]
 async fn each_rule_names_its_field_and_nothing_is_stored() {
     let hub = Hub::start().await.unwrap();
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut RecordPassportInterviewRequest)>)> = vec![
+    let cases: Vec<(&str, Mutation)> = vec![
         (
             "interview.applicant.nik",
             Box::new(|r| applicant(r).nik = "74020541079".into()),

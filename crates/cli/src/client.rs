@@ -46,7 +46,7 @@ pub struct ConnectArgs {
 
 /// Adds the bearer token, when there is one, to every call.
 #[derive(Clone)]
-pub struct Auth(Option<MetadataValue<Ascii>>);
+pub struct Auth(pub Option<MetadataValue<Ascii>>);
 
 impl tonic::service::Interceptor for Auth {
     fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
@@ -104,7 +104,9 @@ pub async fn connect(cfg: &Config, data_dir: &Path, a: &ConnectArgs) -> anyhow::
     }
     let mut endpoint = Channel::from_shared(url.clone())
         .with_context(|| format!("{url} is not a valid gateway URL"))?
-        .connect_timeout(Duration::from_secs(5));
+        .connect_timeout(Duration::from_secs(5))
+        .initial_stream_window_size(timpora_gateway::H2_STREAM_WINDOW)
+        .initial_connection_window_size(timpora_gateway::H2_CONNECTION_WINDOW);
     if tls {
         let mut cfg_tls = ClientTlsConfig::new().domain_name(&a.tls_domain);
         let ca = a.ca.clone().or_else(|| {

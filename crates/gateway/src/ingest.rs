@@ -180,18 +180,46 @@ fn entity(kind: EntityKind, id: &str, role: &str) -> EntityRef {
     }
 }
 
+/// A payload field's name, made into text only when it is reported.
+#[derive(Debug, Clone, Copy)]
+struct Field {
+    name: &'static str,
+    index: Option<usize>,
+}
+
+impl Field {
+    fn new(name: &'static str) -> Self {
+        Self { name, index: None }
+    }
+}
+
+impl From<&'static str> for Field {
+    fn from(name: &'static str) -> Self {
+        Self::new(name)
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.index {
+            Some(i) => write!(f, "{}[{i}]", self.name),
+            None => f.write_str(self.name),
+        }
+    }
+}
+
 /// A place in a payload where an entity is mentioned.
 enum Slot<'a> {
-    Person(String, &'static str, &'a mut Person),
-    Recruiter(String, &'static str, &'a mut Recruiter),
+    Person(Field, &'static str, &'a mut Person),
+    Recruiter(Field, &'static str, &'a mut Recruiter),
     /// A P3MI licence number (may be empty where optional).
-    Company(String, &'a str),
+    Company(Field, &'a str),
     /// A village code (may be empty where optional).
-    Village(String, &'static str, &'a str),
+    Village(Field, &'static str, &'a str),
     /// A checkpoint code.
-    Checkpoint(String, &'a str),
+    Checkpoint(Field, &'a str),
     /// A case number.
-    Case(String, &'a str),
+    Case(Field, &'a str),
 }
 
 fn indexed(name: &str, i: usize) -> String {
@@ -200,19 +228,43 @@ fn indexed(name: &str, i: usize) -> String {
 
 /// Visit every entity a payload mentions, with its field name and role.
 fn walk(payload: &mut Payload, f: &mut dyn FnMut(Slot<'_>)) {
-    fn persons(list: &mut [Person], name: &str, role: &'static str, f: &mut dyn FnMut(Slot<'_>)) {
+    fn persons(
+        list: &mut [Person],
+        name: &'static str,
+        role: &'static str,
+        f: &mut dyn FnMut(Slot<'_>),
+    ) {
         for (i, p) in list.iter_mut().enumerate() {
-            f(Slot::Person(indexed(name, i), role, p));
+            f(Slot::Person(
+                Field {
+                    name,
+                    index: Some(i),
+                },
+                role,
+                p,
+            ));
         }
     }
-    fn recruiters(list: &mut [Recruiter], name: &str, f: &mut dyn FnMut(Slot<'_>)) {
+    fn recruiters(list: &mut [Recruiter], name: &'static str, f: &mut dyn FnMut(Slot<'_>)) {
         for (i, r) in list.iter_mut().enumerate() {
-            f(Slot::Recruiter(indexed(name, i), "recruiter", r));
+            f(Slot::Recruiter(
+                Field {
+                    name,
+                    index: Some(i),
+                },
+                "recruiter",
+                r,
+            ));
         }
     }
-    fn one(p: &mut Option<Person>, name: &str, role: &'static str, f: &mut dyn FnMut(Slot<'_>)) {
+    fn one(
+        p: &mut Option<Person>,
+        name: &'static str,
+        role: &'static str,
+        f: &mut dyn FnMut(Slot<'_>),
+    ) {
         if let Some(p) = p {
-            f(Slot::Person(name.to_owned(), role, p));
+            f(Slot::Person(Field::new(name), role, p));
         }
     }
     match payload {
@@ -231,7 +283,7 @@ fn walk(payload: &mut Payload, f: &mut dyn FnMut(Slot<'_>)) {
         }
         Payload::CpmiStatus(x) => {
             one(&mut x.person, "person", "cpmi", f);
-            f(Slot::Company("p3mi_licence".into(), &x.p3mi_licence));
+            f(Slot::Company(Field::new("p3mi_licence"), &x.p3mi_licence));
         }
         Payload::Repatriation(x) => {
             one(&mut x.person, "person", "returnee", f);
@@ -243,10 +295,10 @@ fn walk(payload: &mut Payload, f: &mut dyn FnMut(Slot<'_>)) {
         }
         Payload::Recommendation(x) => {
             one(&mut x.person, "person", "applicant", f);
-            f(Slot::Company("p3mi_licence".into(), &x.p3mi_licence));
+            f(Slot::Company(Field::new("p3mi_licence"), &x.p3mi_licence));
         }
         Payload::CompanyLicence(x) => {
-            f(Slot::Company("p3mi_licence".into(), &x.p3mi_licence));
+            f(Slot::Company(Field::new("p3mi_licence"), &x.p3mi_licence));
         }
         Payload::CommunityReport(x) => {
             persons(&mut x.persons, "persons", "resident", f);
@@ -259,25 +311,25 @@ fn walk(payload: &mut Payload, f: &mut dyn FnMut(Slot<'_>)) {
         }
         Payload::RecruiterReport(x) => {
             if let Some(r) = &mut x.recruiter {
-                f(Slot::Recruiter("recruiter".into(), "recruiter", r));
+                f(Slot::Recruiter(Field::new("recruiter"), "recruiter", r));
             }
             persons(&mut x.persons, "persons", "person", f);
         }
         Payload::Investigation(x) => {
             persons(&mut x.persons, "persons", "person", f);
             recruiters(&mut x.recruiters, "recruiters", f);
-            f(Slot::Case("case_number".into(), &x.case_number));
+            f(Slot::Case(Field::new("case_number"), &x.case_number));
         }
         Payload::VictimService(x) => {
             one(&mut x.person, "person", "victim", f);
         }
         Payload::Prosecution(x) => {
-            f(Slot::Case("case_number".into(), &x.case_number));
+            f(Slot::Case(Field::new("case_number"), &x.case_number));
         }
         Payload::CaseStatusChanged(x) => {
             persons(&mut x.persons, "persons", "person", f);
             recruiters(&mut x.recruiters, "recruiters", f);
-            f(Slot::Case("case_id".into(), &x.case_id));
+            f(Slot::Case(Field::new("case_id"), &x.case_id));
         }
     }
 }
@@ -336,7 +388,7 @@ struct Check<'a> {
 }
 
 impl Check<'_> {
-    fn add(&mut self, field: &str, why: impl Into<String>) {
+    fn add(&mut self, field: impl std::fmt::Display, why: impl Into<String>) {
         self.vs.add(format!("{}{field}", self.prefix), why);
     }
 
@@ -357,7 +409,7 @@ impl Check<'_> {
     fn enum_list<E: TryFrom<i32>>(&mut self, field: &str, values: &[i32]) {
         for (i, &value) in values.iter().enumerate() {
             if value == 0 || E::try_from(value).is_err() {
-                self.add(&indexed(field, i), format!("not a valid value: {value}"));
+                self.add(indexed(field, i), format!("not a valid value: {value}"));
             }
         }
     }
@@ -385,7 +437,7 @@ impl Check<'_> {
         }
     }
 
-    fn ident(&mut self, field: &str, value: &str, max: usize) {
+    fn ident(&mut self, field: impl std::fmt::Display, value: &str, max: usize) {
         if let Some(e) = v::check_ident(value, max) {
             self.add(field, e);
         }
@@ -480,7 +532,7 @@ impl Check<'_> {
                 self.enum_req::<CaseKind>("kind", x.kind);
                 self.enum_req::<CaseStatus>("status", x.status);
                 for (i, id) in x.linked_alert_ids.iter().enumerate() {
-                    self.ident(&indexed("linked_alert_ids", i), id, 128);
+                    self.ident(indexed("linked_alert_ids", i), id, 128);
                 }
                 self.count("persons", x.persons.len());
                 self.count("recruiters", x.recruiters.len());
@@ -491,25 +543,25 @@ impl Check<'_> {
     /// Checks of one mentioned entity.
     fn slot(&mut self, slot: Slot<'_>) {
         match slot {
-            Slot::Person(field, _, p) => self.person(&field, p),
-            Slot::Recruiter(field, _, r) => self.recruiter(&field, r),
-            Slot::Company(field, id) if !id.is_empty() => self.ident(&field, id, 64),
+            Slot::Person(field, _, p) => self.person(field, p),
+            Slot::Recruiter(field, _, r) => self.recruiter(field, r),
+            Slot::Company(field, id) if !id.is_empty() => self.ident(field, id, 64),
             Slot::Village(field, _, id) if !id.is_empty() => {
                 if let Some(e) = v::check_village(id) {
-                    self.add(&field, e);
+                    self.add(field, e);
                 }
             }
             Slot::Checkpoint(field, id) if !id.is_empty() => {
                 if let Some(e) = v::check_checkpoint(id) {
-                    self.add(&field, e);
+                    self.add(field, e);
                 }
             }
-            Slot::Case(field, id) => self.ident(&field, id, 64),
+            Slot::Case(field, id) => self.ident(field, id, 64),
             _ => {}
         }
     }
 
-    fn person(&mut self, field: &str, p: &Person) {
+    fn person(&mut self, field: Field, p: &Person) {
         let raw = !p.nik.is_empty() || !p.passport_number.is_empty();
         if !raw && p.token.is_empty() {
             self.add(field, "a person needs a nik, a passport_number or a token");
@@ -517,35 +569,35 @@ impl Check<'_> {
         if !p.nik.is_empty()
             && let Some(e) = v::check_nik(&p.nik)
         {
-            self.add(&format!("{field}.nik"), e);
+            self.add(format!("{field}.nik"), e);
         }
         if !p.passport_number.is_empty()
             && let Some(e) = v::check_passport(&p.passport_number)
         {
-            self.add(&format!("{field}.passport_number"), e);
+            self.add(format!("{field}.passport_number"), e);
         }
         if p.name.chars().count() > 128 {
-            self.add(&format!("{field}.name"), "at most 128 characters");
+            self.add(format!("{field}.name"), "at most 128 characters");
         }
         if !p.token.is_empty() {
             if raw {
                 self.add(
-                    &format!("{field}.token"),
+                    format!("{field}.token"),
                     "set by the hub when nik or passport_number is given",
                 );
             } else if let Some(e) = v::check_token(&p.token, "psn_") {
-                self.add(&format!("{field}.token"), e);
+                self.add(format!("{field}.token"), e);
             }
         }
         if !p.passport_token.is_empty() {
-            self.add(&format!("{field}.passport_token"), "set by the hub");
+            self.add(format!("{field}.passport_token"), "set by the hub");
         }
         if !p.name_token.is_empty() {
-            self.add(&format!("{field}.name_token"), "set by the hub");
+            self.add(format!("{field}.name_token"), "set by the hub");
         }
     }
 
-    fn recruiter(&mut self, field: &str, r: &Recruiter) {
+    fn recruiter(&mut self, field: Field, r: &Recruiter) {
         let raw = !r.phone.is_empty() || !r.name.is_empty();
         if !raw && r.token.is_empty() {
             self.add(
@@ -555,30 +607,30 @@ impl Check<'_> {
         }
         if !r.phone.is_empty() {
             if let Some(e) = v::check_phone(&r.phone) {
-                self.add(&format!("{field}.phone"), e);
+                self.add(format!("{field}.phone"), e);
             }
         } else if !r.name.is_empty() && r.village_code.is_empty() {
             self.add(
-                &format!("{field}.village_code"),
+                format!("{field}.village_code"),
                 "required when the recruiter is known by name",
             );
         }
         if r.name.chars().count() > 128 {
-            self.add(&format!("{field}.name"), "at most 128 characters");
+            self.add(format!("{field}.name"), "at most 128 characters");
         }
         if !r.village_code.is_empty()
             && let Some(e) = v::check_area(&r.village_code)
         {
-            self.add(&format!("{field}.village_code"), e);
+            self.add(format!("{field}.village_code"), e);
         }
         if !r.token.is_empty() {
             if raw {
                 self.add(
-                    &format!("{field}.token"),
+                    format!("{field}.token"),
                     "set by the hub when phone or name is given",
                 );
             } else if let Some(e) = v::check_token(&r.token, "rec_") {
-                self.add(&format!("{field}.token"), e);
+                self.add(format!("{field}.token"), e);
             }
         }
     }

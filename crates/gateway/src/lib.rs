@@ -10,6 +10,7 @@ pub mod pki;
 pub mod policy;
 pub mod pseudo;
 mod services;
+pub use services::STREAM_WINDOW;
 mod trace;
 pub mod validate;
 
@@ -121,6 +122,11 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
 }
 
+/// HTTP/2 stream flow-control window the gateway (and its clients) advertise.
+pub const H2_STREAM_WINDOW: u32 = 4 << 20;
+/// HTTP/2 connection flow-control window.
+pub const H2_CONNECTION_WINDOW: u32 = 8 << 20;
+
 /// Serve the gateway on `listener` until `shutdown` completes, then drain in-flight calls.
 pub async fn serve(
     config: Config,
@@ -140,6 +146,9 @@ pub async fn serve(
 
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        // Large flow-control windows let a PublishStream keep hundreds of events in flight.
+        .initial_stream_window_size(Some(H2_STREAM_WINDOW))
+        .initial_connection_window_size(Some(H2_CONNECTION_WINDOW))
         .tcp_nodelay(true);
     if let Some(tls) = &config.tls {
         let identity = TlsIdentity::from_pem(read(&tls.cert)?, read(&tls.key)?);

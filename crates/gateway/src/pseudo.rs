@@ -79,14 +79,20 @@ pub fn generate_hex_key() -> Result<String, Error> {
     Ok(hex(&key))
 }
 
+/// Lowercase hex of `bytes`, appended to `out`.
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    let mut s = String::new();
+    push_hex(&mut s, bytes);
+    s
 }
 
 impl Pseudonymiser {
@@ -147,7 +153,10 @@ impl Pseudonymiser {
         mac.update(&[0]);
         mac.update(value.as_bytes());
         let out = mac.finalize().into_bytes();
-        format!("{prefix}{}", hex(&out[..16]))
+        let mut token = String::with_capacity(prefix.len() + 32);
+        token.push_str(prefix);
+        push_hex(&mut token, &out[..16]);
+        token
     }
 
     /// `psn_…` for a NIK.

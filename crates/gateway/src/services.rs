@@ -89,7 +89,7 @@ async fn submit(
 
 fn log_outcome(who: &Identity, id: &str, result: &Result<PublishAck, Error>) {
     match result {
-        Ok(ack) => tracing::info!(
+        Ok(ack) => tracing::debug!(
             source = %who, event_id = %id, event_type = %ack.r#type,
             sequence = ack.sequence, duplicate = ack.duplicate, "event stored"
         ),
@@ -202,7 +202,7 @@ struct EventBus {
 }
 
 /// Events of one `PublishStream` in flight at once (pipelined JetStream acknowledgements).
-const STREAM_WINDOW: usize = 512;
+pub const STREAM_WINDOW: usize = 512;
 
 fn bus_paths(ev: &Event) -> Paths {
     let payload = ev

@@ -1,21 +1,7 @@
 //! W3C trace context: continue the caller's trace (`traceparent` metadata) with a new span id,
 //! or start a new trace; the result travels in the event and its NATS headers.
 
-use std::fmt::Write;
-
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    if getrandom::fill(&mut buf).is_err() {
-        // Without randomness the trace is still valid, only not unique.
-        buf.iter_mut()
-            .enumerate()
-            .for_each(|(i, b)| *b = i as u8 + 1);
-    }
-    buf.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
+use crate::pseudo::push_hex;
 
 fn valid_trace_id(s: &str) -> bool {
     s.len() == 32
@@ -40,8 +26,27 @@ pub fn traceparent<T>(req: &tonic::Request<T>) -> String {
                 _ => None,
             }
         });
-    let (trace, flags) = incoming.unwrap_or_else(|| (random_hex(16), "01".to_owned()));
-    format!("00-{trace}-{}-{flags}", random_hex(8))
+    let mut random = [0u8; 24];
+    if getrandom::fill(&mut random).is_err() {
+        // Without randomness the trace is still valid, only not unique.
+        random
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = i as u8 + 1);
+    }
+    let (trace, flags) = incoming.unwrap_or_else(|| {
+        let mut t = String::with_capacity(32);
+        push_hex(&mut t, &random[..16]);
+        (t, "01".to_owned())
+    });
+    let mut out = String::with_capacity(55);
+    out.push_str("00-");
+    out.push_str(&trace);
+    out.push('-');
+    push_hex(&mut out, &random[16..]);
+    out.push('-');
+    out.push_str(&flags);
+    out
 }
 
 #[cfg(test)]

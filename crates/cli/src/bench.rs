@@ -40,6 +40,9 @@ pub struct IngestArgs {
     /// Events in each throughput run.
     #[arg(long, default_value_t = 50_000)]
     pub events: usize,
+    /// Alternating hub/raw throughput rounds; the report gives each side's median.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
     /// Sequential calls in each latency run.
     #[arg(long, default_value_t = 2_000)]
     pub samples: usize,
@@ -51,12 +54,16 @@ pub struct IngestArgs {
 #[derive(Debug, Serialize)]
 struct Report {
     events: usize,
+    rounds: usize,
     samples: usize,
     event_bytes: usize,
     tls: bool,
     hub_events_per_s: f64,
     raw_events_per_s: f64,
     ratio: f64,
+    /// Every round's rate, in run order.
+    hub_rounds: Vec<f64>,
+    raw_rounds: Vec<f64>,
     unary_p50_us: u64,
     unary_p99_us: u64,
     raw_sync_p50_us: u64,
@@ -225,9 +232,16 @@ pub async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     let sample = last_message(&hub_bus).await?;
     raw_pipelined(&raw_bus, &sample, "warm", 1_000).await?;
 
-    // (a) and (b): throughput.
-    let hub_secs = hub_stream(&mut client, "tput", a.events).await?;
-    let raw_secs = raw_pipelined(&raw_bus, &sample, "tput", a.events).await?;
+    // (a) and (b): throughput, alternating so that drift on the machine favours neither side.
+    let mut hub_rounds = Vec::new();
+    let mut raw_rounds = Vec::new();
+    for r in 0..a.rounds {
+        let phase = format!("tput{r}");
+        let secs = hub_stream(&mut client, &phase, a.events).await?;
+        hub_rounds.push((a.events as f64 / secs).round());
+        let secs = raw_pipelined(&raw_bus, &sample, &phase, a.events).await?;
+        raw_rounds.push((a.events as f64 / secs).round());
+    }
 
     // (c) and (d): latency of one call at a time.
     let mut unary = Histogram::<u64>::new(3)?;
@@ -279,10 +293,13 @@ pub async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     }
     drop(own_server);
 
-    let hub_rate = a.events as f64 / hub_secs;
-    let raw_rate = a.events as f64 / raw_secs;
+    let hub_rate = median(&hub_rounds);
+    let raw_rate = median(&raw_rounds);
     let report = Report {
         events: a.events,
+        rounds: a.rounds,
+        hub_rounds,
+        raw_rounds,
         samples: a.samples,
         event_bytes: sample.payload.len(),
         tls: a.tls,
@@ -304,7 +321,8 @@ pub async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
-            "ingest benchmark ({} events of {} bytes, {} latency samples, {})",
+            "ingest benchmark ({} rounds of {} events of {} bytes, {} latency samples, {})",
+            report.rounds,
             report.events,
             report.event_bytes,
             report.samples,
@@ -315,7 +333,7 @@ pub async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
             }
         );
         println!(
-            "  throughput  hub PublishStream {:>10.0} events/s   raw JetStream {:>10.0} msgs/s   ratio {:.3} (target >= 0.5)",
+            "  throughput  hub PublishStream {:>10.0} events/s   raw JetStream {:>10.0} msgs/s   ratio {:.3} (target >= 0.5; medians)",
             report.hub_events_per_s, report.raw_events_per_s, report.ratio
         );
         println!(
@@ -333,6 +351,12 @@ pub async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {

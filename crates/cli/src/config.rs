@@ -76,6 +76,15 @@ mod tests {
     }
 
     #[test]
+    fn the_deployment_example_is_a_valid_config() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/timpora.example.toml");
+        let c = load(Some(&p)).unwrap();
+        assert_eq!(c.bus.replicas, 3);
+        assert!(c.gateway.tls.is_some() && c.gateway.tokens.is_empty());
+        c.gateway.policy.validate().unwrap();
+    }
+
+    #[test]
     fn effective_config_round_trips_through_toml() {
         let c = Config::default();
         let text = toml::to_string_pretty(&c).unwrap();

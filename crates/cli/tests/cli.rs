@@ -213,3 +213,32 @@ fn cli_errors_are_clear() {
     let printed = run(timpora(dir.path()).args(["config", "print"]));
     assert!(String::from_utf8_lossy(&printed.stdout).contains("duplicate_window_secs = 600"));
 }
+
+#[test]
+fn bench_ingest_reports_every_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(timpora(dir.path()).args([
+        "bench",
+        "ingest",
+        "--json",
+        "--events",
+        "2000",
+        "--samples",
+        "50",
+    ]));
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for field in [
+        "hub_events_per_s",
+        "raw_events_per_s",
+        "ratio",
+        "unary_p50_us",
+        "unary_p99_us",
+        "raw_sync_p50_us",
+        "grpc_floor_p50_us",
+    ] {
+        assert!(report[field].as_f64().unwrap() > 0.0, "{field} in {report}");
+    }
+    assert_eq!(report["events"], 2000);
+    assert!(report["event_bytes"].as_u64().unwrap() > 100);
+}

@@ -27,10 +27,12 @@ use crate::validate::{self as v, Limits, Violations};
 /// bus, `meta.` and `interview.` for a typed agency call.
 #[derive(Debug, Clone)]
 pub struct Paths {
-    /// Prefix of envelope fields.
-    pub meta: String,
-    /// Prefix of payload fields.
-    pub payload: String,
+    /// Prefix of envelope fields (`event.` or `meta.`).
+    pub meta: &'static str,
+    /// Where the payload sits (`event.` for the generic bus, empty for a typed call).
+    pub payload_parent: &'static str,
+    /// The payload's field name (`passport_interview`, `interview`).
+    pub payload: &'static str,
 }
 
 /// The shared pipeline.
@@ -87,7 +89,7 @@ impl Ingest {
                 info.name
             )));
         }
-        let m = &paths.meta;
+        let m = paths.meta;
         if !ev.r#type.is_empty() && ev.r#type != info.name {
             vs.add(
                 format!("{m}type"),
@@ -118,7 +120,8 @@ impl Ingest {
         };
         let mut c = Check {
             vs: &mut vs,
-            prefix: &paths.payload,
+            parent: paths.payload_parent,
+            payload: paths.payload,
             limits: &self.limits,
         };
         c.payload(payload);
@@ -380,16 +383,18 @@ fn pseudonymise(slot: Slot<'_>, ps: &Pseudonymiser, out: &mut Vec<EntityRef>) {
     }
 }
 
-/// Collects the payload's violations under a field prefix.
+/// Collects the payload's violations under the payload's field path.
 struct Check<'a> {
     vs: &'a mut Violations,
-    prefix: &'a str,
+    parent: &'static str,
+    payload: &'static str,
     limits: &'a Limits,
 }
 
 impl Check<'_> {
     fn add(&mut self, field: impl std::fmt::Display, why: impl Into<String>) {
-        self.vs.add(format!("{}{field}", self.prefix), why);
+        self.vs
+            .add(format!("{}{}.{field}", self.parent, self.payload), why);
     }
 
     fn required(&mut self, field: &str, present: bool) {

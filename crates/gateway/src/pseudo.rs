@@ -42,6 +42,8 @@ pub struct PseudonymConfig {
 pub struct Pseudonymiser {
     version: u32,
     keys: BTreeMap<u32, Vec<u8>>,
+    /// The active key's HMAC state, keyed once and cloned for every token.
+    keyed: HmacSha256,
 }
 
 impl std::fmt::Debug for Pseudonymiser {
@@ -133,7 +135,14 @@ impl Pseudonymiser {
                 "active pseudonym key version {version} is not configured"
             )));
         }
-        Ok(Self { version, keys })
+        let key = keys.get(&version).map(Vec::as_slice).unwrap_or_default();
+        let keyed = HmacSha256::new_from_slice(key)
+            .map_err(|e| Error::Config(format!("pseudonym key version {version}: {e}")))?;
+        Ok(Self {
+            version,
+            keys,
+            keyed,
+        })
     }
 
     /// The active key version.
@@ -142,13 +151,7 @@ impl Pseudonymiser {
     }
 
     fn token(&self, prefix: &str, domain: &str, value: &str) -> String {
-        let key = self
-            .keys
-            .get(&self.version)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        #[allow(clippy::expect_used)]
-        let mut mac = HmacSha256::new_from_slice(key).expect("hmac takes keys of any length");
+        let mut mac = self.keyed.clone();
         mac.update(domain.as_bytes());
         mac.update(&[0]);
         mac.update(value.as_bytes());

@@ -132,8 +132,9 @@ macro_rules! agency_service {
                     ..Default::default()
                 };
                 let paths = Paths {
-                    meta: "meta.".into(),
-                    payload: concat!(stringify!($field), ".").into(),
+                    meta: "meta.",
+                    payload_parent: "",
+                    payload: stringify!($field),
                 };
                 let ack = submit(&self.ingest, &who, ev, &paths, tp).await?;
                 Ok(Response::new($resp { ack: Some(ack) }))
@@ -205,14 +206,10 @@ struct EventBus {
 pub const STREAM_WINDOW: usize = 512;
 
 fn bus_paths(ev: &Event) -> Paths {
-    let payload = ev
-        .payload
-        .as_ref()
-        .map(|p| format!("event.{}.", payload_field(p)))
-        .unwrap_or_else(|| "event.".into());
     Paths {
-        meta: "event.".into(),
-        payload,
+        meta: "event.",
+        payload_parent: "event.",
+        payload: ev.payload.as_ref().map_or("payload", payload_field),
     }
 }
 

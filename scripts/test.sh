@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, clippy with -D warnings, and every unit, integration and
-# end-to-end test against real nats-server processes the tests start themselves.
+# The whole test suite: buf lint of the contract, formatting, clippy with -D warnings, and every
+# unit, integration and end-to-end test against real nats-server processes the tests start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NATS_SERVER_BIN=$(scripts/ensure-nats.sh)
 export NATS_SERVER_BIN
 echo "using $("$NATS_SERVER_BIN" --version) at $NATS_SERVER_BIN"
+
+# The contract follows buf's STANDARD lint rules; buf comes from its npm registry package.
+buf=.tools/node_modules/.bin/buf
+if [ ! -x "$buf" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq npm
+  fi
+  npm install --prefix .tools --no-audit --no-fund --silent @bufbuild/buf@1.75.0
+fi
+"$buf" lint
+echo "buf lint: ok"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -470,6 +470,25 @@ async fn subscribe_filters_and_resumes_from_its_cursor() {
     .await;
     assert_eq!(from4.len(), 1);
 
+    // From a time: the first event recorded at or after the third event's recorded time.
+    let third_at = first[2].event.as_ref().unwrap().recorded_at.unwrap();
+    let since = read_as(
+        &hub,
+        reader,
+        SubscribeRequest {
+            start: Some(subscribe_request::Start::StartTime(third_at)),
+            ..Default::default()
+        },
+        4,
+    )
+    .await;
+    assert_eq!(
+        since.first().map(|r| r.sequence),
+        Some(3),
+        "{:?}",
+        since.iter().map(|r| r.sequence).collect::<Vec<_>>()
+    );
+
     // Only new events: nothing old, then the next one published.
     let mut client = EventBusServiceClient::new(hub.as_agency(reader).await.unwrap());
     let mut live = client

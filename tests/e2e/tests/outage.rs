@@ -11,6 +11,37 @@ use timpora_e2e::fixtures::*;
 use timpora_e2e::v1::event_bus_service_client::EventBusServiceClient;
 use timpora_e2e::v1::*;
 use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+async fn health_of(hub: &Hub, service: &str) -> ServingStatus {
+    let mut h = HealthClient::new(hub.channel().await.unwrap());
+    let r = h
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ServingStatus::try_from(r.status).unwrap()
+}
+
+/// Poll health until it reports `want` (the gateway checks the NATS connection every 250 ms).
+async fn wait_health(hub: &Hub, want: ServingStatus) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = health_of(hub, "timpora.v1.EventBusService").await;
+        if got == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "health stayed {got:?}, wanted {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 #[tokio::test]
 async fn nats_outage_is_unavailable_and_acknowledged_events_survive_exactly_once() {
@@ -25,6 +56,7 @@ async fn nats_outage_is_unavailable_and_acknowledged_events_survive_exactly_once
         })
         .await
     };
+    wait_health(&hub, ServingStatus::Serving).await;
     for _ in 0..20 {
         publish(&mut c, i).await.unwrap();
         acked.push(format!("o-{i}"));
@@ -38,6 +70,7 @@ async fn nats_outage_is_unavailable_and_acknowledged_events_survive_exactly_once
         unavailable += 1;
         i += 1;
     }
+    wait_health(&hub, ServingStatus::NotServing).await;
     hub.nats.restart().unwrap();
     // The gateway reconnects by itself; publish until it accepts again, retrying refused ids.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -62,6 +95,7 @@ async fn nats_outage_is_unavailable_and_acknowledged_events_survive_exactly_once
         }
     }
     assert!(unavailable > 0);
+    wait_health(&hub, ServingStatus::Serving).await;
     let stored = hub.stored().await.unwrap();
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for (_, ev) in &stored {

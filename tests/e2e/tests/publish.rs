@@ -117,3 +117,102 @@ async fn publish_stream_acknowledges_in_order_and_rejects_bad_events_alone() {
     );
     assert_eq!(hub.stored().await.unwrap().len(), 198);
 }
+
+#[tokio::test]
+async fn trace_context_travels_from_the_call_into_the_nats_headers() {
+    let hub = Hub::start().await.unwrap();
+    let mut c = EventBusServiceClient::new(hub.as_agency("imigrasi/kanim-kendari").await.unwrap());
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut req = tonic::Request::new(PublishRequest {
+        event: Some(interview_event("tp-1", 1)),
+    });
+    req.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-00f067aa0ba902b7-01")
+            .parse()
+            .unwrap(),
+    );
+    let ack = c.publish(req).await.unwrap().into_inner().ack.unwrap();
+    c.publish(PublishRequest {
+        event: Some(interview_event("tp-2", 2)),
+    })
+    .await
+    .unwrap();
+
+    let stream = hub
+        .bus
+        .jetstream()
+        .get_stream(&hub.bus.topology().events_stream)
+        .await
+        .unwrap();
+    let raw = stream.get_raw_message(ack.sequence).await.unwrap();
+    let header = raw.headers.get("traceparent").unwrap().as_str().to_owned();
+    assert!(header.starts_with(&format!("00-{trace_id}-")), "{header}");
+    assert!(
+        !header.contains("00f067aa0ba902b7"),
+        "the hub's own span, not the caller's"
+    );
+    assert_eq!(
+        raw.headers.get("Nats-Msg-Id").unwrap().as_str(),
+        "imigrasi/kanim-kendari/tp-1"
+    );
+    assert_eq!(
+        raw.headers.get("Timpora-Classification").unwrap().as_str(),
+        "CLASSIFICATION_OPEN_TO_MEMBERS"
+    );
+    let stored = hub.stored().await.unwrap();
+    assert_eq!(
+        stored[0].1.traceparent, header,
+        "the envelope carries the same context"
+    );
+    // Without incoming context the hub starts a new trace.
+    assert!(!stored[1].1.traceparent.contains(trace_id));
+    assert_eq!(stored[1].1.traceparent.len(), 55);
+}
+
+#[tokio::test]
+async fn health_and_reflection_are_served() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let hub = Hub::start().await.unwrap();
+    let mut reflection = ServerReflectionClient::new(hub.channel().await.unwrap());
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(futures::stream::iter([req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = responses.next().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
+        panic!("unexpected reflection answer {first:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for s in [
+        "timpora.v1.ImigrasiService",
+        "timpora.v1.DesaService",
+        "timpora.v1.EventBusService",
+    ] {
+        assert!(names.contains(&s.to_owned()), "{s} in {names:?}");
+    }
+    let mut health =
+        tonic_health::pb::health_client::HealthClient::new(hub.channel().await.unwrap());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let r = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "timpora.v1.ImigrasiService".into(),
+            })
+            .await;
+        if matches!(&r, Ok(r) if r.get_ref().status == 1) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not serving: {r:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -148,8 +148,7 @@ pub async fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         // Large flow-control windows let a PublishStream keep hundreds of events in flight.
         .initial_stream_window_size(Some(H2_STREAM_WINDOW))
-        .initial_connection_window_size(Some(H2_CONNECTION_WINDOW))
-        .tcp_nodelay(true);
+        .initial_connection_window_size(Some(H2_CONNECTION_WINDOW));
     if let Some(tls) = &config.tls {
         let identity = TlsIdentity::from_pem(read(&tls.cert)?, read(&tls.key)?);
         let ca = Certificate::from_pem(read(&tls.client_ca)?);
@@ -176,11 +175,13 @@ pub async fn serve(
     let watcher = tokio::spawn(watch_bus(bus, health));
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, tls = config.tls.is_some(), "gateway listening");
+    // `serve_with_incoming` ignores the builder's TCP settings, so they are set on the incoming
+    // stream: without TCP_NODELAY every response waits on Nagle's algorithm.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)));
     let result = router
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     watcher.abort();
     tracing::info!("gateway stopped");

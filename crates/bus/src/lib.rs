@@ -217,11 +217,16 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 impl Bus {
     /// Connect to NATS at `url` (comma-separated for a cluster). Fails if no server answers.
     pub async fn connect(url: &str, name: &str, topology: Topology) -> Result<Self> {
+        let servers = url
+            .split(',')
+            .map(|u| u.trim().parse::<async_nats::ServerAddr>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Unavailable(format!("{url} is not a NATS URL list: {e}")))?;
         let client = async_nats::ConnectOptions::new()
             .name(name)
             .connection_timeout(Duration::from_secs(3))
             .max_reconnects(None)
-            .connect(url)
+            .connect(servers)
             .await
             .map_err(|e| Error::Unavailable(format!("cannot connect to {url}: {e}")))?;
         Ok(Self::new(client, topology, DEFAULT_TIMEOUT))

@@ -41,7 +41,15 @@ fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
 
 /// Finds the `nats-server` binary: `$NATS_SERVER_BIN`, else `PATH`, else `/usr/sbin`.
 pub fn find_binary() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os(BIN_ENV) {
+    find_binary_in(
+        std::env::var_os(BIN_ENV),
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )
+}
+
+/// [`find_binary`] with the environment given explicitly.
+fn find_binary_in(explicit: Option<std::ffi::OsString>, path: &std::ffi::OsStr) -> Result<PathBuf> {
+    if let Some(p) = explicit {
         let p = PathBuf::from(p);
         return if p.is_file() {
             Ok(p)
@@ -49,8 +57,7 @@ pub fn find_binary() -> Result<PathBuf> {
             Err(Error::NotFound)
         };
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
+    std::env::split_paths(path)
         .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/bin")])
         .map(|dir| dir.join("nats-server"))
         .find(|p| p.is_file())
@@ -352,8 +359,17 @@ mod tests {
 
     #[test]
     fn missing_binary_says_how_to_install() {
-        let msg = Error::NotFound.to_string();
+        let err = find_binary_in(Some("/nonexistent/nats-server".into()), "".as_ref()).unwrap_err();
+        assert!(matches!(err, Error::NotFound));
+        let msg = err.to_string();
         assert!(msg.contains("apt-get install nats-server"), "{msg}");
+        assert!(msg.contains(BIN_ENV), "{msg}");
+        // An explicit binary that exists is used as is.
+        let found = find_binary().unwrap();
+        assert_eq!(
+            find_binary_in(Some(found.clone().into()), "".as_ref()).unwrap(),
+            found
+        );
     }
 
     #[test]

@@ -1,0 +1,101 @@
+//! The topology against a real nats-server: created or updated idempotently, and a stream with
+//! three replicas on a three-node cluster keeps acknowledging with one node down.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+use std::time::{Duration, Instant, SystemTime};
+
+use timpora_bus::{Bus, Topology};
+use timpora_natsd::{Cluster, NatsServer};
+use timpora_proto::v1::event::Payload;
+use timpora_proto::v1::{Event, Prosecution};
+
+fn event(id: &str) -> Event {
+    Event {
+        id: id.into(),
+        source: "kejaksaan/kejati-sultra".into(),
+        r#type: "timpora.kejaksaan.prosecution.v1".into(),
+        time: Some(SystemTime::now().into()),
+        region: "74.71".into(),
+        payload: Some(Payload::Prosecution(Prosecution {
+            case_number: "PDM-1".into(),
+            status: 2,
+        })),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn ensure_topology_is_idempotent_and_updates_settings() {
+    let nats = NatsServer::start().unwrap();
+    let bus = Bus::connect(&nats.url(), "t", Topology::default())
+        .await
+        .unwrap();
+    bus.ensure_topology().await.unwrap();
+    bus.ensure_topology().await.unwrap();
+    let ack = bus
+        .publish(&event("e-1"))
+        .await
+        .unwrap()
+        .ack()
+        .await
+        .unwrap();
+    assert_eq!(ack.sequence, 1);
+
+    let changed = Topology {
+        duplicate_window_secs: 120,
+        ..Topology::default()
+    };
+    let bus2 = Bus::connect(&nats.url(), "t2", changed).await.unwrap();
+    bus2.ensure_topology().await.unwrap();
+    let status = bus2.status().await.unwrap();
+    assert_eq!(status.streams.len(), 1);
+    assert_eq!(status.streams[0].duplicate_window_secs, 120);
+    assert_eq!(status.streams[0].messages, 1, "updating kept the events");
+    // The stored record refuses deletion.
+    let stream = bus2.jetstream().get_stream("TIMPORA_EVENTS").await.unwrap();
+    assert!(stream.delete_message(1).await.is_err());
+}
+
+#[tokio::test]
+async fn three_replicas_survive_one_node_down() {
+    let mut cluster = Cluster::start().unwrap();
+    let topology = Topology {
+        replicas: 3,
+        ..Topology::default()
+    };
+    let bus = Bus::connect(&cluster.urls(), "t", topology).await.unwrap();
+    // The cluster elects a JetStream leader first.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = bus.ensure_topology().await {
+        assert!(Instant::now() < deadline, "no jetstream cluster: {e}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let status = bus.status().await.unwrap();
+    assert_eq!(status.streams[0].replicas, 3);
+    bus.publish(&event("c-1"))
+        .await
+        .unwrap()
+        .ack()
+        .await
+        .unwrap();
+
+    // Stop one node: the other two still form a quorum and acknowledge.
+    cluster.nodes[2].stop();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ack = loop {
+        match bus.publish(&event("c-2")).await {
+            Ok(pending) => match pending.ack().await {
+                Ok(ack) => break ack,
+                Err(e) => assert!(Instant::now() < deadline, "no ack with one node down: {e}"),
+            },
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "no publish with one node down: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(ack.sequence, 2);
+    assert!(!ack.duplicate);
+}

@@ -32,7 +32,7 @@ fi
 cat <<MSG
 
 gateway starting on https://localhost:50051 (mutual TLS; development credentials in $data/)
-  publish:   target/release/timpora publish events.ndjson --identity imigrasi/kanim-kendari
+  publish:   target/release/timpora publish examples/imigrasi-kanim-kendari.ndjson --identity imigrasi/kanim-kendari
   subscribe: target/release/timpora subscribe --identity polri/polda-sultra
   status:    target/release/timpora bus status
 Ctrl-C stops it.

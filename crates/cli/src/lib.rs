@@ -132,10 +132,21 @@ pub enum BenchCommand {
     Ingest(bench::IngestArgs),
 }
 
-/// Initialise logging to stderr; `RUST_LOG` sets the filter (default `info`).
-pub fn init_tracing(format: LogFormat) {
+impl Command {
+    /// Log filter when `RUST_LOG` is unset: services log their life at `info`; command-line
+    /// clients only say something when it goes wrong.
+    pub fn default_log_filter(&self) -> &'static str {
+        match self {
+            Command::Gateway(_) => "info",
+            _ => "warn",
+        }
+    }
+}
+
+/// Initialise logging to stderr; `RUST_LOG` sets the filter.
+pub fn init_tracing(format: LogFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

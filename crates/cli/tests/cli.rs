@@ -163,6 +163,27 @@ fn publish_subscribe_and_status_through_the_binary() {
     ]));
     assert_eq!(lines(&out)[0]["event"]["id"], "cli-3");
 
+    // The shipped examples are valid: every line stored, then every line a duplicate.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    for (file, identity) in [
+        ("imigrasi-kanim-kendari.ndjson", "imigrasi/kanim-kendari"),
+        ("desa-74.02.05.2001.ndjson", "desa/74.02.05.2001"),
+    ] {
+        for duplicate in [false, true] {
+            let out = run(timpora(dir.path())
+                .arg("publish")
+                .arg(examples.join(file))
+                .args(["--identity", identity]));
+            assert!(out.status.success(), "{file}");
+            let results = lines(&out);
+            assert!(!results.is_empty());
+            assert!(
+                results.iter().all(|r| r["duplicate"] == duplicate),
+                "{file}: {results:?}"
+            );
+        }
+    }
+
     // A village may not read; the error says so and the exit status is non-zero.
     let out = run(timpora(dir.path()).args([
         "subscribe",

@@ -316,7 +316,13 @@ impl event_bus_service_server::EventBusService for EventBus {
         tracing::info!(reader = %who, types = ?r.types, regions = ?r.regions, "subscription opened");
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(async move {
-            while let Some(item) = events.next().await {
+            loop {
+                // A reader that went away is noticed at once, not only at the next event.
+                let item = tokio::select! {
+                    _ = tx.closed() => break,
+                    item = events.next() => item,
+                };
+                let Some(item) = item else { break };
                 let out = match item {
                     Ok(d) => {
                         let class =

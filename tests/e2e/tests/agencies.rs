@@ -525,3 +525,28 @@ async fn subscribe_filters_and_resumes_from_its_cursor() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn a_reader_that_leaves_releases_its_consumer_without_further_events() {
+    let hub = Hub::start().await.unwrap();
+    let mut bus =
+        EventBusServiceClient::new(hub.as_agency("imigrasi/kanim-kendari").await.unwrap());
+    bus.publish(PublishRequest {
+        event: Some(interview_event("leave-1", 1)),
+    })
+    .await
+    .unwrap();
+    let got = read_as(&hub, "polri/polda-sultra", SubscribeRequest::default(), 1).await;
+    assert_eq!(got.len(), 1);
+    // `read_as` dropped its stream. No event follows; the gateway must still let go of the
+    // consumer (the server removes it once nobody pulls for 30 s).
+    let consumers = async || hub.bus.status().await.unwrap().streams[0].consumers.len();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
+    while consumers().await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the consumer outlived its reader"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

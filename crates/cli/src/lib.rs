@@ -68,9 +68,23 @@ pub enum Command {
     /// Show configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Correlation rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Benchmarks, each measured against raw async-nats in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Check a rule file: every error with its line and rule; exit status 1 if any.
+    Check {
+        /// The rule file (TOML).
+        file: PathBuf,
+    },
+    /// Print the default rule set (R1-R6), a starting point for your own.
+    Default,
 }
 
 #[derive(Debug, Args)]
@@ -198,8 +212,48 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => dev::init(&cli.data_dir, force, listen, &nats_url)?,
         Command::Config(ConfigCommand::Print) => print!("{}", toml::to_string_pretty(&cfg)?),
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await?,
+        Command::Rules(RulesCommand::Default) => print!("{}", timpora_rules::DEFAULT_RULES),
+        Command::Rules(RulesCommand::Check { file }) => return check_rules(&file),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn check_rules(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    match timpora_rules::parse(&text) {
+        Ok(set) => {
+            let rules: Vec<String> = set
+                .rules
+                .iter()
+                .map(|r| format!("{} ({})", r.id, r.severity.as_str()))
+                .collect();
+            println!(
+                "{}: rule set {} is valid: {} rules: {}",
+                file.display(),
+                set.version,
+                set.rules.len(),
+                rules.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                let rule = e
+                    .rule
+                    .as_ref()
+                    .map(|r| format!(" rule {r}:"))
+                    .unwrap_or_default();
+                eprintln!("{}:{}:{rule} {}", file.display(), e.line, e.message);
+            }
+            eprintln!(
+                "{}: {} errors; the rule set is not valid",
+                file.display(),
+                errors.0.len()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 fn apply_nats(cfg: &mut Config, args: &NatsArgs) {

@@ -263,3 +263,33 @@ fn bench_ingest_reports_every_figure() {
     assert_eq!(report["events"], 2000);
     assert!(report["event_bytes"].as_u64().unwrap() > 100);
 }
+
+#[test]
+fn rules_check_reports_lines_and_refuses_invalid_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules/default.toml");
+    let ok = run(timpora(dir.path()).args(["rules", "check"]).arg(&default));
+    assert!(ok.status.success());
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("6 rules: R1 (high)"));
+    let printed = run(timpora(dir.path()).args(["rules", "default"]));
+    assert_eq!(
+        String::from_utf8_lossy(&printed.stdout),
+        std::fs::read_to_string(&default).unwrap()
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "version = \"x\"\n[[rule]]\nid = \"Z\"\nname = \"z\"\nseverity = \"high\"\ngroup_by = \"person\"\n\
+         [rule.when]\ntypes = [\"timpora.bp3mi.repatriation.v1\"]\nreason = [\"VICTIMS\"]\n[rule.then]\nwithin = \"2w\"\n",
+    )
+    .unwrap();
+    let out = run(timpora(dir.path()).args(["rules", "check"]).arg(&bad));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml:9: rule Z: when.reason: unknown value \"VICTIMS\""),
+        "{err}"
+    );
+    assert!(err.contains("bad.toml:11: rule Z: then.within"), "{err}");
+}

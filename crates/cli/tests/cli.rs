@@ -139,7 +139,7 @@ fn publish_subscribe_and_status_through_the_binary() {
         "--identity",
         "polri/polda-sultra",
         "--idle-exit",
-        "2",
+        "4",
     ]));
     assert!(out.status.success());
     let events = lines(&out);

@@ -21,7 +21,7 @@ use imigrasi_service_client::ImigrasiServiceClient;
 use kejaksaan_service_client::KejaksaanServiceClient;
 use polri_service_client::PolriServiceClient;
 
-/// Read events from `Subscribe` until `n` arrived or nothing comes for a second.
+/// Read events from `Subscribe` until `n` arrived or the stream goes quiet.
 async fn read_as(
     hub: &Hub,
     identity: &str,
@@ -32,7 +32,10 @@ async fn read_as(
     let mut stream = client.subscribe(req).await.unwrap().into_inner();
     let mut out = Vec::new();
     while out.len() < n {
-        match tokio::time::timeout(Duration::from_secs(1), stream.next()).await {
+        // The first event may wait on the consumer being created (slow on a loaded machine);
+        // after it, a quiet second means the stream has nothing more that matches.
+        let wait = Duration::from_secs(if out.is_empty() { 5 } else { 1 });
+        match tokio::time::timeout(wait, stream.next()).await {
             Ok(Some(r)) => out.push(r.unwrap()),
             _ => break,
         }

@@ -1,0 +1,498 @@
+use std::time::{Duration, SystemTime};
+
+use timpora_proto::v1::event::Payload;
+use timpora_proto::v1::*;
+use timpora_rules::{DEFAULT_RULES, parse};
+
+use super::*;
+
+const DAY: u64 = 86_400;
+const LATENESS: Duration = Duration::from_secs(3_600);
+
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_000_000 + secs)
+}
+
+fn entity(kind: EntityKind, id: &str) -> EntityRef {
+    EntityRef {
+        kind: kind as i32,
+        id: id.into(),
+        role: String::new(),
+    }
+}
+
+fn event(
+    id: &str,
+    source: &str,
+    secs: u64,
+    region: &str,
+    payload: Payload,
+    entities: Vec<EntityRef>,
+) -> Event {
+    let info = timpora_proto::type_of(&payload);
+    Event {
+        id: id.into(),
+        source: source.into(),
+        r#type: info.name.into(),
+        time: Some(at(secs).into()),
+        region: region.into(),
+        entities,
+        payload: Some(payload),
+        ..Default::default()
+    }
+}
+
+fn interview(
+    id: &str,
+    office: &str,
+    person: &str,
+    secs: u64,
+    outcome: InterviewOutcome,
+    indicators: &[Indicator],
+) -> Event {
+    event(
+        id,
+        &format!("imigrasi/{office}"),
+        secs,
+        "74.71",
+        Payload::PassportInterview(PassportInterview {
+            outcome: outcome as i32,
+            indicators: indicators.iter().map(|i| *i as i32).collect(),
+            destination_country: "KH".into(),
+            ..Default::default()
+        }),
+        vec![entity(EntityKind::Person, person)],
+    )
+}
+
+fn check(id: &str, checkpoint: &str, person: &str, secs: u64, outcome: DepartureOutcome) -> Event {
+    event(
+        id,
+        "imigrasi/tpi",
+        secs,
+        "36.03",
+        Payload::DepartureCheck(DepartureCheck {
+            checkpoint_code: checkpoint.into(),
+            outcome: outcome as i32,
+            indicators: vec![Indicator::NoReturnTicket as i32],
+            destination_country: "MY".into(),
+            ..Default::default()
+        }),
+        vec![entity(EntityKind::Person, person)],
+    )
+}
+
+fn cpmi(id: &str, person: &str, company: &str, secs: u64, stage: CpmiStage) -> Event {
+    event(
+        id,
+        "bp3mi/bp3mi-sultra",
+        secs,
+        "74",
+        Payload::CpmiStatus(CpmiStatus {
+            stage: stage as i32,
+            destination_country: "TW".into(),
+            ..Default::default()
+        }),
+        vec![
+            entity(EntityKind::Person, person),
+            entity(EntityKind::Company, company),
+        ],
+    )
+}
+
+fn village_report(id: &str, persons: &[&str], secs: u64) -> Event {
+    event(
+        id,
+        "desa/74.02.05.2001",
+        secs,
+        "74.02.05.2001",
+        Payload::CommunityReport(CommunityReport {
+            kind: CommunityReportKind::ResidentPlanningDeparture as i32,
+            ..Default::default()
+        }),
+        persons
+            .iter()
+            .map(|p| entity(EntityKind::Person, p))
+            .collect(),
+    )
+}
+
+fn repatriation(id: &str, person: &str, secs: u64, reason: RepatriationReason) -> Event {
+    event(
+        id,
+        "bp3mi/bp3mi-sultra",
+        secs,
+        "74.02",
+        Payload::Repatriation(Repatriation {
+            reason: reason as i32,
+            country: "KH".into(),
+            ..Default::default()
+        }),
+        vec![entity(EntityKind::Person, person)],
+    )
+}
+
+fn licence(id: &str, company: &str, secs: u64, status: LicenceStatus) -> Event {
+    event(
+        id,
+        "disnaker/disnaker-konawe",
+        secs,
+        "74.02",
+        Payload::CompanyLicence(CompanyLicence {
+            status: status as i32,
+            ..Default::default()
+        }),
+        vec![entity(EntityKind::Company, company)],
+    )
+}
+
+fn recruiter_seen(id: &str, recruiter: &str, person: &str, village: &str, secs: u64) -> Event {
+    event(
+        id,
+        "polri/polda-sultra",
+        secs,
+        village,
+        Payload::RecruiterReport(RecruiterReport {
+            channel: ReportChannel::Hotline as i32,
+            ..Default::default()
+        }),
+        vec![
+            entity(EntityKind::Recruiter, recruiter),
+            entity(EntityKind::Person, person),
+        ],
+    )
+}
+
+fn engine() -> Engine {
+    Engine::new(parse(DEFAULT_RULES).unwrap(), LATENESS)
+}
+
+/// Every alert of a stream, then of a tick far past every horizon; sorted by id.
+fn run(events: &[Event]) -> Vec<Alert> {
+    let mut e = engine();
+    let mut out: Vec<Alert> = events.iter().flat_map(|ev| e.observe(ev)).collect();
+    out.extend(e.tick(at(400 * DAY)));
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+fn of<'a>(alerts: &'a [Alert], rule: &str) -> Vec<&'a Alert> {
+    alerts.iter().filter(|a| a.rule_id == rule).collect()
+}
+
+use DepartureOutcome as D;
+use InterviewOutcome as I;
+
+#[test]
+fn r1_fires_only_once_the_horizon_has_passed_in_event_time() {
+    let mut e = engine();
+    assert!(
+        e.observe(&interview(
+            "a",
+            "kanim-kendari",
+            "psn_1",
+            0,
+            I::Deferred,
+            &[]
+        ))
+        .is_empty()
+    );
+    let horizon = 30 * DAY + LATENESS.as_secs();
+    assert!(
+        of(&e.tick(at(horizon - 1)), "R1").is_empty(),
+        "not before the horizon"
+    );
+    let fired = e.tick(at(horizon));
+    let r1 = of(&fired, "R1");
+    assert_eq!(r1.len(), 1);
+    assert_eq!(r1[0].evidence, ["imigrasi/kanim-kendari/a"]);
+    assert_eq!(r1[0].group_key, "psn_1");
+    assert_eq!(r1[0].rule_version, "2026.11-1");
+    assert_eq!(r1[0].severity, Severity::High);
+    assert!(e.tick(at(horizon + 10 * DAY)).is_empty(), "decided once");
+}
+
+#[test]
+fn r1_registration_within_30_days_either_side_prevents_it() {
+    let deferral = || interview("a", "kanim-kendari", "psn_1", 40 * DAY, I::Deferred, &[]);
+    let reg = |secs| cpmi("r", "psn_1", "KEP-1", secs, CpmiStage::Registered);
+    // Before, at the edge, and after the deferral (arriving after it): no alert.
+    for secs in [10 * DAY, 40 * DAY + 30 * DAY] {
+        assert!(
+            of(&run(&[deferral(), reg(secs)]), "R1").is_empty(),
+            "registration at {secs}"
+        );
+        assert!(of(&run(&[reg(secs), deferral()]), "R1").is_empty());
+    }
+    // One second outside the window on either side: alert.
+    for secs in [10 * DAY - 1, 70 * DAY + 1] {
+        assert_eq!(
+            of(&run(&[deferral(), reg(secs)]), "R1").len(),
+            1,
+            "registration at {secs}"
+        );
+    }
+    // A cancelled registration stage does not count; an issued passport is no trigger.
+    let cancelled = cpmi("r", "psn_1", "KEP-1", 41 * DAY, CpmiStage::Cancelled);
+    assert_eq!(of(&run(&[deferral(), cancelled]), "R1").len(), 1);
+    assert!(
+        of(
+            &run(&[interview("b", "kanim-kendari", "psn_1", 0, I::Issued, &[])]),
+            "R1"
+        )
+        .is_empty()
+    );
+    // A departure-check deferral is a trigger too.
+    assert_eq!(
+        of(
+            &run(&[check("c", "TPI-CGK", "psn_2", 0, D::Deferred)]),
+            "R1"
+        )
+        .len(),
+        1
+    );
+}
+
+#[test]
+fn r2_village_warning_then_immigration_with_indicators_within_30_days() {
+    let report = village_report("w", &["psn_1", "psn_9"], 0);
+    let seen =
+        |secs, ind: &[Indicator]| interview("i", "kanim-kendari", "psn_1", secs, I::Issued, ind);
+    let flag = [Indicator::SponsorPresent];
+    let r2 = run(&[report.clone(), seen(30 * DAY, &flag)]);
+    let r2 = of(&r2, "R2");
+    assert_eq!(r2.len(), 1);
+    assert_eq!(
+        r2[0].evidence,
+        ["desa/74.02.05.2001/w", "imigrasi/kanim-kendari/i"]
+    );
+    assert!(
+        of(&run(&[report.clone(), seen(30 * DAY + 1, &flag)]), "R2").is_empty(),
+        "after the window"
+    );
+    assert!(
+        of(&run(&[report.clone(), seen(DAY, &[])]), "R2").is_empty(),
+        "no indicator"
+    );
+    assert!(
+        of(
+            &run(&[seen(0, &flag), village_report("w", &["psn_1"], DAY)]),
+            "R2"
+        )
+        .is_empty(),
+        "report came later"
+    );
+    // Arrival order does not matter, event time does.
+    assert_eq!(of(&run(&[seen(DAY, &flag), report]), "R2").len(), 1);
+}
+
+#[test]
+fn r3_deferred_then_another_office_within_14_days() {
+    let first = interview("a", "kanim-kendari", "psn_1", 0, I::Deferred, &[]);
+    let r3 = run(&[
+        first.clone(),
+        check("b", "TPI-CGK", "psn_1", 14 * DAY, D::Cleared),
+    ]);
+    assert_eq!(of(&r3, "R3").len(), 1);
+    assert!(
+        of(
+            &run(&[
+                first.clone(),
+                check("b", "TPI-CGK", "psn_1", 14 * DAY + 1, D::Cleared)
+            ]),
+            "R3"
+        )
+        .is_empty()
+    );
+    assert!(
+        of(
+            &run(&[
+                first.clone(),
+                interview("b", "kanim-kendari", "psn_1", DAY, I::Issued, &[])
+            ]),
+            "R3"
+        )
+        .is_empty(),
+        "same office"
+    );
+    assert!(
+        of(
+            &run(&[first, check("b", "TPI-CGK", "psn_2", DAY, D::Cleared)]),
+            "R3"
+        )
+        .is_empty(),
+        "someone else"
+    );
+}
+
+#[test]
+fn r4_recruiter_with_three_persons_from_two_villages_within_30_days() {
+    let a = recruiter_seen("1", "rec_x", "psn_1", "74.02.05.2001", 0);
+    let b = recruiter_seen("2", "rec_x", "psn_2", "74.02.05.2001", 10 * DAY);
+    let c = |secs| recruiter_seen("3", "rec_x", "psn_3", "72.09.01.2002", secs);
+    let fired = run(&[a.clone(), b.clone(), c(30 * DAY)]);
+    let r4 = of(&fired, "R4");
+    assert_eq!(r4.len(), 1);
+    assert_eq!(r4[0].group_key, "rec_x");
+    assert_eq!(r4[0].evidence.len(), 3);
+    assert_eq!(r4[0].severity, Severity::Critical);
+    assert!(
+        of(&run(&[a.clone(), b.clone(), c(30 * DAY + 1)]), "R4").is_empty(),
+        "window edge"
+    );
+    let same_village = recruiter_seen("3", "rec_x", "psn_3", "74.02.05.2001", DAY);
+    assert!(
+        of(&run(&[a.clone(), b.clone(), same_village]), "R4").is_empty(),
+        "one village"
+    );
+    let same_person = recruiter_seen("3", "rec_x", "psn_1", "72.09.01.2002", DAY);
+    assert!(
+        of(&run(&[a.clone(), b.clone(), same_person]), "R4").is_empty(),
+        "two persons"
+    );
+    // A fourth sighting in the same episode does not raise a second alert.
+    let d = recruiter_seen("4", "rec_x", "psn_4", "72.09.01.2002", 20 * DAY);
+    assert_eq!(of(&run(&[a, b, c(15 * DAY), d]), "R4").len(), 1);
+}
+
+#[test]
+fn r5_registration_naming_a_suspended_company() {
+    let suspended = licence("l1", "KEP-9", 0, LicenceStatus::Suspended);
+    let reg = |secs| cpmi("c", "psn_1", "KEP-9", secs, CpmiStage::Registered);
+    let fired = run(&[suspended.clone(), reg(DAY)]);
+    let r5 = of(&fired, "R5");
+    assert_eq!(r5.len(), 1);
+    assert_eq!(
+        r5[0].evidence,
+        ["disnaker/disnaker-konawe/l1", "bp3mi/bp3mi-sultra/c"]
+    );
+    assert_eq!(
+        of(&run(&[suspended.clone(), reg(0)]), "R5").len(),
+        1,
+        "at the same instant"
+    );
+    assert!(
+        of(
+            &run(&[reg(0), licence("l1", "KEP-9", 1, LicenceStatus::Suspended)]),
+            "R5"
+        )
+        .is_empty(),
+        "suspended after"
+    );
+    let reinstated = licence("l2", "KEP-9", DAY / 2, LicenceStatus::Active);
+    assert!(
+        of(
+            &run(&[suspended.clone(), reinstated.clone(), reg(DAY)]),
+            "R5"
+        )
+        .is_empty(),
+        "active again"
+    );
+    // The reinstatement arriving late, but within the lateness, is still taken into account.
+    let late = {
+        let mut e = engine();
+        let mut out = e.observe(&suspended);
+        out.extend(e.observe(&reg(DAY)));
+        out.extend(e.observe(&reinstated));
+        out.extend(e.tick(at(400 * DAY)));
+        out
+    };
+    assert!(of(&late, "R5").is_empty());
+}
+
+#[test]
+fn r6_returned_victim_seen_departing_within_180_days() {
+    let back = repatriation("r", "psn_1", 0, RepatriationReason::Victim);
+    let again = |secs| check("c", "TPI-KDI", "psn_1", secs, D::Cleared);
+    assert_eq!(of(&run(&[back.clone(), again(180 * DAY)]), "R6").len(), 1);
+    assert!(of(&run(&[back, again(180 * DAY + 1)]), "R6").is_empty());
+    let deported = repatriation("r", "psn_1", 0, RepatriationReason::Deported);
+    assert!(of(&run(&[deported, again(DAY)]), "R6").is_empty());
+}
+
+fn scenario() -> Vec<Event> {
+    vec![
+        village_report("w1", &["psn_1"], 0),
+        interview(
+            "a1",
+            "kanim-kendari",
+            "psn_1",
+            DAY,
+            I::Deferred,
+            &[Indicator::SponsorPresent],
+        ),
+        check("c1", "TPI-CGK", "psn_1", 2 * DAY, D::Deferred),
+        recruiter_seen("r1", "rec_x", "psn_1", "74.02.05.2001", 2 * DAY),
+        recruiter_seen("r2", "rec_x", "psn_2", "74.02.05.2001", 2 * DAY + 10),
+        recruiter_seen("r3", "rec_x", "psn_3", "72.09.01.2002", 2 * DAY + 20),
+        licence("l1", "KEP-9", 3 * DAY, LicenceStatus::Revoked),
+        cpmi("p1", "psn_4", "KEP-9", 3 * DAY + 100, CpmiStage::Registered),
+        repatriation("v1", "psn_5", 3 * DAY + 200, RepatriationReason::Victim),
+        interview("a2", "kanim-palu", "psn_5", 3 * DAY + 300, I::Issued, &[]),
+    ]
+}
+
+#[test]
+fn every_rule_fires_in_one_scenario_and_replays_are_identical() {
+    let first = run(&scenario());
+    let mut rules: Vec<&str> = first.iter().map(|a| a.rule_id.as_str()).collect();
+    rules.sort_unstable();
+    rules.dedup();
+    assert_eq!(rules, ["R1", "R2", "R3", "R4", "R5", "R6"]);
+    assert_eq!(
+        run(&scenario()),
+        first,
+        "a replay gives the same alerts, ids included"
+    );
+    let mut ids: Vec<&str> = first.iter().map(|a| a.id.as_str()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), first.len(), "no alert twice");
+}
+
+#[test]
+fn out_of_order_within_the_lateness_gives_the_same_alerts() {
+    let in_order = run(&scenario());
+    // Swap events that lie less than the allowed lateness (1 h) apart in event time.
+    let mut shuffled = scenario();
+    shuffled.swap(3, 5);
+    shuffled.swap(6, 7);
+    shuffled.swap(8, 9);
+    assert_ne!(
+        shuffled.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        scenario().iter().map(|e| e.id.as_str()).collect::<Vec<_>>()
+    );
+    assert_eq!(run(&shuffled), in_order);
+    let mut e = engine();
+    for ev in &shuffled {
+        e.observe(ev);
+    }
+    assert_eq!(e.stats().late_events, 0);
+}
+
+#[test]
+fn events_later_than_the_lateness_are_counted() {
+    let mut e = engine();
+    e.observe(&interview(
+        "a",
+        "kanim-kendari",
+        "psn_1",
+        10 * DAY,
+        I::Issued,
+        &[],
+    ));
+    e.observe(&interview("b", "kanim-kendari", "psn_2", 0, I::Issued, &[]));
+    assert_eq!(e.stats().late_events, 1);
+    assert_eq!(e.stats().events, 2);
+}
+
+#[test]
+fn alert_ids_depend_on_rule_version_group_and_evidence() {
+    let set = parse(DEFAULT_RULES).unwrap();
+    let rule = &set.rules[0];
+    let a = alert_id(rule, "v1", "psn_1", &["x".into()]);
+    assert_eq!(a, alert_id(rule, "v1", "psn_1", &["x".into()]));
+    assert!(a.starts_with("alr_") && a.len() == 36);
+    assert_ne!(a, alert_id(rule, "v2", "psn_1", &["x".into()]));
+    assert_ne!(a, alert_id(rule, "v1", "psn_2", &["x".into()]));
+    assert_ne!(a, alert_id(rule, "v1", "psn_1", &["y".into()]));
+}

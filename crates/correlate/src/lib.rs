@@ -127,6 +127,29 @@ fn alert_id(rule: &Rule, version: &str, group: &str, evidence: &[String]) -> Str
     id
 }
 
+/// Build the alert of `rule` for `group` from its evidence; `last` completed it.
+fn make_alert(
+    rule: &Rule,
+    version: &str,
+    group: &str,
+    mut evidence: Vec<&Occ>,
+    last: &Occ,
+) -> Alert {
+    evidence.sort_by(|a, b| a.order().cmp(&b.order()));
+    let keys: Vec<String> = evidence.iter().map(|o| o.key.clone()).collect();
+    Alert {
+        id: alert_id(rule, version, group, &keys),
+        rule_id: rule.id.clone(),
+        rule_version: version.to_owned(),
+        severity: rule.severity,
+        group_key: group.to_owned(),
+        summary: rule.summary.clone(),
+        evidence: keys,
+        time: last.time,
+        region: last.region.clone(),
+    }
+}
+
 impl Engine {
     /// An engine for `set`, accepting events up to `lateness` out of order.
     pub fn new(set: RuleSet, lateness: Duration) -> Self {
@@ -156,24 +179,6 @@ impl Engine {
         self.watermark
     }
 
-    fn alert(&mut self, i: usize, group: &str, mut evidence: Vec<&Occ>, last: &Occ) -> Alert {
-        evidence.sort_by(|a, b| a.order().cmp(&b.order()));
-        let keys: Vec<String> = evidence.iter().map(|o| o.key.clone()).collect();
-        let rule = &self.set.rules[i];
-        self.stats.alerts += 1;
-        Alert {
-            id: alert_id(rule, &self.set.version, group, &keys),
-            rule_id: rule.id.clone(),
-            rule_version: self.set.version.clone(),
-            severity: rule.severity,
-            group_key: group.to_owned(),
-            summary: rule.summary.clone(),
-            evidence: keys,
-            time: last.time,
-            region: last.region.clone(),
-        }
-    }
-
     /// Feed one stored event; the alerts it completes (and any decisions now due).
     pub fn observe(&mut self, ev: &Event) -> Vec<Alert> {
         match Facts::of(ev) {
@@ -185,17 +190,15 @@ impl Engine {
     /// [`Engine::observe`] for facts already read.
     pub fn observe_facts(&mut self, f: &Facts) -> Vec<Alert> {
         self.stats.events += 1;
-        if let Some(wm) = self.watermark
-            && f.time + self.lateness < wm
-        {
+        if self.watermark.is_some_and(|wm| f.time + self.lateness < wm) {
             self.stats.late_events += 1;
             tracing::warn!(event = %f.key, "event later than the allowed lateness");
         }
         let mut out = Vec::new();
         let occ = Occ::of(f);
-        for i in 0..self.set.rules.len() {
-            let rule = &self.set.rules[i];
-            let groups = f.keys(rule.group_by).to_vec();
+        let version = self.set.version.as_str();
+        for (rule, st) in self.set.rules.iter().zip(&mut self.states) {
+            let groups = f.keys(rule.group_by);
             if groups.is_empty() {
                 continue;
             }
@@ -207,20 +210,21 @@ impl Engine {
                     differs,
                 } => {
                     let (is_when, is_then) = (f.matches(when), f.matches(then));
-                    let (within, differs) = (*within, differs.clone());
-                    for g in &groups {
+                    if !is_when && !is_then {
+                        continue;
+                    }
+                    let fits = |w: &Occ, t: &Occ| {
+                        w.key != t.key
+                            && w.order() < t.order()
+                            && t.time.duration_since(w.time).is_ok_and(|d| d <= *within)
+                            && differs.iter().all(|fact| match fact {
+                                Fact::Location => w.location != t.location,
+                                Fact::Village => w.region != t.region,
+                                _ => true,
+                            })
+                    };
+                    for g in groups {
                         let mut pairs: Vec<(Occ, Occ)> = Vec::new();
-                        let st = &mut self.states[i];
-                        let fits = |w: &Occ, t: &Occ| {
-                            w.key != t.key
-                                && w.order() < t.order()
-                                && t.time.duration_since(w.time).is_ok_and(|d| d <= within)
-                                && differs.iter().all(|fact| match fact {
-                                    Fact::Location => w.location != t.location,
-                                    Fact::Village => w.region != t.region,
-                                    _ => true,
-                                })
-                        };
                         if is_then {
                             for w in st.whens.get(g).into_iter().flatten() {
                                 if fits(w, &occ) {
@@ -234,20 +238,13 @@ impl Engine {
                                     pairs.push((occ.clone(), t.clone()));
                                 }
                             }
-                        }
-                        if is_when {
                             st.whens.entry(g.clone()).or_default().push(occ.clone());
                         }
                         if is_then {
                             st.thens.entry(g.clone()).or_default().push(occ.clone());
                         }
                         for (w, t) in pairs {
-                            let last = if w.order() < t.order() {
-                                t.clone()
-                            } else {
-                                w.clone()
-                            };
-                            out.push(self.alert(i, g, vec![&w, &t], &last));
+                            out.push(make_alert(rule, version, g, vec![&w, &t], &t));
                         }
                     }
                 }
@@ -259,8 +256,7 @@ impl Engine {
                 } => {
                     let due = f.time + *after + self.lateness;
                     let (is_when, is_absent) = (f.matches(when), f.matches(absent));
-                    let st = &mut self.states[i];
-                    for g in &groups {
+                    for g in groups {
                         if is_absent {
                             st.seen.entry(g.clone()).or_default().push(f.time);
                         }
@@ -277,8 +273,7 @@ impl Engine {
                     let is_from = from.iter().any(|t| t.name == f.type_name);
                     let value = f.get(*fact).first().map(|v| (*v).to_owned());
                     let due = f.time + self.lateness;
-                    let st = &mut self.states[i];
-                    for g in &groups {
+                    for g in groups {
                         if let (true, Some(v)) = (is_from, &value) {
                             st.history.entry(g.clone()).or_default().push((
                                 f.time,
@@ -305,11 +300,11 @@ impl Engine {
                                 )
                             })
                             .collect();
-                        self.states[i].queue.insert(
+                        st.queue.insert(
                             (f.time, f.key.clone()),
                             Contribution {
                                 occ: occ.clone(),
-                                groups,
+                                groups: groups.to_vec(),
                                 values,
                             },
                         );
@@ -317,6 +312,7 @@ impl Engine {
                 }
             }
         }
+        self.stats.alerts += out.len() as u64;
         self.advance(f.time, &mut out);
         out
     }
@@ -328,118 +324,81 @@ impl Engine {
         out
     }
 
+    /// Move the watermark to `at` (never back) and take every decision now due.
     fn advance(&mut self, at: SystemTime, out: &mut Vec<Alert>) {
         let wm = self.watermark.map_or(at, |w| w.max(at));
         self.watermark = Some(wm);
-        for i in 0..self.set.rules.len() {
-            match self.set.rules[i].shape.clone() {
+        let before_decisions = out.len();
+        let version = self.set.version.as_str();
+        for (rule, st) in self.set.rules.iter().zip(&mut self.states) {
+            match &rule.shape {
                 Shape::Absence { before, after, .. } => {
-                    while let Some(entry) = self.states[i].pending.first_entry() {
+                    while let Some(entry) = st.pending.first_entry() {
                         if entry.key().0 > wm {
                             break;
                         }
                         let ((_, g, _), w) = entry.remove_entry();
-                        let from = w.time.checked_sub(before).unwrap_or(SystemTime::UNIX_EPOCH);
-                        let to = w.time + after;
-                        let cancelled = self.states[i]
+                        let from = w
+                            .time
+                            .checked_sub(*before)
+                            .unwrap_or(SystemTime::UNIX_EPOCH);
+                        let to = w.time + *after;
+                        let cancelled = st
                             .seen
                             .get(&g)
                             .is_some_and(|ts| ts.iter().any(|t| *t >= from && *t <= to));
                         if !cancelled {
-                            out.push(self.alert(i, &g, vec![&w], &w));
+                            out.push(make_alert(rule, version, &g, vec![&w], &w));
                         }
                     }
                 }
                 Shape::State { values, .. } => {
-                    while let Some(entry) = self.states[i].pending.first_entry() {
+                    while let Some(entry) = st.pending.first_entry() {
                         if entry.key().0 > wm {
                             break;
                         }
                         let ((_, g, _), w) = entry.remove_entry();
-                        let latest = self.states[i].history.get(&g).and_then(|h| {
+                        let latest = st.history.get(&g).and_then(|h| {
                             h.iter()
                                 .filter(|(t, _, _)| *t <= w.time)
                                 .max_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)))
-                                .cloned()
                         });
                         if let Some((t, key, v)) = latest
-                            && values.contains(&v)
+                            && values.contains(v)
                         {
                             let state = Occ {
-                                time: t,
-                                key,
+                                time: *t,
+                                key: key.clone(),
                                 location: String::new(),
                                 region: String::new(),
                             };
-                            out.push(self.alert(i, &g, vec![&state, &w], &w));
+                            out.push(make_alert(rule, version, &g, vec![&state, &w], &w));
                         }
                     }
                 }
                 Shape::Count {
                     window, distinct, ..
                 } => {
-                    while let Some(entry) = self.states[i].queue.first_entry() {
+                    while let Some(entry) = st.queue.first_entry() {
                         if entry.key().0 + self.lateness > wm {
                             break;
                         }
                         let c = entry.remove();
-                        for g in c.groups.clone() {
-                            self.count(i, &g, &c, window, &distinct, out);
+                        for g in &c.groups {
+                            if let Some(a) = count(rule, version, st, g, &c, *window, distinct) {
+                                out.push(a);
+                            }
                         }
                     }
                 }
                 Shape::Sequence { .. } => {}
             }
         }
+        self.stats.alerts += (out.len() - before_decisions) as u64;
         self.since_evict += 1;
         if self.since_evict >= 4096 {
             self.since_evict = 0;
             self.evict();
-        }
-    }
-
-    fn count(
-        &mut self,
-        i: usize,
-        g: &str,
-        c: &Contribution,
-        window: Duration,
-        distinct: &[(Fact, u32)],
-        out: &mut Vec<Alert>,
-    ) {
-        let st = &mut self.states[i];
-        let win = st.windows.entry(g.to_owned()).or_default();
-        win.push_back(c.clone());
-        let start = c
-            .occ
-            .time
-            .checked_sub(window)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        while win.front().is_some_and(|x| x.occ.time < start) {
-            win.pop_front();
-        }
-        let met = distinct.iter().all(|(fact, min)| {
-            let mut seen: Vec<&str> = win
-                .iter()
-                .flat_map(|x| {
-                    x.values
-                        .iter()
-                        .filter(|(f, _)| f == fact)
-                        .flat_map(|(_, v)| v.iter().map(String::as_str))
-                })
-                .collect();
-            seen.sort_unstable();
-            seen.dedup();
-            seen.len() >= *min as usize
-        });
-        let quiet = st
-            .fired
-            .get(g)
-            .is_none_or(|last| c.occ.time > *last + window);
-        if met && quiet {
-            st.fired.insert(g.to_owned(), c.occ.time);
-            let evidence: Vec<Occ> = win.iter().map(|x| x.occ.clone()).collect();
-            out.push(self.alert(i, g, evidence.iter().collect(), &c.occ));
         }
     }
 
@@ -491,6 +450,53 @@ impl Engine {
             })
             .sum()
     }
+}
+
+/// Add `c` to `g`'s sliding window of a count rule; the alert when the thresholds are first met
+/// in an episode (no second alert until a window has passed since the first).
+fn count(
+    rule: &Rule,
+    version: &str,
+    st: &mut RuleState,
+    g: &str,
+    c: &Contribution,
+    window: Duration,
+    distinct: &[(Fact, u32)],
+) -> Option<Alert> {
+    let win = st.windows.entry(g.to_owned()).or_default();
+    win.push_back(c.clone());
+    let start = c
+        .occ
+        .time
+        .checked_sub(window)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    while win.front().is_some_and(|x| x.occ.time < start) {
+        win.pop_front();
+    }
+    let met = distinct.iter().all(|(fact, min)| {
+        let mut seen: Vec<&str> = win
+            .iter()
+            .flat_map(|x| {
+                x.values
+                    .iter()
+                    .filter(|(f, _)| f == fact)
+                    .flat_map(|(_, v)| v.iter().map(String::as_str))
+            })
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.len() >= *min as usize
+    });
+    let quiet = st
+        .fired
+        .get(g)
+        .is_none_or(|last| c.occ.time > *last + window);
+    if !(met && quiet) {
+        return None;
+    }
+    st.fired.insert(g.to_owned(), c.occ.time);
+    let evidence: Vec<&Occ> = win.iter().map(|x| &x.occ).collect();
+    Some(make_alert(rule, version, g, evidence, &c.occ))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ const FILES: &[&str] = &[
     "timpora/v1/kejaksaan.proto",
     "timpora/v1/case.proto",
     "timpora/v1/event.proto",
+    "timpora/v1/alert.proto",
     "timpora/v1/bus.proto",
 ];
 

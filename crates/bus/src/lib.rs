@@ -83,6 +83,11 @@ pub struct Topology {
     pub storage: Storage,
     /// Prefix of every event subject (`timpora.events`).
     pub subject_prefix: String,
+    /// Name of the alerts stream.
+    pub alerts_stream: String,
+    /// Prefix of alert subjects (`timpora.alerts`); an alert is stored once, on
+    /// `<prefix>.raised.<alert id>`.
+    pub alerts_subject_prefix: String,
 }
 
 impl Default for Topology {
@@ -95,6 +100,8 @@ impl Default for Topology {
             max_event_bytes: 256 * 1024,
             storage: Storage::File,
             subject_prefix: EVENTS_SUBJECT_PREFIX.into(),
+            alerts_stream: "TIMPORA_ALERTS".into(),
+            alerts_subject_prefix: "timpora.alerts".into(),
         }
     }
 }
@@ -121,6 +128,21 @@ impl Topology {
             allow_direct: true,
             ..Default::default()
         }
+    }
+
+    /// The alerts stream's JetStream configuration: like the events stream, nothing is deleted.
+    pub fn alerts_stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.alerts_stream.clone(),
+            description: Some("TIMPORA correlated alerts".into()),
+            subjects: vec![format!("{}.>", self.alerts_subject_prefix)],
+            ..self.events_stream_config()
+        }
+    }
+
+    /// The subject an alert is raised on: one per alert id, so it is stored at most once.
+    pub fn alert_subject(&self, alert_id: &str) -> String {
+        format!("{}.raised.{alert_id}", self.alerts_subject_prefix)
     }
 
     /// The subject an event of `info`'s type from `region` is published on.
@@ -268,12 +290,20 @@ impl Bus {
 
     /// Create the streams, or bring their configuration up to date. Idempotent.
     pub async fn ensure_topology(&self) -> Result<()> {
-        let config = self.topology.events_stream_config();
-        self.js
-            .create_or_update_stream(config)
-            .await
-            .map_err(|e| js_err("create or update stream")(e.into()))?;
-        tracing::info!(stream = %self.topology.events_stream, "topology ensured");
+        for config in [
+            self.topology.events_stream_config(),
+            self.topology.alerts_stream_config(),
+        ] {
+            self.js
+                .create_or_update_stream(config)
+                .await
+                .map_err(|e| js_err("create or update stream")(e.into()))?;
+        }
+        tracing::info!(
+            events = %self.topology.events_stream,
+            alerts = %self.topology.alerts_stream,
+            "topology ensured"
+        );
         Ok(())
     }
 
@@ -308,6 +338,54 @@ impl Bus {
             .await
             .map_err(|e| Error::Unavailable(e.to_string()))?;
         Ok(PendingAck(fut))
+    }
+
+    /// Store an alert once: a second publish of the same alert id, however much later (a
+    /// restart, a replay), is answered [`AlertOutcome::Duplicate`] and stores nothing.
+    pub async fn publish_alert(&self, alert: &timpora_proto::v1::Alert) -> Result<AlertOutcome> {
+        let msg = PublishMessage::build()
+            .payload(Bytes::from(alert.encode_to_vec()))
+            .message_id(&alert.id)
+            .expected_last_subject_sequence(0);
+        let pending = self
+            .js
+            .send_publish(self.topology.alert_subject(&alert.id), msg)
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        match pending.await {
+            Ok(ack) if ack.duplicate => Ok(AlertOutcome::Duplicate),
+            Ok(ack) => Ok(AlertOutcome::Stored(ack.sequence)),
+            Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                Ok(AlertOutcome::Duplicate)
+            }
+            Err(e) => Err(Error::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Record a clock tick at `at` into the events stream (one per second at most: ticks from
+    /// several correlators share their dedup key).
+    pub async fn record_tick(&self, at: std::time::SystemTime) -> Result<PendingAck> {
+        let secs = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let tick = Event {
+            id: format!("tick-{secs}"),
+            source: "hub/clock".into(),
+            r#type: "timpora.hub.clock_tick.v1".into(),
+            spec_version: timpora_proto::SPEC_VERSION.into(),
+            time: Some(prost_types::Timestamp {
+                seconds: i64::try_from(secs).unwrap_or(i64::MAX),
+                nanos: 0,
+            }),
+            region: "0".into(),
+            classification: Classification::OpenToMembers as i32,
+            payload: Some(timpora_proto::v1::event::Payload::ClockTick(
+                timpora_proto::v1::ClockTick {},
+            )),
+            ..Default::default()
+        };
+        self.publish(&tick).await
     }
 
     /// Replay the events stream from `start`, restricted to `filter` subjects, in order.
@@ -427,6 +505,15 @@ impl Bus {
             Err(e) => Err(Error::Unavailable(e.to_string())),
         }
     }
+}
+
+/// What became of a published alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertOutcome {
+    /// Stored now, at this sequence of the alerts stream.
+    Stored(u64),
+    /// Already stored earlier; nothing new was stored.
+    Duplicate,
 }
 
 /// A sent publish whose JetStream acknowledgement is still to come.

@@ -49,9 +49,11 @@ async fn ensure_topology_is_idempotent_and_updates_settings() {
     let bus2 = Bus::connect(&nats.url(), "t2", changed).await.unwrap();
     bus2.ensure_topology().await.unwrap();
     let status = bus2.status().await.unwrap();
-    assert_eq!(status.streams.len(), 1);
-    assert_eq!(status.streams[0].duplicate_window_secs, 120);
-    assert_eq!(status.streams[0].messages, 1, "updating kept the events");
+    let names: Vec<&str> = status.streams.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["TIMPORA_ALERTS", "TIMPORA_EVENTS"]);
+    let events = &status.streams[1];
+    assert_eq!(events.duplicate_window_secs, 120);
+    assert_eq!(events.messages, 1, "updating kept the events");
     // The stored record refuses deletion.
     let stream = bus2.jetstream().get_stream("TIMPORA_EVENTS").await.unwrap();
     assert!(stream.delete_message(1).await.is_err());
@@ -72,7 +74,7 @@ async fn three_replicas_survive_one_node_down() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let status = bus.status().await.unwrap();
-    assert_eq!(status.streams[0].replicas, 3);
+    assert!(status.streams.iter().all(|s| s.replicas == 3));
     bus.publish(&event("c-1"))
         .await
         .unwrap()
@@ -98,4 +100,48 @@ async fn three_replicas_survive_one_node_down() {
     };
     assert_eq!(ack.sequence, 2);
     assert!(!ack.duplicate);
+}
+
+#[tokio::test]
+async fn an_alert_is_stored_once_however_late_it_is_repeated() {
+    let nats = NatsServer::start().unwrap();
+    // A duplicate window of one second: the repeat below comes after it has passed.
+    let topology = Topology {
+        duplicate_window_secs: 1,
+        ..Topology::default()
+    };
+    let bus = Bus::connect(&nats.url(), "t", topology).await.unwrap();
+    bus.ensure_topology().await.unwrap();
+    let alert = timpora_proto::v1::Alert {
+        id: "alr_0123456789abcdef0123456789abcdef".into(),
+        rule_id: "R2".into(),
+        rule_version: "v".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        bus.publish_alert(&alert).await.unwrap(),
+        timpora_bus::AlertOutcome::Stored(1)
+    );
+    assert_eq!(
+        bus.publish_alert(&alert).await.unwrap(),
+        timpora_bus::AlertOutcome::Duplicate
+    );
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        bus.publish_alert(&alert).await.unwrap(),
+        timpora_bus::AlertOutcome::Duplicate
+    );
+    let other = timpora_proto::v1::Alert {
+        id: "alr_ffffffffffffffffffffffffffffffff".into(),
+        ..alert
+    };
+    assert_eq!(
+        bus.publish_alert(&other).await.unwrap(),
+        timpora_bus::AlertOutcome::Stored(2)
+    );
+    // Clock ticks share their dedup key per second.
+    let now = SystemTime::now();
+    let first = bus.record_tick(now).await.unwrap().ack().await.unwrap();
+    let again = bus.record_tick(now).await.unwrap().ack().await.unwrap();
+    assert!(!first.duplicate && again.duplicate);
 }

@@ -148,6 +148,8 @@ pub async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     let topo = |kind: &str| Topology {
         events_stream: format!("BENCH_{}_{tag}", kind.to_uppercase()),
         subject_prefix: format!("timpora.bench.{tag}.{kind}"),
+        alerts_stream: format!("BENCH_{}_ALERTS_{tag}", kind.to_uppercase()),
+        alerts_subject_prefix: format!("timpora.benchalerts.{tag}.{kind}"),
         ..Default::default()
     };
     let hub_bus = Bus::connect(&url, "bench-gateway", topo("hub")).await?;

@@ -68,12 +68,29 @@ pub enum Command {
     /// Show configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Run the correlation service: rules over the events stream, alerts stored once.
+    Correlator(CorrelatorArgs),
     /// Correlation rules.
     #[command(subcommand)]
     Rules(RulesCommand),
     /// Benchmarks, each measured against raw async-nats in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct CorrelatorArgs {
+    /// Rule file (TOML); the built-in rule set R1-R6 when absent.
+    #[arg(long, env = "TIMPORA_RULES")]
+    pub rules: Option<PathBuf>,
+    /// How far out of event-time order events may arrive and still be handled exactly.
+    #[arg(long, default_value = "5s")]
+    pub lateness: String,
+    /// How often a clock tick is recorded into the stream.
+    #[arg(long, default_value = "1s")]
+    pub tick: String,
+    #[command(flatten)]
+    pub nats: NatsArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,7 +168,7 @@ impl Command {
     /// clients only say something when it goes wrong.
     pub fn default_log_filter(&self) -> &'static str {
         match self {
-            Command::Gateway(_) => "info",
+            Command::Gateway(_) | Command::Correlator(_) => "info",
             _ => "warn",
         }
     }
@@ -212,6 +229,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => dev::init(&cli.data_dir, force, listen, &nats_url)?,
         Command::Config(ConfigCommand::Print) => print!("{}", toml::to_string_pretty(&cfg)?),
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await?,
+        Command::Correlator(args) => {
+            apply_nats(&mut cfg, &args.nats);
+            return correlator(cfg, args).await;
+        }
         Command::Rules(RulesCommand::Default) => print!("{}", timpora_rules::DEFAULT_RULES),
         Command::Rules(RulesCommand::Check { file }) => return check_rules(&file),
     }
@@ -238,19 +259,7 @@ fn check_rules(file: &std::path::Path) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {
-            for e in &errors.0 {
-                let rule = e
-                    .rule
-                    .as_ref()
-                    .map(|r| format!(" rule {r}:"))
-                    .unwrap_or_default();
-                eprintln!("{}:{}:{rule} {}", file.display(), e.line, e.message);
-            }
-            eprintln!(
-                "{}: {} errors; the rule set is not valid",
-                file.display(),
-                errors.0.len()
-            );
+            print_rule_errors(&file.display().to_string(), &errors);
             Ok(ExitCode::FAILURE)
         }
     }
@@ -268,10 +277,10 @@ async fn connect(cfg: &Config) -> anyhow::Result<timpora_bus::Bus> {
         .with_context(|| format!("is nats-server running at {}?", cfg.nats.url))
 }
 
-async fn gateway(cfg: Config) -> anyhow::Result<()> {
-    let shutdown = signal::shutdown();
+/// Connect to NATS, waiting for it to come up, and ensure the topology.
+async fn connect_waiting(cfg: &Config, name: &str) -> anyhow::Result<timpora_bus::Bus> {
     let bus = loop {
-        match timpora_bus::Bus::connect(&cfg.nats.url, "timpora-gateway", cfg.bus.clone()).await {
+        match timpora_bus::Bus::connect(&cfg.nats.url, name, cfg.bus.clone()).await {
             Ok(bus) => break bus,
             Err(e) => {
                 tracing::warn!(error = %e, "waiting for nats");
@@ -280,6 +289,60 @@ async fn gateway(cfg: Config) -> anyhow::Result<()> {
         }
     };
     bus.ensure_topology().await?;
+    Ok(bus)
+}
+
+async fn correlator(cfg: Config, args: CorrelatorArgs) -> anyhow::Result<ExitCode> {
+    let duration = |flag: &str, v: &str| {
+        timpora_rules::parse_duration(v)
+            .with_context(|| format!("--{flag} {v:?} is not a duration; write e.g. 5s, 1m"))
+    };
+    let options = timpora_correlator::Options {
+        lateness: duration("lateness", &args.lateness)?,
+        tick_every: duration("tick", &args.tick)?,
+    };
+    anyhow::ensure!(!options.tick_every.is_zero(), "--tick must be positive");
+    let (name, text) = match &args.rules {
+        Some(p) => (
+            p.display().to_string(),
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+        ),
+        None => (
+            "built-in rules".to_owned(),
+            timpora_rules::DEFAULT_RULES.to_owned(),
+        ),
+    };
+    let rules = match timpora_rules::parse(&text) {
+        Ok(r) => r,
+        Err(errors) => {
+            print_rule_errors(&name, &errors);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let shutdown = signal::shutdown();
+    let bus = connect_waiting(&cfg, "timpora-correlator").await?;
+    timpora_correlator::run(bus, rules, options, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_rule_errors(name: &str, errors: &timpora_rules::Errors) {
+    for e in &errors.0 {
+        let rule = e
+            .rule
+            .as_ref()
+            .map(|r| format!(" rule {r}:"))
+            .unwrap_or_default();
+        eprintln!("{name}:{}:{rule} {}", e.line, e.message);
+    }
+    eprintln!(
+        "{name}: {} errors; the rule set is not valid",
+        errors.0.len()
+    );
+}
+
+async fn gateway(cfg: Config) -> anyhow::Result<()> {
+    let shutdown = signal::shutdown();
+    let bus = connect_waiting(&cfg, "timpora-gateway").await?;
     let listener = tokio::net::TcpListener::bind(cfg.gateway.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.gateway.listen))?;

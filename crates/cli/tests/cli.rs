@@ -83,7 +83,8 @@ fn publish_subscribe_and_status_through_the_binary() {
     let status = run(timpora(dir.path()).args(["bus", "status", "--json"]));
     assert!(status.status.success());
     let status: Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(status["streams"][0]["name"], "TIMPORA_EVENTS");
+    assert_eq!(status["streams"][0]["name"], "TIMPORA_ALERTS");
+    assert_eq!(status["streams"][1]["name"], "TIMPORA_EVENTS");
 
     let now = rfc3339_now();
     let interview = |id: &str, nik: &str| {

@@ -188,6 +188,8 @@ impl Facts {
                     name(x.status, "CASE_STATUS_", CaseStatus::as_str_name),
                 );
             }
+            // A clock tick is time, not a fact about anyone.
+            Payload::ClockTick(_) => return None,
         }
         let ids = |kind: EntityKind| -> Vec<String> {
             let mut v: Vec<String> = ev

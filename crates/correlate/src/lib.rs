@@ -179,8 +179,15 @@ impl Engine {
         self.watermark
     }
 
-    /// Feed one stored event; the alerts it completes (and any decisions now due).
+    /// Feed one stored event (a recorded clock tick moves the clock); the alerts it completes
+    /// and any decisions now due.
     pub fn observe(&mut self, ev: &Event) -> Vec<Alert> {
+        if let Some(timpora_proto::v1::event::Payload::ClockTick(_)) = &ev.payload {
+            return match ev.time.map(SystemTime::try_from) {
+                Some(Ok(at)) => self.tick(at),
+                _ => Vec::new(),
+            };
+        }
         match Facts::of(ev) {
             Some(f) => self.observe_facts(&f),
             None => Vec::new(),

@@ -4,7 +4,9 @@ use timpora_proto::v1::event::Payload;
 use timpora_proto::v1::*;
 use timpora_rules::{DEFAULT_RULES, parse};
 
+use super::Alert;
 use super::*;
+use timpora_rules::Severity;
 
 const DAY: u64 = 86_400;
 const LATENESS: Duration = Duration::from_secs(3_600);

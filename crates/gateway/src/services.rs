@@ -481,7 +481,12 @@ impl Filter {
     }
 
     fn matches(&self, ev: &Event) -> bool {
-        let type_ok = self.types.is_empty() || self.types.iter().any(|t| t.name == ev.r#type);
+        // The hub's own clock ticks only go to readers who ask for them by type.
+        let type_ok = if self.types.is_empty() {
+            !ev.r#type.starts_with("timpora.hub.")
+        } else {
+            self.types.iter().any(|t| t.name == ev.r#type)
+        };
         let agency = ev.source.split('/').next().unwrap_or_default();
         let agency_ok = self.agencies.is_empty() || self.agencies.contains(agency);
         let region_ok = self.regions.is_empty()

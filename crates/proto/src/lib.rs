@@ -71,6 +71,7 @@ catalogue! {
     VictimService => "dinsos", "victim_service", Sensitive;
     Prosecution => "kejaksaan", "prosecution", LawEnforcement;
     CaseStatusChanged => "case", "status_changed", LawEnforcement;
+    ClockTick => "hub", "clock_tick", OpenToMembers;
 }
 
 /// The catalogue entry for a full type name.

@@ -284,6 +284,23 @@ impl Hub {
         Ok(out)
     }
 
+    /// Every alert stored in the alerts stream, in order.
+    pub async fn alerts(&self) -> anyhow::Result<Vec<v1::Alert>> {
+        let topology = self.bus.topology();
+        let mut stream = self
+            .bus
+            .jetstream()
+            .get_stream(&topology.alerts_stream)
+            .await?;
+        let last = stream.info().await?.state.last_sequence;
+        let mut out = Vec::new();
+        for seq in 1..=last {
+            let m = stream.get_raw_message(seq).await?;
+            out.push(<v1::Alert as prost::Message>::decode(m.payload)?);
+        }
+        Ok(out)
+    }
+
     /// Stop the gateway and wait for it to drain.
     pub async fn stop_gateway(&mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {

@@ -543,7 +543,15 @@ async fn a_reader_that_leaves_releases_its_consumer_without_further_events() {
     assert_eq!(got.len(), 1);
     // `read_as` dropped its stream. No event follows; the gateway must still let go of the
     // consumer (the server removes it once nobody pulls for 30 s).
-    let consumers = async || hub.bus.status().await.unwrap().streams[0].consumers.len();
+    let consumers = async || {
+        let status = hub.bus.status().await.unwrap();
+        let events = status
+            .streams
+            .iter()
+            .find(|s| s.name == "TIMPORA_EVENTS")
+            .unwrap();
+        events.consumers.len()
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
     while consumers().await > 0 {
         assert!(

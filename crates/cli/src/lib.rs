@@ -1,6 +1,7 @@
 //! The `timpora` command line: argument parsing, layered configuration (defaults → file →
 //! `TIMPORA_` environment → flags), and the subcommands.
 
+mod backtest;
 mod bench;
 mod client;
 mod config;
@@ -102,6 +103,8 @@ pub enum RulesCommand {
     },
     /// Print the default rule set (R1-R6), a starting point for your own.
     Default,
+    /// Backtest a rule set on recorded events against expected alerts; print the differences.
+    Test(backtest::TestArgs),
 }
 
 #[derive(Debug, Args)]
@@ -235,6 +238,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Rules(RulesCommand::Default) => print!("{}", timpora_rules::DEFAULT_RULES),
         Command::Rules(RulesCommand::Check { file }) => return check_rules(&file),
+        Command::Rules(RulesCommand::Test(args)) => return backtest::run(&args),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -294,3 +294,65 @@ fn rules_check_reports_lines_and_refuses_invalid_files() {
     );
     assert!(err.contains("bad.toml:11: rule Z: then.within"), "{err}");
 }
+
+#[test]
+fn rules_test_backtests_recorded_events_against_expected_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules/default.toml");
+    let events = dir.path().join("events.ndjson");
+    std::fs::write(
+        &events,
+        [
+            r#"{"id":"w1","source":"desa/74.02.05.2001","type":"timpora.desa.community_report.v1","time":"2026-01-01T00:00:00Z","region":"74.02.05.2001","entities":[{"kind":"ENTITY_KIND_PERSON","id":"psn_a"}],"communityReport":{"kind":"COMMUNITY_REPORT_KIND_RESIDENT_PLANNING_DEPARTURE"}}"#,
+            r#"{"sequence":"2","cursor":"c1.2","event":{"id":"i1","source":"imigrasi/kanim-kendari","type":"timpora.imigrasi.passport_interview.v1","time":"2026-01-02T00:00:00Z","region":"74.71","entities":[{"kind":"ENTITY_KIND_PERSON","id":"psn_a"}],"passportInterview":{"outcome":"INTERVIEW_OUTCOME_ISSUED","indicators":["INDICATOR_SPONSOR_PRESENT"]}}}"#,
+            r#"{"id":"i2","source":"imigrasi/kanim-kendari","type":"timpora.imigrasi.passport_interview.v1","time":"2026-01-03T00:00:00Z","region":"74.71","entities":[{"kind":"ENTITY_KIND_PERSON","id":"psn_b"}],"passportInterview":{"outcome":"INTERVIEW_OUTCOME_DEFERRED"}}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let expect = dir.path().join("expect.ndjson");
+    let r2 = r#"{"ruleId":"R2","groupKey":"psn_a","evidence":["desa/74.02.05.2001/w1","imigrasi/kanim-kendari/i1"]}"#;
+    std::fs::write(&expect, r2).unwrap();
+    let backtest = |extra: &[&str]| {
+        run(timpora(dir.path())
+            .args(["rules", "test"])
+            .arg(&rules)
+            .arg("--events")
+            .arg(&events)
+            .arg("--expect")
+            .arg(&expect)
+            .args(extra))
+    };
+    let out = backtest(&[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("3 events (0 late), 1 alerts expected, 1 produced, 1 matched")
+    );
+
+    // Past R1's horizon the unregistered deferral of psn_b is decided: a difference.
+    let out = backtest(&["--until", "2026-03-01T00:00:00Z"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("unexpected: R1 psn_b [imigrasi/kanim-kendari/i2]"),
+        "{stdout}"
+    );
+
+    // An expected alert that the rules do not produce.
+    let missing = r#"{"ruleId":"R6","groupKey":"psn_a","evidence":["x/y/z"]}"#;
+    std::fs::write(&expect, format!("{r2}\n{missing}\n")).unwrap();
+    let out = backtest(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("missing:    R6 psn_a [x/y/z]"));
+
+    // An unreadable line is named with its number.
+    std::fs::write(&events, "{\"id\":\"x\"}\nnot json\n").unwrap();
+    let out = backtest(&[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("events.ndjson:2: not valid JSON"));
+}

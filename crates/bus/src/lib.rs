@@ -486,25 +486,6 @@ impl Bus {
             streams,
         })
     }
-
-    /// The stored event at a stream sequence, if any.
-    pub async fn get(&self, sequence: u64) -> Result<Option<Event>> {
-        let stream = self
-            .js
-            .get_stream_no_info(&self.topology.events_stream)
-            .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
-        match stream.direct_get(sequence).await {
-            Ok(m) => Event::decode(m.payload.clone())
-                .map(Some)
-                .map_err(|e| Error::Malformed {
-                    sequence,
-                    message: e.to_string(),
-                }),
-            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::Unavailable(e.to_string())),
-        }
-    }
 }
 
 /// What became of a published alert.

@@ -54,14 +54,8 @@ fn lines(path: &Path) -> anyhow::Result<Vec<(usize, serde_json::Value)>> {
 
 /// Run the backtest; exit status 1 when the alerts differ from the expected ones.
 pub fn run(args: &TestArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let rules = match timpora_rules::parse(&text) {
-        Ok(r) => r,
-        Err(errors) => {
-            crate::print_rule_errors(&args.file.display().to_string(), &errors);
-            return Ok(ExitCode::FAILURE);
-        }
+    let Some(rules) = crate::load_rules(Some(&args.file))? else {
+        return Ok(ExitCode::FAILURE);
     };
     let lateness = timpora_rules::parse_duration(&args.lateness)
         .with_context(|| format!("--lateness {:?} is not a duration", args.lateness))?;

@@ -26,6 +26,7 @@ use timpora_proto::v1::event_bus_service_client::EventBusServiceClient;
 use timpora_proto::v1::*;
 
 use crate::client::Auth;
+use crate::dev::random_hex;
 
 /// `timpora bench ingest` options.
 #[derive(Debug, clap::Args)]
@@ -71,12 +72,6 @@ struct Report {
     latency_ratio: f64,
     /// An empty gRPC round trip (health check) on the same channel: the transport's floor.
     grpc_floor_p50_us: u64,
-}
-
-fn random_hex(bytes: usize) -> anyhow::Result<String> {
-    let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// A valid, synthetic departure check: every `i` a different traveller, companion and recruiter.

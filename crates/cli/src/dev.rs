@@ -33,7 +33,7 @@ fn write(path: &Path, text: &str, secret: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn random_hex(bytes: usize) -> anyhow::Result<String> {
+pub(crate) fn random_hex(bytes: usize) -> anyhow::Result<String> {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())

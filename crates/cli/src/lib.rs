@@ -243,30 +243,56 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check_rules(file: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+/// Read and check a rule file (the built-in set when `file` is `None`). An invalid file has its
+/// errors printed (`NAME:LINE: rule ID: what`) and yields `None`: it is never used.
+fn load_rules(file: Option<&std::path::Path>) -> anyhow::Result<Option<timpora_rules::RuleSet>> {
+    let (name, text) = match file {
+        Some(p) => (
+            p.display().to_string(),
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+        ),
+        None => (
+            "built-in rules".to_owned(),
+            timpora_rules::DEFAULT_RULES.to_owned(),
+        ),
+    };
     match timpora_rules::parse(&text) {
-        Ok(set) => {
-            let rules: Vec<String> = set
-                .rules
-                .iter()
-                .map(|r| format!("{} ({})", r.id, r.severity.as_str()))
-                .collect();
-            println!(
-                "{}: rule set {} is valid: {} rules: {}",
-                file.display(),
-                set.version,
-                set.rules.len(),
-                rules.join(", ")
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Ok(set) => Ok(Some(set)),
         Err(errors) => {
-            print_rule_errors(&file.display().to_string(), &errors);
-            Ok(ExitCode::FAILURE)
+            for e in &errors.0 {
+                let rule = e
+                    .rule
+                    .as_ref()
+                    .map(|r| format!(" rule {r}:"))
+                    .unwrap_or_default();
+                eprintln!("{name}:{}:{rule} {}", e.line, e.message);
+            }
+            eprintln!(
+                "{name}: {} errors; the rule set is not valid",
+                errors.0.len()
+            );
+            Ok(None)
         }
     }
+}
+
+fn check_rules(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let Some(set) = load_rules(Some(file))? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let rules: Vec<String> = set
+        .rules
+        .iter()
+        .map(|r| format!("{} ({})", r.id, r.severity.as_str()))
+        .collect();
+    println!(
+        "{}: rule set {} is valid: {} rules: {}",
+        file.display(),
+        set.version,
+        set.rules.len(),
+        rules.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn apply_nats(cfg: &mut Config, args: &NatsArgs) {
@@ -306,42 +332,13 @@ async fn correlator(cfg: Config, args: CorrelatorArgs) -> anyhow::Result<ExitCod
         tick_every: duration("tick", &args.tick)?,
     };
     anyhow::ensure!(!options.tick_every.is_zero(), "--tick must be positive");
-    let (name, text) = match &args.rules {
-        Some(p) => (
-            p.display().to_string(),
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
-        ),
-        None => (
-            "built-in rules".to_owned(),
-            timpora_rules::DEFAULT_RULES.to_owned(),
-        ),
-    };
-    let rules = match timpora_rules::parse(&text) {
-        Ok(r) => r,
-        Err(errors) => {
-            print_rule_errors(&name, &errors);
-            return Ok(ExitCode::FAILURE);
-        }
+    let Some(rules) = load_rules(args.rules.as_deref())? else {
+        return Ok(ExitCode::FAILURE);
     };
     let shutdown = signal::shutdown();
     let bus = connect_waiting(&cfg, "timpora-correlator").await?;
     timpora_correlator::run(bus, rules, options, shutdown).await?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn print_rule_errors(name: &str, errors: &timpora_rules::Errors) {
-    for e in &errors.0 {
-        let rule = e
-            .rule
-            .as_ref()
-            .map(|r| format!(" rule {r}:"))
-            .unwrap_or_default();
-        eprintln!("{name}:{}:{rule} {}", e.line, e.message);
-    }
-    eprintln!(
-        "{name}: {} errors; the rule set is not valid",
-        errors.0.len()
-    );
 }
 
 async fn gateway(cfg: Config) -> anyhow::Result<()> {

@@ -61,7 +61,7 @@ impl Ingest {
     }
 
     /// The authorisation policy.
-    pub fn policy(&self) -> &Policy {
+    pub fn policy(&self) -> &Arc<Policy> {
         &self.policy
     }
 

@@ -499,7 +499,7 @@ impl Checker<'_> {
         values
     }
 
-    fn matcher(&mut self, clause: &str, c: &RawClause, at: usize) -> Matcher {
+    fn matcher(&mut self, clause: &str, c: &RawClause) -> Matcher {
         let types = match &c.types {
             Some(t) => self.types(&format!("{clause}.types"), t),
             None => Vec::new(),
@@ -563,7 +563,6 @@ impl Checker<'_> {
                 }
             }
         }
-        let _ = at;
         Matcher {
             types,
             conditions,
@@ -711,13 +710,13 @@ impl Checker<'_> {
             );
             // Still check what can be checked, so one pass reports every mistake.
             if let Some(when) = &r.when {
-                self.matcher("when", when.get_ref(), when.span().start);
+                self.matcher("when", when.get_ref());
             }
             None
         } else if let Some(count) = &r.count {
             let c = count.get_ref();
             self.only("count", c, &["window", "distinct"], true);
-            let matcher = self.matcher("count", c, count.span().start);
+            let matcher = self.matcher("count", c);
             let window = self
                 .required("count", "window", &c.window, count.span().start)
                 .map(|w| self.duration("count.window", w));
@@ -747,11 +746,11 @@ impl Checker<'_> {
             })
         } else if let Some(when) = &r.when {
             self.only("when", when.get_ref(), &[], true);
-            let w = self.matcher("when", when.get_ref(), when.span().start);
+            let w = self.matcher("when", when.get_ref());
             if let Some(then) = &r.then {
                 let c = then.get_ref();
                 self.only("then", c, &["within", "differs"], true);
-                let m = self.matcher("then", c, then.span().start);
+                let m = self.matcher("then", c);
                 let within = self
                     .required("then", "within", &c.within, then.span().start)
                     .map(|d| self.duration("then.within", d));
@@ -774,7 +773,7 @@ impl Checker<'_> {
             } else if let Some(absent) = &r.absent {
                 let c = absent.get_ref();
                 self.only("absent", c, &["before", "after"], true);
-                let m = self.matcher("absent", c, absent.span().start);
+                let m = self.matcher("absent", c);
                 let before = c.before.as_ref().map(|d| self.duration("absent.before", d));
                 let after = c.after.as_ref().map(|d| self.duration("absent.after", d));
                 if before.is_none() && after.is_none() {

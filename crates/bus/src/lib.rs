@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 use timpora_proto::v1::{Classification, Event};
 use timpora_proto::{EventTypeInfo, type_by_name};
 
+mod state;
+pub use state::{CORRELATOR_STATUS, CorrelatorStatus, RULES_ACTIVE};
+
 /// Default prefix of every event subject.
 pub const EVENTS_SUBJECT_PREFIX: &str = "timpora.events";
 /// Header carrying the W3C trace context.
@@ -88,6 +91,10 @@ pub struct Topology {
     /// Prefix of alert subjects (`timpora.alerts`); an alert is stored once, on
     /// `<prefix>.raised.<alert id>`.
     pub alerts_subject_prefix: String,
+    /// Key-value bucket of the rule sets: `active` is the one the correlator runs, with history.
+    pub rules_bucket: String,
+    /// Object store of service checkpoints (the correlator's state and position).
+    pub checkpoint_bucket: String,
 }
 
 impl Default for Topology {
@@ -102,6 +109,8 @@ impl Default for Topology {
             subject_prefix: EVENTS_SUBJECT_PREFIX.into(),
             alerts_stream: "TIMPORA_ALERTS".into(),
             alerts_subject_prefix: "timpora.alerts".into(),
+            rules_bucket: "TIMPORA_RULES".into(),
+            checkpoint_bucket: "TIMPORA_CHECKPOINTS".into(),
         }
     }
 }
@@ -299,6 +308,8 @@ impl Bus {
                 .await
                 .map_err(|e| js_err("create or update stream")(e.into()))?;
         }
+        self.rules_store().await?;
+        self.checkpoint_store().await?;
         tracing::info!(
             events = %self.topology.events_stream,
             alerts = %self.topology.alerts_stream,
@@ -433,6 +444,20 @@ impl Bus {
                 Ok(Delivered { sequence, event })
             })
             .boxed())
+    }
+
+    /// The events stream's last sequence (0 when empty).
+    pub async fn events_last_sequence(&self) -> Result<u64> {
+        let mut stream = self
+            .js
+            .get_stream(&self.topology.events_stream)
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| js_err("stream info")(e.into()))?;
+        Ok(info.state.last_sequence)
     }
 
     /// Streams, message counts and consumers.

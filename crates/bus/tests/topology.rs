@@ -50,8 +50,16 @@ async fn ensure_topology_is_idempotent_and_updates_settings() {
     bus2.ensure_topology().await.unwrap();
     let status = bus2.status().await.unwrap();
     let names: Vec<&str> = status.streams.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["TIMPORA_ALERTS", "TIMPORA_EVENTS"]);
-    let events = &status.streams[1];
+    assert_eq!(
+        names,
+        [
+            "KV_TIMPORA_RULES",
+            "OBJ_TIMPORA_CHECKPOINTS",
+            "TIMPORA_ALERTS",
+            "TIMPORA_EVENTS"
+        ]
+    );
+    let events = &status.streams[3];
     assert_eq!(events.duplicate_window_secs, 120);
     assert_eq!(events.messages, 1, "updating kept the events");
     // The stored record refuses deletion.

@@ -54,7 +54,7 @@ fn lines(path: &Path) -> anyhow::Result<Vec<(usize, serde_json::Value)>> {
 
 /// Run the backtest; exit status 1 when the alerts differ from the expected ones.
 pub fn run(args: &TestArgs) -> anyhow::Result<ExitCode> {
-    let Some(rules) = crate::load_rules(Some(&args.file))? else {
+    let Some((_, rules)) = crate::rules::load(Some(&args.file))? else {
         return Ok(ExitCode::FAILURE);
     };
     let lateness = timpora_rules::parse_duration(&args.lateness)

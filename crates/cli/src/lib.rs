@@ -7,6 +7,7 @@ mod client;
 mod config;
 mod dev;
 mod json;
+mod rules;
 mod signal;
 
 use std::path::PathBuf;
@@ -90,6 +91,13 @@ pub struct CorrelatorArgs {
     /// How often a clock tick is recorded into the stream.
     #[arg(long, default_value = "1s")]
     pub tick: String,
+    /// How often the state and stream position are checkpointed.
+    #[arg(long, default_value = "10s")]
+    pub checkpoint_every: String,
+    /// Most entries of state held; past it the groups idle longest are dropped (with a warning
+    /// and a counter in `timpora rules status`).
+    #[arg(long, default_value_t = 5_000_000)]
+    pub state_cap: usize,
     #[command(flatten)]
     pub nats: NatsArgs,
 }
@@ -105,6 +113,17 @@ pub enum RulesCommand {
     Default,
     /// Backtest a rule set on recorded events against expected alerts; print the differences.
     Test(backtest::TestArgs),
+    /// Check a rule file and make it the correlator's active set, without a restart; waits
+    /// until the running correlator reports it runs the new set.
+    Apply(rules::ApplyArgs),
+    /// The active rule set and what the correlator reports (position, state, counters).
+    Status {
+        #[command(flatten)]
+        nats: NatsArgs,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -234,64 +253,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await?,
         Command::Correlator(args) => {
             apply_nats(&mut cfg, &args.nats);
-            return correlator(cfg, args).await;
+            return rules::correlator(cfg, args).await;
         }
         Command::Rules(RulesCommand::Default) => print!("{}", timpora_rules::DEFAULT_RULES),
-        Command::Rules(RulesCommand::Check { file }) => return check_rules(&file),
+        Command::Rules(RulesCommand::Check { file }) => return rules::check(&file),
         Command::Rules(RulesCommand::Test(args)) => return backtest::run(&args),
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Read and check a rule file (the built-in set when `file` is `None`). An invalid file has its
-/// errors printed (`NAME:LINE: rule ID: what`) and yields `None`: it is never used.
-fn load_rules(file: Option<&std::path::Path>) -> anyhow::Result<Option<timpora_rules::RuleSet>> {
-    let (name, text) = match file {
-        Some(p) => (
-            p.display().to_string(),
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
-        ),
-        None => (
-            "built-in rules".to_owned(),
-            timpora_rules::DEFAULT_RULES.to_owned(),
-        ),
-    };
-    match timpora_rules::parse(&text) {
-        Ok(set) => Ok(Some(set)),
-        Err(errors) => {
-            for e in &errors.0 {
-                let rule = e
-                    .rule
-                    .as_ref()
-                    .map(|r| format!(" rule {r}:"))
-                    .unwrap_or_default();
-                eprintln!("{name}:{}:{rule} {}", e.line, e.message);
-            }
-            eprintln!(
-                "{name}: {} errors; the rule set is not valid",
-                errors.0.len()
-            );
-            Ok(None)
+        Command::Rules(RulesCommand::Apply(args)) => {
+            apply_nats(&mut cfg, &args.nats);
+            return rules::apply(&cfg, &args).await;
+        }
+        Command::Rules(RulesCommand::Status { nats, json }) => {
+            apply_nats(&mut cfg, &nats);
+            return rules::status(&cfg, json).await;
         }
     }
-}
-
-fn check_rules(file: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let Some(set) = load_rules(Some(file))? else {
-        return Ok(ExitCode::FAILURE);
-    };
-    let rules: Vec<String> = set
-        .rules
-        .iter()
-        .map(|r| format!("{} ({})", r.id, r.severity.as_str()))
-        .collect();
-    println!(
-        "{}: rule set {} is valid: {} rules: {}",
-        file.display(),
-        set.version,
-        set.rules.len(),
-        rules.join(", ")
-    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -320,25 +295,6 @@ async fn connect_waiting(cfg: &Config, name: &str) -> anyhow::Result<timpora_bus
     };
     bus.ensure_topology().await?;
     Ok(bus)
-}
-
-async fn correlator(cfg: Config, args: CorrelatorArgs) -> anyhow::Result<ExitCode> {
-    let duration = |flag: &str, v: &str| {
-        timpora_rules::parse_duration(v)
-            .with_context(|| format!("--{flag} {v:?} is not a duration; write e.g. 5s, 1m"))
-    };
-    let options = timpora_correlator::Options {
-        lateness: duration("lateness", &args.lateness)?,
-        tick_every: duration("tick", &args.tick)?,
-    };
-    anyhow::ensure!(!options.tick_every.is_zero(), "--tick must be positive");
-    let Some(rules) = load_rules(args.rules.as_deref())? else {
-        return Ok(ExitCode::FAILURE);
-    };
-    let shutdown = signal::shutdown();
-    let bus = connect_waiting(&cfg, "timpora-correlator").await?;
-    timpora_correlator::run(bus, rules, options, shutdown).await?;
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn gateway(cfg: Config) -> anyhow::Result<()> {

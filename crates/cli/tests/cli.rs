@@ -83,8 +83,21 @@ fn publish_subscribe_and_status_through_the_binary() {
     let status = run(timpora(dir.path()).args(["bus", "status", "--json"]));
     assert!(status.status.success());
     let status: Value = serde_json::from_slice(&status.stdout).unwrap();
-    assert_eq!(status["streams"][0]["name"], "TIMPORA_ALERTS");
-    assert_eq!(status["streams"][1]["name"], "TIMPORA_EVENTS");
+    let names: Vec<&str> = status["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "KV_TIMPORA_RULES",
+            "OBJ_TIMPORA_CHECKPOINTS",
+            "TIMPORA_ALERTS",
+            "TIMPORA_EVENTS"
+        ]
+    );
 
     let now = rfc3339_now();
     let interview = |id: &str, nik: &str| {

@@ -13,6 +13,7 @@ mod facts;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use timpora_proto::v1::Event;
 use timpora_rules::{Fact, Rule, RuleSet, Severity, Shape};
@@ -38,16 +39,32 @@ pub struct Alert {
     pub region: String,
 }
 
+/// Errors of the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A checkpoint could not be read back.
+    #[error("checkpoint unreadable: {0}")]
+    Checkpoint(#[from] postcard::Error),
+    /// A checkpoint was taken with another rule set or lateness.
+    #[error("checkpoint belongs to rule set {digest} with lateness {lateness:?}")]
+    Mismatch { digest: String, lateness: Duration },
+}
+
 /// Counters the correlator reports.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     pub events: u64,
     /// Events older than the watermark minus the allowed lateness.
     pub late_events: u64,
     pub alerts: u64,
+    /// Groups dropped, oldest first, because the state cap was reached.
+    pub shed_groups: u64,
 }
 
-#[derive(Debug, Clone)]
+/// Layout version of [`Engine::checkpoint`]'s bytes.
+const CHECKPOINT_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Occ {
     time: SystemTime,
     key: String,
@@ -71,7 +88,7 @@ impl Occ {
 }
 
 /// One event's contribution to a count rule.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Contribution {
     occ: Occ,
     groups: Vec<String>,
@@ -80,7 +97,7 @@ struct Contribution {
 
 type Due = (SystemTime, String, String);
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct RuleState {
     /// Sequence: `when` and `then` occurrences per group.
     whens: HashMap<String, Vec<Occ>>,
@@ -107,6 +124,8 @@ pub struct Engine {
     states: Vec<RuleState>,
     stats: Stats,
     since_evict: u64,
+    cap: usize,
+    shed_check: u64,
 }
 
 fn alert_id(rule: &Rule, version: &str, group: &str, evidence: &[String]) -> String {
@@ -161,12 +180,76 @@ impl Engine {
             states,
             stats: Stats::default(),
             since_evict: 0,
+            cap: usize::MAX,
+            shed_check: 0,
         }
+    }
+
+    /// Hold state for at most `cap` groups (over all rules): past it, the groups idle longest
+    /// are dropped, counted in [`Stats::shed_groups`] and logged.
+    pub fn with_cap(mut self, cap: usize) -> Self {
+        self.cap = cap.max(1);
+        self
+    }
+
+    /// The state as bytes: [`Engine::restore`] with the same rule set and lateness continues
+    /// exactly where this engine stands.
+    pub fn checkpoint(&self) -> Result<Vec<u8>, Error> {
+        Ok(postcard::to_stdvec(&(
+            CHECKPOINT_FORMAT,
+            &self.set.digest,
+            self.lateness,
+            self.watermark,
+            &self.states,
+            self.stats,
+            self.since_evict,
+        ))?)
+    }
+
+    /// An engine continuing from `bytes` (from [`Engine::checkpoint`]); refused when they were
+    /// taken with another rule set or lateness.
+    pub fn restore(set: RuleSet, lateness: Duration, bytes: &[u8]) -> Result<Self, Error> {
+        type Saved = (
+            u32,
+            String,
+            Duration,
+            Option<SystemTime>,
+            Vec<RuleState>,
+            Stats,
+            u64,
+        );
+        let (format, digest, saved_lateness, watermark, states, stats, since_evict): Saved =
+            postcard::from_bytes(bytes)?;
+        if format != CHECKPOINT_FORMAT
+            || digest != set.digest
+            || saved_lateness != lateness
+            || states.len() != set.rules.len()
+        {
+            return Err(Error::Mismatch {
+                digest,
+                lateness: saved_lateness,
+            });
+        }
+        Ok(Self {
+            set,
+            lateness,
+            watermark,
+            states,
+            stats,
+            since_evict,
+            cap: usize::MAX,
+            shed_check: 0,
+        })
     }
 
     /// The rule set's version.
     pub fn version(&self) -> &str {
         &self.set.version
+    }
+
+    /// The rule set's digest (SHA-256 of its file).
+    pub fn digest(&self) -> &str {
+        &self.set.digest
     }
 
     /// Counters so far.
@@ -321,7 +404,62 @@ impl Engine {
         }
         self.stats.alerts += out.len() as u64;
         self.advance(f.time, &mut out);
+        if self.stats.events >= self.shed_check && self.tracked() > self.cap {
+            self.evict();
+            if self.tracked() > self.cap {
+                self.shed();
+                // Decisions waiting for the watermark are never dropped; if they alone fill
+                // the cap, check again only after a tenth of the cap in events.
+                self.shed_check = self.stats.events + (self.cap as u64 / 10).max(1);
+            }
+        }
         out
+    }
+
+    /// Drop the groups idle longest until a tenth of the cap is free again.
+    fn shed(&mut self) {
+        let target = self.cap - self.cap / 10;
+        let mut idle: Vec<(SystemTime, usize, String)> = Vec::new();
+        for (i, st) in self.states.iter().enumerate() {
+            fn note<'a>(m: &mut HashMap<&'a str, SystemTime>, g: &'a str, t: SystemTime) {
+                let e = m.entry(g).or_insert(t);
+                *e = (*e).max(t);
+            }
+            let mut latest: HashMap<&str, SystemTime> = HashMap::new();
+            for (g, l) in st.whens.iter().chain(&st.thens) {
+                l.iter().for_each(|o| note(&mut latest, g, o.time));
+            }
+            for (g, l) in &st.seen {
+                l.iter().for_each(|t| note(&mut latest, g, *t));
+            }
+            for (g, l) in &st.history {
+                l.iter().for_each(|(t, _, _)| note(&mut latest, g, *t));
+            }
+            for (g, w) in &st.windows {
+                w.iter().for_each(|c| note(&mut latest, g, c.occ.time));
+            }
+            idle.extend(latest.into_iter().map(|(g, t)| (t, i, g.to_owned())));
+        }
+        idle.sort_unstable();
+        let excess = self.tracked().saturating_sub(target);
+        let mut dropped = 0u64;
+        for (_, i, g) in idle.into_iter().take(excess) {
+            let st = &mut self.states[i];
+            st.whens.remove(&g);
+            st.thens.remove(&g);
+            st.seen.remove(&g);
+            st.history.remove(&g);
+            st.windows.remove(&g);
+            st.fired.remove(&g);
+            dropped += 1;
+        }
+        self.stats.shed_groups += dropped;
+        tracing::warn!(
+            cap = self.cap,
+            dropped,
+            tracked = self.tracked(),
+            "state cap reached; dropped the groups idle longest"
+        );
     }
 
     /// A clock tick recorded in the stream: event time moves on without an event.
@@ -448,14 +586,26 @@ impl Engine {
         }
     }
 
-    /// Groups currently holding state, over all rules (for the state cap and its metric).
+    /// Entries of state over all rules: groups holding history, plus decisions waiting for the
+    /// watermark (for the state cap and its metric).
     pub fn tracked(&self) -> usize {
         self.states
             .iter()
             .map(|s| {
-                s.whens.len() + s.thens.len() + s.seen.len() + s.history.len() + s.windows.len()
+                s.whens.len()
+                    + s.thens.len()
+                    + s.seen.len()
+                    + s.history.len()
+                    + s.windows.len()
+                    + s.pending.len()
+                    + s.queue.len()
             })
             .sum()
+    }
+
+    /// The state cap ([`Engine::with_cap`]).
+    pub fn cap(&self) -> usize {
+        self.cap
     }
 }
 

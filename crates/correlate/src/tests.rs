@@ -498,3 +498,89 @@ fn alert_ids_depend_on_rule_version_group_and_evidence() {
     assert_ne!(a, alert_id(rule, "v1", "psn_2", &["x".into()]));
     assert_ne!(a, alert_id(rule, "v1", "psn_1", &["y".into()]));
 }
+
+#[test]
+fn a_checkpoint_taken_anywhere_continues_exactly() {
+    let events = scenario();
+    let whole = run(&events);
+    for split in 0..=events.len() {
+        let mut first = engine();
+        let mut out: Vec<Alert> = events[..split]
+            .iter()
+            .flat_map(|ev| first.observe(ev))
+            .collect();
+        let bytes = first.checkpoint().unwrap();
+        let mut second = Engine::restore(parse(DEFAULT_RULES).unwrap(), LATENESS, &bytes).unwrap();
+        assert_eq!(second.stats(), first.stats());
+        assert_eq!(second.watermark(), first.watermark());
+        out.extend(events[split..].iter().flat_map(|ev| second.observe(ev)));
+        out.extend(second.tick(at(400 * DAY)));
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(out, whole, "checkpoint after {split} events");
+    }
+}
+
+#[test]
+fn a_checkpoint_of_another_rule_set_or_lateness_is_refused() {
+    let mut e = engine();
+    for ev in scenario() {
+        e.observe(&ev);
+    }
+    let bytes = e.checkpoint().unwrap();
+    let other = parse(&DEFAULT_RULES.replacen("2026.11-1", "2026.11-2", 1)).unwrap();
+    assert!(matches!(
+        Engine::restore(other, LATENESS, &bytes),
+        Err(Error::Mismatch { .. })
+    ));
+    assert!(matches!(
+        Engine::restore(
+            parse(DEFAULT_RULES).unwrap(),
+            Duration::from_secs(1),
+            &bytes
+        ),
+        Err(Error::Mismatch { .. })
+    ));
+    assert!(matches!(
+        Engine::restore(
+            parse(DEFAULT_RULES).unwrap(),
+            LATENESS,
+            &bytes[..bytes.len() / 2]
+        ),
+        Err(Error::Checkpoint(_))
+    ));
+}
+
+#[test]
+fn the_state_cap_drops_the_groups_idle_longest() {
+    let mut e = engine().with_cap(100);
+    // Each returned victim is remembered (R6) under their person, until the cap.
+    for i in 0..1_000u64 {
+        e.observe(&repatriation(
+            &format!("v{i}"),
+            &format!("psn_{i}"),
+            i,
+            RepatriationReason::Victim,
+        ));
+        assert!(e.tracked() <= 100, "tracked {} after {i}", e.tracked());
+    }
+    assert!(e.stats().shed_groups >= 900, "{:?}", e.stats());
+    // The most recent person is still known, the oldest is not.
+    let recent = e.observe(&interview(
+        "a1",
+        "kanim-palu",
+        "psn_999",
+        2_000,
+        I::Issued,
+        &[],
+    ));
+    assert_eq!(of(&recent, "R6").len(), 1, "{recent:?}");
+    let oldest = e.observe(&interview(
+        "a2",
+        "kanim-palu",
+        "psn_0",
+        2_001,
+        I::Issued,
+        &[],
+    ));
+    assert!(of(&oldest, "R6").is_empty(), "{oldest:?}");
+}

@@ -3,18 +3,32 @@
 //! events stream itself, so event time moves on while no agency sends anything, and a replay
 //! sees the same clock.
 //!
-//! This first version rebuilds its state by replaying the stream from the beginning at every
-//! start; alerts already stored are recognised by id and not stored again.
+//! Crash safety: alerts are stored (with an id the alerts stream accepts once, ever) before the
+//! checkpoint that covers their events is written, and a checkpoint holds the engine's whole
+//! state with the stream position. A restart, after a clean stop or a `kill -9`, continues from
+//! the last checkpoint: alerts of events after it are decided again and recognised by id, so
+//! none is lost and none is stored twice.
+//!
+//! Rule sets: the active set lives in the rules bucket (`timpora rules apply`, or SIGHUP with a
+//! rule file). A new set is warmed up on the stream up to the current position with its alerts
+//! held back (those events were the previous set's to judge), then decides from there on.
 
 use std::future::Future;
-use std::time::{Duration, SystemTime};
+use std::pin::pin;
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
-use timpora_bus::{AlertOutcome, Bus, Start};
+use futures::stream::BoxStream;
+use timpora_bus::{AlertOutcome, Bus, CorrelatorStatus, Delivered, Start};
 pub use timpora_correlate::Stats;
 use timpora_correlate::{Alert, Engine};
 use timpora_proto::v1;
-use timpora_rules::{RuleSet, Severity};
+use timpora_rules::{DEFAULT_RULES, RuleSet, Severity};
+
+/// Name of the correlator's checkpoint in the checkpoint store.
+pub const CHECKPOINT_NAME: &str = "correlator";
+/// Leading bytes of a checkpoint: layout tag, then the stream position (big-endian u64).
+const CHECKPOINT_TAG: &[u8; 4] = b"TPC1";
 
 /// Errors of the correlation service.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +36,12 @@ pub enum Error {
     /// The bus failed.
     #[error(transparent)]
     Bus(#[from] timpora_bus::Error),
+    /// The rule set given at start is invalid.
+    #[error("rule set invalid: {0}")]
+    Rules(#[from] timpora_rules::Errors),
+    /// The engine's state could not be written.
+    #[error(transparent)]
+    Engine(#[from] timpora_correlate::Error),
 }
 
 /// How the service runs.
@@ -31,6 +51,10 @@ pub struct Options {
     pub lateness: Duration,
     /// How often a clock tick is recorded into the stream.
     pub tick_every: Duration,
+    /// How often (wall clock) the state and position are checkpointed.
+    pub checkpoint_every: Duration,
+    /// Most entries of state held (see [`Engine::with_cap`]).
+    pub state_cap: usize,
 }
 
 impl Default for Options {
@@ -38,6 +62,8 @@ impl Default for Options {
         Self {
             lateness: Duration::from_secs(5),
             tick_every: Duration::from_secs(1),
+            checkpoint_every: Duration::from_secs(10),
+            state_cap: 5_000_000,
         }
     }
 }
@@ -62,64 +88,304 @@ pub fn to_proto(a: &Alert) -> v1::Alert {
     }
 }
 
-/// Run until `shutdown` completes; the engine's counters at the end.
-pub async fn run(
+/// Checkpoint bytes: tag, position (the last stream sequence the state covers), engine state.
+pub fn encode_checkpoint(position: u64, engine: &Engine) -> Result<Vec<u8>, Error> {
+    let state = engine.checkpoint()?;
+    let mut out = Vec::with_capacity(12 + state.len());
+    out.extend_from_slice(CHECKPOINT_TAG);
+    out.extend_from_slice(&position.to_be_bytes());
+    out.extend_from_slice(&state);
+    Ok(out)
+}
+
+/// The position and engine state of checkpoint bytes, if they have the expected layout.
+fn decode_checkpoint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let rest = bytes.strip_prefix(CHECKPOINT_TAG)?;
+    let (pos, state) = rest.split_at_checked(8)?;
+    Some((u64::from_be_bytes(pos.try_into().ok()?), state))
+}
+
+/// The running service: engine, position and what it reports.
+struct Service {
     bus: Bus,
-    rules: RuleSet,
     options: Options,
-    shutdown: impl Future<Output = ()>,
-) -> Result<Stats, Error> {
-    let version = rules.version.clone();
-    let mut engine = Engine::new(rules, options.lateness);
-    let ticker = tokio::spawn(record_ticks(bus.clone(), options.tick_every));
-    let mut events = bus
-        .replay(bus.topology().filter_subject(&[]), Start::All)
-        .await?;
-    tracing::info!(rule_set = %version, "correlator started");
-    tokio::pin!(shutdown);
-    loop {
-        let item = tokio::select! {
-            _ = &mut shutdown => break,
-            item = events.next() => item,
-        };
-        let Some(item) = item else { break };
-        let delivered = match item {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "event stream interrupted");
-                continue;
+    engine: Engine,
+    /// Last stream sequence processed.
+    position: u64,
+    /// Stream sequence after which the current rule set decides.
+    since: u64,
+    /// Last position covered by a stored checkpoint; `None` when one must be written.
+    checkpointed: Option<u64>,
+}
+
+impl Service {
+    fn fresh_engine(&self, set: RuleSet) -> Engine {
+        Engine::new(set, self.options.lateness).with_cap(self.options.state_cap)
+    }
+
+    /// Feed `engine` the stream up to `until` with its alerts held back.
+    async fn warm(&self, engine: &mut Engine, until: u64) -> Result<(), Error> {
+        if until == 0 {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut events = self
+            .bus
+            .replay(self.bus.topology().filter_subject(&[]), Start::All)
+            .await?;
+        let mut fed = 0u64;
+        while let Some(item) = events.next().await {
+            let d = match item {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "event stream interrupted during warm-up");
+                    continue;
+                }
+            };
+            if d.sequence > until {
+                break;
             }
-        };
-        for alert in engine.observe(&delivered.event) {
-            let alert = to_proto(&alert);
-            // An alert is never lost: wait for NATS rather than drop it.
-            loop {
-                match bus.publish_alert(&alert).await {
-                    Ok(AlertOutcome::Stored(seq)) => {
-                        tracing::info!(
-                            alert = %alert.id, rule = %alert.rule_id, sequence = seq,
-                            evidence = alert.evidence.len(), "alert raised"
-                        );
-                        break;
-                    }
-                    Ok(AlertOutcome::Duplicate) => {
-                        tracing::debug!(alert = %alert.id, "alert already stored");
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(alert = %alert.id, error = %e, "cannot store alert; retrying");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
+            engine.observe(&d.event);
+            fed += 1;
+            if d.sequence == until {
+                break;
+            }
+        }
+        tracing::info!(
+            rule_set = %engine.version(), until, events = fed,
+            elapsed_ms = started.elapsed().as_millis() as u64, "rule set warmed up"
+        );
+        Ok(())
+    }
+
+    /// Store an alert; waits for NATS rather than drop it.
+    async fn store(&self, alert: &Alert) {
+        let alert = to_proto(alert);
+        loop {
+            match self.bus.publish_alert(&alert).await {
+                Ok(AlertOutcome::Stored(seq)) => {
+                    tracing::info!(
+                        alert = %alert.id, rule = %alert.rule_id, sequence = seq,
+                        evidence = alert.evidence.len(), "alert raised"
+                    );
+                    return;
+                }
+                Ok(AlertOutcome::Duplicate) => {
+                    tracing::debug!(alert = %alert.id, "alert already stored");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(alert = %alert.id, error = %e, "cannot store alert; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
         }
     }
+
+    /// Write state and position (every alert up to the position is stored by now).
+    async fn checkpoint(&mut self) {
+        if self.checkpointed == Some(self.position) {
+            return;
+        }
+        let started = Instant::now();
+        let bytes = match encode_checkpoint(self.position, &self.engine) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode checkpoint");
+                return;
+            }
+        };
+        match self.bus.save_checkpoint(CHECKPOINT_NAME, &bytes).await {
+            Ok(()) => {
+                self.checkpointed = Some(self.position);
+                tracing::debug!(
+                    position = self.position,
+                    bytes = bytes.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "checkpoint written"
+                );
+                self.report().await;
+            }
+            Err(e) => tracing::warn!(error = %e, "checkpoint not written; will retry"),
+        }
+    }
+
+    async fn report(&self) {
+        let stats = self.engine.stats();
+        let status = CorrelatorStatus {
+            version: self.engine.version().to_owned(),
+            digest: self.engine.digest().to_owned(),
+            since_sequence: self.since,
+            checkpoint_sequence: self.checkpointed.unwrap_or_default(),
+            events: stats.events,
+            late_events: stats.late_events,
+            alerts: stats.alerts,
+            tracked: self.engine.tracked() as u64,
+            state_cap: self.engine.cap() as u64,
+            shed_groups: stats.shed_groups,
+            reported_at: prost_types::Timestamp::from(SystemTime::now()).to_string(),
+        };
+        if let Err(e) = self.bus.put_correlator_status(&status).await {
+            tracing::debug!(error = %e, "status not reported");
+        }
+    }
+
+    /// Switch to the rule file `text` if it is valid and differs; the old set keeps running
+    /// otherwise.
+    async fn switch(&mut self, text: &str) {
+        let set = match timpora_rules::parse(text) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "applied rule set is invalid; keeping the running one");
+                return;
+            }
+        };
+        if set.digest == self.engine.digest() {
+            tracing::debug!(rule_set = %set.version, "rule set unchanged");
+            return;
+        }
+        let mut engine = self.fresh_engine(set);
+        if let Err(e) = self.warm(&mut engine, self.position).await {
+            tracing::error!(error = %e, "cannot warm up the new rule set; keeping the running one");
+            return;
+        }
+        tracing::info!(
+            from = %self.engine.version(), to = %engine.version(), since = self.position,
+            "rule set switched"
+        );
+        self.engine = engine;
+        self.since = self.position;
+        self.checkpointed = None;
+        self.checkpoint().await;
+    }
+
+    async fn live(
+        &self,
+    ) -> Result<BoxStream<'static, Result<Delivered, timpora_bus::Error>>, Error> {
+        Ok(self
+            .bus
+            .replay(
+                self.bus.topology().filter_subject(&[]),
+                Start::Sequence(self.position + 1),
+            )
+            .await?)
+    }
+}
+
+/// The rule set to start with: `initial` (a rule file's text) when given, made the active set;
+/// else the active set in the rules bucket; else the default set, made active.
+async fn starting_rules(bus: &Bus, initial: Option<&str>) -> Result<RuleSet, Error> {
+    if let Some(text) = initial {
+        let set = timpora_rules::parse(text)?;
+        if bus.active_rules().await?.as_deref() != Some(text) {
+            bus.put_rules(text).await?;
+        }
+        return Ok(set);
+    }
+    if let Some(text) = bus.active_rules().await? {
+        match timpora_rules::parse(&text) {
+            Ok(set) => return Ok(set),
+            Err(e) => tracing::error!(error = %e, "active rule set is invalid; using the default"),
+        }
+    }
+    bus.put_rules(DEFAULT_RULES).await?;
+    Ok(timpora_rules::parse(DEFAULT_RULES)?)
+}
+
+/// Run until `shutdown` completes; the engine's counters at the end. `initial` is a rule file's
+/// text to run (see [`starting_rules`]).
+pub async fn run(
+    bus: Bus,
+    initial: Option<&str>,
+    options: Options,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Stats, Error> {
+    let mut reloads = pin!(bus.watch_rules().await?);
+    let set = starting_rules(&bus, initial).await?;
+    let mut svc = Service {
+        engine: Engine::new(set.clone(), options.lateness).with_cap(options.state_cap),
+        bus: bus.clone(),
+        options,
+        position: 0,
+        since: 0,
+        checkpointed: Some(0),
+    };
+    match bus.load_checkpoint(CHECKPOINT_NAME).await? {
+        None => tracing::info!("no checkpoint; reading the stream from the start"),
+        Some(bytes) => match decode_checkpoint(&bytes) {
+            None => tracing::warn!("checkpoint unreadable; reading the stream from the start"),
+            Some((position, _)) if position > bus.events_last_sequence().await? => {
+                tracing::warn!(
+                    position,
+                    "checkpoint is ahead of the events stream (stream recreated?); reading from the start"
+                );
+            }
+            Some((position, state)) => {
+                svc.position = position;
+                svc.checkpointed = Some(position);
+                match Engine::restore(set.clone(), options.lateness, state) {
+                    Ok(engine) => {
+                        svc.engine = engine.with_cap(options.state_cap);
+                        // The set that wrote the checkpoint: keep reporting its start.
+                        svc.since = bus
+                            .correlator_status()
+                            .await?
+                            .filter(|s| s.digest == set.digest)
+                            .map_or(0, |s| s.since_sequence);
+                        tracing::info!(position, "resuming from checkpoint");
+                    }
+                    Err(e) => {
+                        tracing::info!(reason = %e, position, "rule set changed since the checkpoint; warming up");
+                        let mut engine = svc.fresh_engine(set.clone());
+                        svc.warm(&mut engine, position).await?;
+                        svc.engine = engine;
+                        svc.since = position;
+                        svc.checkpointed = None;
+                    }
+                }
+            }
+        },
+    }
+    svc.report().await;
+    let ticker = tokio::spawn(record_ticks(bus.clone(), options.tick_every));
+    let mut events = svc.live().await?;
+    tracing::info!(rule_set = %svc.engine.version(), position = svc.position, "correlator started");
+    let mut shutdown = pin!(shutdown);
+    let mut checkpoints = tokio::time::interval(options.checkpoint_every);
+    checkpoints.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            Some(text) = reloads.next() => {
+                svc.switch(&text).await;
+                events = svc.live().await?;
+            }
+            _ = checkpoints.tick() => svc.checkpoint().await,
+            item = events.next() => {
+                let Some(item) = item else { break };
+                let delivered = match item {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event stream interrupted");
+                        continue;
+                    }
+                };
+                for alert in svc.engine.observe(&delivered.event) {
+                    svc.store(&alert).await;
+                }
+                svc.position = delivered.sequence;
+            }
+        }
+    }
     ticker.abort();
-    let stats = engine.stats();
+    svc.checkpoint().await;
+    let stats = svc.engine.stats();
     tracing::info!(
         events = stats.events,
         late = stats.late_events,
         alerts = stats.alerts,
+        position = svc.position,
         "correlator stopped"
     );
     Ok(stats)

@@ -68,7 +68,9 @@ pub enum GroupBy {
 }
 
 /// A fact the correlator reads off an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Fact {
     Outcome,
     Purpose,
@@ -305,6 +307,8 @@ pub struct Rule {
 pub struct RuleSet {
     pub version: String,
     pub rules: Vec<Rule>,
+    /// SHA-256 of the file's text (hex): tells two sets with the same version apart.
+    pub digest: String,
 }
 
 impl RuleSet {
@@ -864,6 +868,17 @@ impl Checker<'_> {
     }
 }
 
+/// SHA-256 of `bytes`, in lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
 /// Parse `30d`, `12h`, `90m`, `45s`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let (num, unit) = s.split_at(s.len().checked_sub(1)?);
@@ -917,6 +932,7 @@ pub fn parse(text: &str) -> Result<RuleSet, Errors> {
         Ok(RuleSet {
             version: raw.version.into_inner(),
             rules,
+            digest: sha256_hex(text.as_bytes()),
         })
     } else {
         Err(Errors(ck.errors))

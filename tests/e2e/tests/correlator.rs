@@ -1,5 +1,6 @@
 //! The correlation service on a real JetStream: events published through the gateway raise
-//! alerts in the alerts stream; a restart replays the stream and stores no alert twice.
+//! alerts in the alerts stream; a restart continues from the checkpoint and stores no alert
+//! twice; rule sets change without a restart, and an invalid one changes nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
@@ -15,16 +16,20 @@ use timpora_e2e::v1::*;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-fn start(hub: &Hub) -> (oneshot::Sender<()>, JoinHandle<Stats>) {
-    let (tx, rx) = oneshot::channel::<()>();
-    let rules = timpora_rules::parse(timpora_rules::DEFAULT_RULES).unwrap();
-    let options = timpora_correlator::Options {
+fn options() -> timpora_correlator::Options {
+    timpora_correlator::Options {
         lateness: Duration::from_secs(1),
         tick_every: Duration::from_millis(200),
-    };
+        checkpoint_every: Duration::from_millis(300),
+        state_cap: 100_000,
+    }
+}
+
+fn start(hub: &Hub) -> (oneshot::Sender<()>, JoinHandle<Stats>) {
+    let (tx, rx) = oneshot::channel::<()>();
     let bus = hub.bus.clone();
     let task = tokio::spawn(async move {
-        timpora_correlator::run(bus, rules, options, async {
+        timpora_correlator::run(bus, None, options(), async {
             let _ = rx.await;
         })
         .await
@@ -116,8 +121,12 @@ async fn alerts_are_raised_from_the_stream_and_a_restart_stores_none_twice() {
     let stats = task.await.unwrap();
     assert!(stats.events >= 3);
 
-    // Restart: the whole stream is replayed, every alert recognised, nothing stored again; the
-    // restarted service is live (a new attempt at another checkpoint raises one new R3).
+    let status = hub.bus.correlator_status().await.unwrap().unwrap();
+    assert!(status.checkpoint_sequence >= 3, "{status:?}");
+    assert_eq!(status.version, "2026.11-1");
+
+    // Restart: continues from the checkpoint, nothing stored again; the restarted service is
+    // live (a new attempt at another checkpoint raises one new R3).
     let (stop, task) = start(&hub);
     cgk.record_departure_check(check("kdi-2", "TPI-KDI"))
         .await
@@ -131,6 +140,160 @@ async fn alerts_are_raised_from_the_stream_and_a_restart_stores_none_twice() {
     assert_eq!(after.len(), 3, "{after:?}");
     assert_eq!(after[..2], alerts[..], "earlier alerts untouched");
     assert_eq!(after[2].rule_id, "R3");
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+/// A stored-form event straight onto the bus (the correlator's input; no gateway involved).
+fn stored_event(id: &str, payload: event::Payload, person: &str) -> Event {
+    let info = timpora_proto::type_of(&payload);
+    Event {
+        id: id.into(),
+        source: "desa/74.02.05.2001".into(),
+        r#type: info.name.into(),
+        spec_version: timpora_proto::SPEC_VERSION.into(),
+        time: Some(std::time::SystemTime::now().into()),
+        region: "74.02.05.2001".into(),
+        entities: vec![EntityRef {
+            kind: EntityKind::Person as i32,
+            id: person.into(),
+            role: String::new(),
+        }],
+        payload: Some(payload),
+        ..Default::default()
+    }
+}
+
+fn warning(id: &str, person: &str) -> Event {
+    stored_event(
+        id,
+        event::Payload::CommunityReport(CommunityReport {
+            village_code: "74.02.05.2001".into(),
+            reporter_role: ReporterRole::Pimpasa as i32,
+            kind: CommunityReportKind::ResidentPlanningDeparture as i32,
+            ..Default::default()
+        }),
+        person,
+    )
+}
+
+fn deferred(id: &str, person: &str) -> Event {
+    let mut e = stored_event(
+        id,
+        event::Payload::PassportInterview(PassportInterview {
+            destination_country: "KH".into(),
+            outcome: InterviewOutcome::Deferred as i32,
+            indicators: vec![Indicator::PurposeInconsistent as i32],
+            ..Default::default()
+        }),
+        person,
+    );
+    e.source = "imigrasi/kanim-kendari".into();
+    e
+}
+
+async fn publish(hub: &Hub, e: &Event) {
+    hub.bus.publish(e).await.unwrap().ack().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_restart_resumes_from_the_checkpoint_rather_than_the_start() {
+    let hub = Hub::start().await.unwrap();
+    publish(&hub, &warning("w-in-stream", "psn_a")).await;
+    // A checkpoint whose state knows a village warning that is NOT in the stream, covering the
+    // stream so far. Only a correlator that resumes from it (rather than replaying the stream)
+    // can pair the interview below with that warning.
+    let mut engine = timpora_correlate::Engine::new(
+        timpora_rules::parse(timpora_rules::DEFAULT_RULES).unwrap(),
+        options().lateness,
+    );
+    engine.observe(&warning("w-only-in-checkpoint", "psn_b"));
+    let position = hub.last_sequence().await.unwrap();
+    let bytes = timpora_correlator::encode_checkpoint(position, &engine).unwrap();
+    hub.bus
+        .save_checkpoint(timpora_correlator::CHECKPOINT_NAME, &bytes)
+        .await
+        .unwrap();
+
+    let (stop, task) = start(&hub);
+    publish(&hub, &deferred("i-b", "psn_b")).await;
+    publish(&hub, &deferred("i-a", "psn_a")).await;
+    let alerts = wait_for(&hub, 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let alerts_after = hub.alerts().await.unwrap();
+    assert_eq!(alerts_after, alerts, "exactly one alert: {alerts_after:?}");
+    assert_eq!(alerts[0].rule_id, "R2");
+    assert_eq!(
+        alerts[0].evidence,
+        [
+            "desa/74.02.05.2001/w-only-in-checkpoint",
+            "imigrasi/kanim-kendari/i-b"
+        ],
+        "the state came from the checkpoint; the warning before it in the stream was not replayed"
+    );
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_new_rule_set_applies_without_restart_and_an_invalid_one_changes_nothing() {
+    let hub = Hub::start().await.unwrap();
+    let (stop, task) = start(&hub);
+    publish(&hub, &warning("w1", "psn_1")).await;
+    publish(&hub, &deferred("i1", "psn_1")).await;
+    let first = wait_for(&hub, 1).await;
+    assert_eq!(first[0].rule_version, "2026.11-1");
+
+    // An invalid rule set in the bucket (bypassing `rules apply`'s check) is refused.
+    hub.bus
+        .put_rules("version = \"broken\"\n[[rule]]\nid = 3\n")
+        .await
+        .unwrap();
+    // A valid new version: the same rules under a new name.
+    let text = timpora_rules::DEFAULT_RULES.replacen("2026.11-1", "2026.11-2", 1);
+    let digest = timpora_rules::parse(&text).unwrap().digest;
+    hub.bus.put_rules(&text).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let s = hub.bus.correlator_status().await.unwrap().unwrap();
+        if s.digest == digest {
+            break s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not switched: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.version, "2026.11-2");
+    assert!(status.since_sequence >= 2, "{status:?}");
+
+    // The warning is still known to the new set (warmed up on the stream), the old alert is
+    // not raised again under the new version, and a new interview raises one new alert.
+    publish(&hub, &deferred("i2", "psn_1")).await;
+    let alerts = wait_for(&hub, 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let alerts = {
+        let again = hub.alerts().await.unwrap();
+        assert_eq!(again, alerts, "no further alerts");
+        again
+    };
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert_eq!(alerts[0], first[0]);
+    assert_eq!(alerts[1].rule_id, "R2");
+    assert_eq!(alerts[1].rule_version, "2026.11-2");
+    assert_eq!(
+        alerts[1].evidence,
+        ["desa/74.02.05.2001/w1", "imigrasi/kanim-kendari/i2"]
+    );
+    let _ = stop.send(());
+    task.await.unwrap();
+
+    // A restart keeps running the applied set.
+    let (stop, task) = start(&hub);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = hub.bus.correlator_status().await.unwrap().unwrap();
+    assert_eq!(s.version, "2026.11-2");
     let _ = stop.send(());
     task.await.unwrap();
 }

@@ -1,0 +1,201 @@
+//! The hub's own state next to the streams: the rule sets (a key-value bucket with history, so
+//! which set ran when stays on record) and service checkpoints (an object store, since a
+//! correlator's state outgrows a key-value entry).
+
+use std::time::Duration;
+
+use async_nats::jetstream::stream::{self, StorageType};
+use async_nats::jetstream::{kv, object_store};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+
+use crate::{Bus, Error, Result, Storage};
+
+/// Key of the rule set the correlator is to run (the rule file's text).
+pub const RULES_ACTIVE: &str = "active";
+/// Key where the correlator reports what it runs ([`CorrelatorStatus`] as JSON).
+pub const CORRELATOR_STATUS: &str = "status";
+
+/// What the correlator reports under [`CORRELATOR_STATUS`], at start, at each rule-set switch
+/// and at each checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorrelatorStatus {
+    /// The rule set running.
+    pub version: String,
+    /// SHA-256 of its file's text.
+    pub digest: String,
+    /// Events stream sequence after which this set decides (alerts of earlier events were the
+    /// previous set's to raise).
+    pub since_sequence: u64,
+    /// Last events stream sequence processed and covered by the checkpoint.
+    pub checkpoint_sequence: u64,
+    pub events: u64,
+    pub late_events: u64,
+    pub alerts: u64,
+    /// Entries of state held, and the cap on them.
+    pub tracked: u64,
+    pub state_cap: u64,
+    /// Groups dropped because the cap was reached.
+    pub shed_groups: u64,
+    /// RFC 3339 wall-clock time of this report.
+    pub reported_at: String,
+}
+
+fn storage(s: Storage) -> StorageType {
+    match s {
+        Storage::File => StorageType::File,
+        Storage::Memory => StorageType::Memory,
+    }
+}
+
+fn js<E: std::fmt::Display>(op: &'static str) -> impl FnOnce(E) -> Error {
+    move |e| Error::JetStream {
+        op,
+        message: e.to_string(),
+    }
+}
+
+impl Bus {
+    /// The rule-set bucket, created when missing.
+    pub(crate) async fn rules_store(&self) -> Result<kv::Store> {
+        let t = &self.topology;
+        if let Ok(store) = self.js.get_key_value(&t.rules_bucket).await {
+            return Ok(store);
+        }
+        // The stream a key-value bucket is made of, created directly: `create_key_value` first
+        // asks for account limits in a form NATS 2.9 does not answer.
+        self.js
+            .create_or_update_stream(stream::Config {
+                name: format!("KV_{}", t.rules_bucket),
+                description: Some("TIMPORA correlation rule sets".into()),
+                subjects: vec![format!("$KV.{}.>", t.rules_bucket)],
+                max_messages_per_subject: 64,
+                max_message_size: 1024 * 1024,
+                storage: storage(t.storage),
+                num_replicas: t.replicas,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: true,
+                discard: stream::DiscardPolicy::New,
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await
+            .map_err(js("create rules bucket"))?;
+        self.js
+            .get_key_value(&t.rules_bucket)
+            .await
+            .map_err(js("open rules bucket"))
+    }
+
+    /// The checkpoint object store, created when missing.
+    pub(crate) async fn checkpoint_store(&self) -> Result<object_store::ObjectStore> {
+        let t = &self.topology;
+        if let Ok(store) = self.js.get_object_store(&t.checkpoint_bucket).await {
+            return Ok(store);
+        }
+        self.js
+            .create_object_store(object_store::Config {
+                bucket: t.checkpoint_bucket.clone(),
+                description: Some("TIMPORA service checkpoints".into()),
+                storage: storage(t.storage),
+                num_replicas: t.replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(js("create checkpoint store"))
+    }
+
+    /// Make `text` (a checked rule file) the active rule set; its bucket revision.
+    pub async fn put_rules(&self, text: &str) -> Result<u64> {
+        self.rules_store()
+            .await?
+            .put(RULES_ACTIVE, Bytes::copy_from_slice(text.as_bytes()))
+            .await
+            .map_err(js("put rules"))
+    }
+
+    /// The active rule file's text, if one was ever applied.
+    pub async fn active_rules(&self) -> Result<Option<String>> {
+        let value = self
+            .rules_store()
+            .await?
+            .get(RULES_ACTIVE)
+            .await
+            .map_err(js("get rules"))?;
+        Ok(value.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
+    /// Every later change of the active rule set (its text).
+    pub async fn watch_rules(&self) -> Result<impl Stream<Item = String> + Send + 'static> {
+        let watch = self
+            .rules_store()
+            .await?
+            .watch(RULES_ACTIVE)
+            .await
+            .map_err(js("watch rules"))?;
+        Ok(watch.filter_map(|entry| async move {
+            match entry {
+                Ok(e) if e.operation == kv::Operation::Put => {
+                    Some(String::from_utf8_lossy(&e.value).into_owned())
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "rule set watch interrupted");
+                    None
+                }
+            }
+        }))
+    }
+
+    /// Report what the correlator runs.
+    pub async fn put_correlator_status(&self, status: &CorrelatorStatus) -> Result<()> {
+        let json = serde_json::to_vec(status).map_err(js("encode correlator status"))?;
+        self.rules_store()
+            .await?
+            .put(CORRELATOR_STATUS, json.into())
+            .await
+            .map_err(js("put correlator status"))?;
+        Ok(())
+    }
+
+    /// What the correlator last reported.
+    pub async fn correlator_status(&self) -> Result<Option<CorrelatorStatus>> {
+        let value = self
+            .rules_store()
+            .await?
+            .get(CORRELATOR_STATUS)
+            .await
+            .map_err(js("get correlator status"))?;
+        Ok(value.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    /// Store a checkpoint under `name`, replacing the previous one only once it is complete.
+    pub async fn save_checkpoint(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let store = self.checkpoint_store().await?;
+        let mut reader = bytes;
+        store
+            .put(name, &mut reader)
+            .await
+            .map_err(js("save checkpoint"))?;
+        Ok(())
+    }
+
+    /// The checkpoint stored under `name`, if any.
+    pub async fn load_checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let store = self.checkpoint_store().await?;
+        let mut object = match store.get(name).await {
+            Ok(o) => o,
+            Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(js("load checkpoint")(e)),
+        };
+        let mut bytes = Vec::new();
+        tokio::time::timeout(Duration::from_secs(120), object.read_to_end(&mut bytes))
+            .await
+            .map_err(js("load checkpoint"))?
+            .map_err(js("load checkpoint"))?;
+        Ok(Some(bytes))
+    }
+}

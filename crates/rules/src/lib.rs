@@ -879,8 +879,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Parse `30d`, `12h`, `90m`, `45s`.
+/// Parse `30d`, `12h`, `90m`, `45s`, `250ms`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
+    if let Some(ms) = s.strip_suffix("ms") {
+        return ms.parse().ok().map(Duration::from_millis);
+    }
     let (num, unit) = s.split_at(s.len().checked_sub(1)?);
     let n: u64 = num.parse().ok()?;
     let secs = match unit {

@@ -1,0 +1,183 @@
+//! Crash safety of `timpora correlator`, the real binary: a seeded scenario is loaded into a real
+//! JetStream, the correlator is killed with SIGKILL at several points while it works through it
+//! and restarted each time; the alerts stored in the end are exactly those of an uninterrupted
+//! evaluation (the same ids and bytes), each stored once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::StreamExt;
+use prost::Message;
+use timpora_bus::{Bus, Topology};
+use timpora_natsd::NatsServer;
+use timpora_proto::v1::Alert;
+use timpora_scenario::{Scenario, Spec};
+
+const LATENESS: Duration = Duration::from_secs(5);
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn correlator(url: &str, dir: &std::path::Path) -> Killed {
+    Killed(
+        Command::new(env!("CARGO_BIN_EXE_timpora"))
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["correlator", "--nats-url", url, "--lateness", "5s"])
+            .args(["--checkpoint-every", "50ms", "--tick", "1s"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start timpora correlator"),
+    )
+}
+
+/// Every stored alert by id, with how many times each id was stored.
+async fn stored_alerts(bus: &Bus) -> (BTreeMap<String, Alert>, usize) {
+    let stream = bus
+        .jetstream()
+        .get_stream(&bus.topology().alerts_stream)
+        .await
+        .unwrap();
+    let total = stream.get_info().await.unwrap().state.messages as usize;
+    let mut out = BTreeMap::new();
+    if total == 0 {
+        return (out, 0);
+    }
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    for _ in 0..total {
+        let m = messages.next().await.unwrap().unwrap();
+        let alert = Alert::decode(m.payload.clone()).unwrap();
+        out.insert(alert.id.clone(), alert);
+    }
+    (out, total)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_several_points_loses_and_doubles_nothing() {
+    let nats = NatsServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::connect(&nats.url(), "crash-test", Topology::default())
+        .await
+        .unwrap();
+    bus.ensure_topology().await.unwrap();
+
+    // A scenario that ended 200 days ago: every window and horizon in it has closed by the
+    // first clock tick, so the expected alerts do not depend on when the test runs.
+    let end = SystemTime::now() - Duration::from_secs(200 * 86_400);
+    let events: Vec<_> = Scenario::new(Spec::small(42, 40_000, end)).collect();
+    let mut pending = Vec::new();
+    for e in &events {
+        pending.push(bus.publish(e).await.unwrap());
+        if pending.len() == 2_000 {
+            for p in pending.drain(..) {
+                p.ack().await.unwrap();
+            }
+        }
+    }
+    for p in pending {
+        p.ack().await.unwrap();
+    }
+    let last = bus.events_last_sequence().await.unwrap();
+    assert_eq!(last, events.len() as u64);
+
+    // The uninterrupted evaluation: the engine over the same events, then the clock.
+    let set = timpora_rules::parse(timpora_rules::DEFAULT_RULES).unwrap();
+    let mut engine = timpora_correlate::Engine::new(set, LATENESS);
+    let mut expected: Vec<Alert> = events
+        .iter()
+        .flat_map(|e| engine.observe(e))
+        .map(|a| timpora_correlator::to_proto(&a))
+        .collect();
+    expected.extend(
+        engine
+            .tick(SystemTime::now())
+            .iter()
+            .map(timpora_correlator::to_proto),
+    );
+    let expected: BTreeMap<String, Alert> =
+        expected.into_iter().map(|a| (a.id.clone(), a)).collect();
+    let mut rules: Vec<&str> = expected.values().map(|a| a.rule_id.as_str()).collect();
+    rules.dedup();
+    rules.sort_unstable();
+    rules.dedup();
+    assert_eq!(rules, ["R1", "R2", "R3", "R4", "R5", "R6"]);
+
+    // Kill it at a quarter, half and three quarters of the alerts, and once more right after a
+    // start (before its first checkpoint is likely written); restart each time.
+    let n = expected.len();
+    let mut kills = Vec::new();
+    for target in [n / 4, n / 2, 3 * n / 4, usize::MAX] {
+        let mut child = correlator(&nats.url(), dir.path());
+        let started = Instant::now();
+        if target == usize::MAX {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        } else {
+            loop {
+                assert!(child.0.try_wait().unwrap().is_none(), "correlator exited");
+                let (_, count) = stored_alerts(&bus).await;
+                if count >= target {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(120),
+                    "stuck at {count} of {n} alerts"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        child.0.kill().unwrap(); // SIGKILL
+        child.0.wait().unwrap();
+        kills.push((target, stored_alerts(&bus).await.1));
+    }
+    eprintln!("killed at (target, stored) {kills:?} of {n}");
+
+    // The last run: until everything is processed and checkpointed.
+    let _child = correlator(&nats.url(), dir.path());
+    let started = Instant::now();
+    loop {
+        let status = bus.correlator_status().await.unwrap();
+        if status.is_some_and(|s| s.checkpoint_sequence >= last) && stored_alerts(&bus).await.1 >= n
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (stored, total) = stored_alerts(&bus).await;
+    assert_eq!(total, stored.len(), "an alert was stored twice");
+    let missing: Vec<&String> = expected
+        .keys()
+        .filter(|k| !stored.contains_key(*k))
+        .collect();
+    let extra: Vec<&String> = stored
+        .keys()
+        .filter(|k| !expected.contains_key(*k))
+        .collect();
+    assert!(missing.is_empty(), "lost alerts: {missing:?}");
+    assert!(extra.is_empty(), "unexpected alerts: {extra:?}");
+    for (id, alert) in &expected {
+        assert_eq!(
+            stored[id].encode_to_vec(),
+            alert.encode_to_vec(),
+            "alert {id} differs"
+        );
+    }
+}

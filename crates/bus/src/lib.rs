@@ -240,6 +240,8 @@ pub struct Bus {
     client: async_nats::Client,
     js: jetstream::Context,
     topology: Topology,
+    /// The URL list it was connected with, for [`Bus::second_connection`].
+    url: Option<String>,
 }
 
 /// How long a JetStream call (including a publish acknowledgement) may take.
@@ -260,7 +262,19 @@ impl Bus {
             .connect(servers)
             .await
             .map_err(|e| Error::Unavailable(format!("cannot connect to {url}: {e}")))?;
-        Ok(Self::new(client, topology, DEFAULT_TIMEOUT))
+        Ok(Self {
+            url: Some(url.to_owned()),
+            ..Self::new(client, topology, DEFAULT_TIMEOUT)
+        })
+    }
+
+    /// Another connection to the same servers, so that bulk transfers on it (checkpoints) do
+    /// not queue ahead of this one's messages. The same connection when the URL is unknown.
+    pub async fn second_connection(&self, name: &str) -> Result<Self> {
+        match &self.url {
+            Some(url) => Self::connect(url, name, self.topology.clone()).await,
+            None => Ok(self.clone()),
+        }
     }
 
     /// Wrap an existing client.
@@ -274,6 +288,7 @@ impl Bus {
             client,
             js,
             topology,
+            url: None,
         }
     }
 
@@ -354,6 +369,12 @@ impl Bus {
     /// Store an alert once: a second publish of the same alert id, however much later (a
     /// restart, a replay), is answered [`AlertOutcome::Duplicate`] and stores nothing.
     pub async fn publish_alert(&self, alert: &timpora_proto::v1::Alert) -> Result<AlertOutcome> {
+        self.send_alert(alert).await?.outcome().await
+    }
+
+    /// [`Bus::publish_alert`] in two steps: returns once the alert is sent; the returned
+    /// [`PendingAlert`] resolves when JetStream has stored it (or recognised it).
+    pub async fn send_alert(&self, alert: &timpora_proto::v1::Alert) -> Result<PendingAlert> {
         let msg = PublishMessage::build()
             .payload(Bytes::from(alert.encode_to_vec()))
             .message_id(&alert.id)
@@ -363,14 +384,7 @@ impl Bus {
             .send_publish(self.topology.alert_subject(&alert.id), msg)
             .await
             .map_err(|e| Error::Unavailable(e.to_string()))?;
-        match pending.await {
-            Ok(ack) if ack.duplicate => Ok(AlertOutcome::Duplicate),
-            Ok(ack) => Ok(AlertOutcome::Stored(ack.sequence)),
-            Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
-                Ok(AlertOutcome::Duplicate)
-            }
-            Err(e) => Err(Error::Unavailable(e.to_string())),
-        }
+        Ok(PendingAlert(pending))
     }
 
     /// Record a clock tick at `at` into the events stream (one per second at most: ticks from
@@ -520,6 +534,24 @@ pub enum AlertOutcome {
     Stored(u64),
     /// Already stored earlier; nothing new was stored.
     Duplicate,
+}
+
+/// A sent alert whose JetStream acknowledgement is still to come.
+#[derive(Debug)]
+pub struct PendingAlert(jetstream::context::PublishAckFuture);
+
+impl PendingAlert {
+    /// Wait for JetStream: stored now, or already stored before.
+    pub async fn outcome(self) -> Result<AlertOutcome> {
+        match self.0.await {
+            Ok(ack) if ack.duplicate => Ok(AlertOutcome::Duplicate),
+            Ok(ack) => Ok(AlertOutcome::Stored(ack.sequence)),
+            Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                Ok(AlertOutcome::Duplicate)
+            }
+            Err(e) => Err(Error::Unavailable(e.to_string())),
+        }
+    }
 }
 
 /// A sent publish whose JetStream acknowledgement is still to come.

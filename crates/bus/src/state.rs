@@ -36,6 +36,8 @@ pub struct CorrelatorStatus {
     pub alerts: u64,
     /// Entries of state held, and the cap on them.
     pub tracked: u64,
+    /// Distinct entities (persons, recruiters, companies) those entries are about.
+    pub entities: u64,
     pub state_cap: u64,
     /// Groups dropped because the cap was reached.
     pub shed_groups: u64,
@@ -181,6 +183,16 @@ impl Bus {
             .await
             .map_err(js("save checkpoint"))?;
         Ok(())
+    }
+
+    /// Size in bytes of the checkpoint stored under `name` (0 if none).
+    pub async fn checkpoint_size(&self, name: &str) -> Result<u64> {
+        let store = self.checkpoint_store().await?;
+        match store.info(name).await {
+            Ok(info) => Ok(info.size as u64),
+            Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => Ok(0),
+            Err(e) => Err(js("checkpoint info")(e)),
+        }
     }
 
     /// The checkpoint stored under `name`, if any.

@@ -129,16 +129,7 @@ pub async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
         a.events > 0 && a.samples > 0,
         "--events and --samples must be positive"
     );
-    let mut own_server = None;
-    let url = match &a.nats_url {
-        Some(u) => u.clone(),
-        None => {
-            let s = NatsServer::start()?;
-            let u = s.url();
-            own_server = Some(s);
-            u
-        }
-    };
+    let (own_server, url) = nats_for_bench(a.nats_url.as_deref())?;
     let tag = random_hex(4)?;
     let topo = |kind: &str| Topology {
         events_stream: format!("BENCH_{}_{tag}", kind.to_uppercase()),
@@ -348,6 +339,19 @@ pub async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// The NATS server a benchmark runs against: `url`, or one started for it (kept running while
+/// the returned guard lives).
+pub(crate) fn nats_for_bench(url: Option<&str>) -> anyhow::Result<(Option<NatsServer>, String)> {
+    Ok(match url {
+        Some(u) => (None, u.to_owned()),
+        None => {
+            let s = NatsServer::start()?;
+            let u = s.url();
+            (Some(s), u)
+        }
+    })
 }
 
 fn median(values: &[f64]) -> f64 {

@@ -3,6 +3,7 @@
 
 mod backtest;
 mod bench;
+mod bench_correlate;
 mod client;
 mod config;
 mod dev;
@@ -183,6 +184,8 @@ pub enum ConfigCommand {
 pub enum BenchCommand {
     /// Gateway ingest against raw JetStream publish (throughput and latency).
     Ingest(bench::IngestArgs),
+    /// The correlator against raw JetStream consumption (throughput, memory, alert latency).
+    Correlate(bench_correlate::CorrelateArgs),
 }
 
 impl Command {
@@ -251,6 +254,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => dev::init(&cli.data_dir, force, listen, &nats_url)?,
         Command::Config(ConfigCommand::Print) => print!("{}", toml::to_string_pretty(&cfg)?),
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await?,
+        Command::Bench(BenchCommand::Correlate(args)) => bench_correlate::correlate(args).await?,
         Command::Correlator(args) => {
             apply_nats(&mut cfg, &args.nats);
             return rules::correlator(cfg, args).await;

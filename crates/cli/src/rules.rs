@@ -89,6 +89,7 @@ pub(crate) async fn correlator(cfg: Config, args: CorrelatorArgs) -> anyhow::Res
         tick_every: duration("tick", &args.tick)?,
         checkpoint_every: duration("checkpoint-every", &args.checkpoint_every)?,
         state_cap: args.state_cap,
+        progress: None,
     };
     anyhow::ensure!(!options.tick_every.is_zero(), "--tick must be positive");
     anyhow::ensure!(

@@ -279,6 +279,45 @@ fn bench_ingest_reports_every_figure() {
 }
 
 #[test]
+fn bench_correlate_reports_every_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(timpora(dir.path()).args([
+        "bench",
+        "correlate",
+        "--json",
+        "--events",
+        "4000",
+        "--persons",
+        "400",
+        "--rate",
+        "500",
+        "--live-secs",
+        "2",
+        "--checkpoint-every",
+        "500ms",
+    ]));
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for field in [
+        "correlator_events_per_s",
+        "raw_consume_per_s",
+        "ratio",
+        "entities",
+        "bytes_per_entity",
+        "checkpoint_bytes",
+        "alert_samples",
+        "alert_p50_ms",
+        "alert_p99_ms",
+    ] {
+        assert!(report[field].as_f64().unwrap() > 0.0, "{field} in {report}");
+    }
+    // Background events plus the storylines woven in.
+    assert!(report["events"].as_u64().unwrap() > 4000, "{report}");
+    // One sequence storyline (three alerts) per 50 live events.
+    assert!(report["alert_samples"].as_u64().unwrap() >= 50, "{report}");
+}
+
+#[test]
 fn rules_check_reports_lines_and_refuses_invalid_files() {
     let dir = tempfile::tempdir().unwrap();
     let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules/default.toml");
@@ -368,4 +407,85 @@ fn rules_test_backtests_recorded_events_against_expected_alerts() {
     let out = backtest(&[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("events.ndjson:2: not valid JSON"));
+}
+
+/// Poll `rules status --json` until `pred` holds (or fail after 20 s).
+fn wait_status(dir: &Path, url: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = run(timpora(dir).args(["rules", "status", "--json", "--nats-url", url]));
+        assert!(out.status.success());
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if pred(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "status never matched: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn rules_apply_and_sighup_switch_the_running_set_and_bad_files_change_nothing() {
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let dir = tempfile::tempdir().unwrap();
+    let default = include_str!("../../../rules/default.toml");
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, default).unwrap();
+    let correlator = timpora(dir.path())
+        .args(["correlator", "--nats-url", &url, "--rules"])
+        .arg(&rules)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let correlator = Killed(correlator);
+    let running = |v: &Value, version: &str| v["correlator"]["version"] == version;
+    wait_status(dir.path(), &url, |v| running(v, "2026.11-1"));
+
+    // `rules apply` with a bad file: precise errors, exit 1, nothing changes.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        default.replacen("within = \"14d\"", "within = \"14 days\"", 1),
+    )
+    .unwrap();
+    let out = run(timpora(dir.path())
+        .args(["rules", "apply", "--nats-url", &url])
+        .arg(&bad));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml:") && stderr.contains("rule R3"),
+        "{stderr}"
+    );
+    let status = wait_status(dir.path(), &url, |_| true);
+    assert_eq!(status["active"]["version"], "2026.11-1");
+
+    // A good one: the running correlator switches without a restart.
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, default.replacen("2026.11-1", "2026.11-2", 1)).unwrap();
+    let out = run(timpora(dir.path())
+        .args(["rules", "apply", "--nats-url", &url])
+        .arg(&good));
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("the correlator runs it"), "{stdout}");
+    wait_status(dir.path(), &url, |v| running(v, "2026.11-2"));
+
+    // SIGHUP re-reads --rules: an invalid file is ignored, a valid one is applied.
+    let hup = || {
+        let ok = Command::new("kill")
+            .args(["-HUP", &correlator.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    std::fs::write(&rules, "version = \"x\"\n[[rule]]\nid = 1\n").unwrap();
+    hup();
+    std::thread::sleep(Duration::from_millis(500));
+    let status = wait_status(dir.path(), &url, |_| true);
+    assert_eq!(status["correlator"]["version"], "2026.11-2", "{status}");
+    std::fs::write(&rules, default.replacen("2026.11-1", "2026.11-3", 1)).unwrap();
+    hup();
+    wait_status(dir.path(), &url, |v| running(v, "2026.11-3"));
 }

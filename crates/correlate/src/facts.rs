@@ -1,10 +1,14 @@
 //! The facts the rules speak of, read off one event.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use timpora_proto::v1::event::Payload;
 use timpora_proto::v1::*;
 use timpora_rules::{Fact, GroupBy, Matcher};
+
+/// An entity's group key (a `psn_`/`rec_` token or a licence number), shared, not copied.
+pub type Key = Arc<str>;
 
 /// One event, as the engine sees it.
 #[derive(Debug, Clone)]
@@ -15,9 +19,9 @@ pub struct Facts {
     pub time: SystemTime,
     pub region: String,
     pub location: String,
-    pub persons: Vec<String>,
-    pub recruiters: Vec<String>,
-    pub companies: Vec<String>,
+    pub persons: Vec<Key>,
+    pub recruiters: Vec<Key>,
+    pub companies: Vec<Key>,
     values: Vec<(Fact, String)>,
 }
 
@@ -191,12 +195,12 @@ impl Facts {
             // A clock tick is time, not a fact about anyone.
             Payload::ClockTick(_) => return None,
         }
-        let ids = |kind: EntityKind| -> Vec<String> {
-            let mut v: Vec<String> = ev
+        let ids = |kind: EntityKind| -> Vec<Key> {
+            let mut v: Vec<Key> = ev
                 .entities
                 .iter()
                 .filter(|e| e.kind == kind as i32 && !e.id.is_empty())
-                .map(|e| e.id.clone())
+                .map(|e| Key::from(e.id.as_str()))
                 .collect();
             v.sort();
             v.dedup();
@@ -220,7 +224,7 @@ impl Facts {
         match fact {
             Fact::Location => vec![self.location.as_str()],
             Fact::Village => vec![self.region.as_str()],
-            Fact::Person => self.persons.iter().map(String::as_str).collect(),
+            Fact::Person => self.persons.iter().map(|p| &**p).collect(),
             other => self
                 .values
                 .iter()
@@ -231,7 +235,7 @@ impl Facts {
     }
 
     /// The group keys this event has for entities of `kind`.
-    pub fn keys(&self, kind: GroupBy) -> &[String] {
+    pub fn keys(&self, kind: GroupBy) -> &[Key] {
         match kind {
             GroupBy::Person => &self.persons,
             GroupBy::Recruiter => &self.recruiters,

@@ -11,6 +11,7 @@
 mod facts;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,7 @@ use sha2::{Digest, Sha256};
 use timpora_proto::v1::Event;
 use timpora_rules::{Fact, Rule, RuleSet, Severity, Shape};
 
-pub use facts::Facts;
+pub use facts::{Facts, Key};
 
 /// An alert: a rule's conclusion about one entity, with its evidence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +63,7 @@ pub struct Stats {
 }
 
 /// Layout version of [`Engine::checkpoint`]'s bytes.
-const CHECKPOINT_FORMAT: u32 = 1;
+const CHECKPOINT_FORMAT: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Occ {
@@ -90,30 +91,36 @@ impl Occ {
 /// One event's contribution to a count rule.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Contribution {
-    occ: Occ,
-    groups: Vec<String>,
+    occ: Arc<Occ>,
+    groups: Vec<Key>,
     values: Vec<(Fact, Vec<String>)>,
 }
 
-type Due = (SystemTime, String, String);
+type Due = (SystemTime, Key, String);
+/// A value an entity had from a time on: (time, event key, value).
+type Recorded = (SystemTime, String, String);
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct RuleState {
     /// Sequence: `when` and `then` occurrences per group.
-    whens: HashMap<String, Vec<Occ>>,
-    thens: HashMap<String, Vec<Occ>>,
+    whens: HashMap<Key, Arc<Vec<Arc<Occ>>>>,
+    thens: HashMap<Key, Arc<Vec<Arc<Occ>>>>,
     /// Absence and state: triggers waiting for their decision, by (due, group, event).
-    pending: BTreeMap<Due, Occ>,
+    pending: BTreeMap<Due, Arc<Occ>>,
     /// Absence: times of the events whose presence cancels a trigger, per group.
-    seen: HashMap<String, Vec<SystemTime>>,
+    seen: HashMap<Key, Arc<Vec<SystemTime>>>,
     /// State: the group entity's recorded values over time.
-    history: HashMap<String, Vec<(SystemTime, String, String)>>,
+    history: HashMap<Key, Arc<Vec<Recorded>>>,
     /// Count: contributions waiting for the watermark, in event-time order.
-    queue: BTreeMap<(SystemTime, String), Contribution>,
+    queue: BTreeMap<(SystemTime, String), Arc<Contribution>>,
     /// Count: the sliding window per group, and when it last fired.
-    windows: HashMap<String, VecDeque<Contribution>>,
-    fired: HashMap<String, SystemTime>,
+    windows: HashMap<Key, Arc<VecDeque<Arc<Contribution>>>>,
+    fired: HashMap<Key, SystemTime>,
 }
+
+// Every collection above holds its values behind `Arc`s: cloning the state (a snapshot for a
+// checkpoint) copies pointers, not occurrences, and the engine copies a value only when it
+// changes one that a snapshot still shares (`Arc::make_mut`).
 
 /// Evaluates one rule set.
 #[derive(Debug)]
@@ -123,9 +130,27 @@ pub struct Engine {
     watermark: Option<SystemTime>,
     states: Vec<RuleState>,
     stats: Stats,
-    since_evict: u64,
+    /// Watermark at the last eviction, and the event time between evictions.
+    evicted_at: Option<SystemTime>,
+    evict_every: Duration,
     cap: usize,
     shed_check: u64,
+}
+
+/// Event time between evictions: an eighth of the shortest span a rule keeps state for (so at
+/// most an eighth more state than needed is held), at least a minute.
+fn evict_every(set: &RuleSet) -> Duration {
+    set.rules
+        .iter()
+        .filter_map(|r| match &r.shape {
+            Shape::Sequence { within, .. } => Some(*within),
+            Shape::Absence { before, after, .. } => Some(*before + *after),
+            Shape::Count { window, .. } => Some(*window),
+            Shape::State { .. } => None,
+        })
+        .min()
+        .map_or(Duration::from_secs(3_600), |d| d / 8)
+        .max(Duration::from_secs(60))
 }
 
 fn alert_id(rule: &Rule, version: &str, group: &str, evidence: &[String]) -> String {
@@ -172,6 +197,7 @@ fn make_alert(
 impl Engine {
     /// An engine for `set`, accepting events up to `lateness` out of order.
     pub fn new(set: RuleSet, lateness: Duration) -> Self {
+        let evict_every = evict_every(&set);
         let states = set.rules.iter().map(|_| RuleState::default()).collect();
         Self {
             set,
@@ -179,7 +205,8 @@ impl Engine {
             watermark: None,
             states,
             stats: Stats::default(),
-            since_evict: 0,
+            evicted_at: None,
+            evict_every,
             cap: usize::MAX,
             shed_check: 0,
         }
@@ -195,15 +222,7 @@ impl Engine {
     /// The state as bytes: [`Engine::restore`] with the same rule set and lateness continues
     /// exactly where this engine stands.
     pub fn checkpoint(&self) -> Result<Vec<u8>, Error> {
-        Ok(postcard::to_stdvec(&(
-            CHECKPOINT_FORMAT,
-            &self.set.digest,
-            self.lateness,
-            self.watermark,
-            &self.states,
-            self.stats,
-            self.since_evict,
-        ))?)
+        self.snapshot().encode()
     }
 
     /// An engine continuing from `bytes` (from [`Engine::checkpoint`]); refused when they were
@@ -216,9 +235,9 @@ impl Engine {
             Option<SystemTime>,
             Vec<RuleState>,
             Stats,
-            u64,
+            Option<SystemTime>,
         );
-        let (format, digest, saved_lateness, watermark, states, stats, since_evict): Saved =
+        let (format, digest, saved_lateness, watermark, states, stats, evicted_at): Saved =
             postcard::from_bytes(bytes)?;
         if format != CHECKPOINT_FORMAT
             || digest != set.digest
@@ -230,13 +249,15 @@ impl Engine {
                 lateness: saved_lateness,
             });
         }
+        let evict_every = evict_every(&set);
         Ok(Self {
             set,
             lateness,
             watermark,
             states,
             stats,
-            since_evict,
+            evict_every,
+            evicted_at,
             cap: usize::MAX,
             shed_check: 0,
         })
@@ -282,10 +303,15 @@ impl Engine {
         self.stats.events += 1;
         if self.watermark.is_some_and(|wm| f.time + self.lateness < wm) {
             self.stats.late_events += 1;
-            tracing::warn!(event = %f.key, "event later than the allowed lateness");
+            // Every late event is counted; the log names the first ten, then every thousandth.
+            let n = self.stats.late_events;
+            if n <= 10 || n.is_multiple_of(1000) {
+                tracing::warn!(event = %f.key, late_events = n, "event later than the allowed lateness");
+            }
         }
         let mut out = Vec::new();
-        let occ = Occ::of(f);
+        // One copy of the occurrence, shared by every rule that keeps it.
+        let occ = Arc::new(Occ::of(f));
         let version = self.set.version.as_str();
         for (rule, st) in self.set.rules.iter().zip(&mut self.states) {
             let groups = f.keys(rule.group_by);
@@ -314,24 +340,24 @@ impl Engine {
                             })
                     };
                     for g in groups {
-                        let mut pairs: Vec<(Occ, Occ)> = Vec::new();
+                        let mut pairs: Vec<(Arc<Occ>, Arc<Occ>)> = Vec::new();
                         if is_then {
-                            for w in st.whens.get(g).into_iter().flatten() {
+                            for w in st.whens.get(g).into_iter().flat_map(|l| l.iter()) {
                                 if fits(w, &occ) {
                                     pairs.push((w.clone(), occ.clone()));
                                 }
                             }
                         }
                         if is_when {
-                            for t in st.thens.get(g).into_iter().flatten() {
+                            for t in st.thens.get(g).into_iter().flat_map(|l| l.iter()) {
                                 if fits(&occ, t) {
                                     pairs.push((occ.clone(), t.clone()));
                                 }
                             }
-                            st.whens.entry(g.clone()).or_default().push(occ.clone());
+                            Arc::make_mut(st.whens.entry(g.clone()).or_default()).push(occ.clone());
                         }
                         if is_then {
-                            st.thens.entry(g.clone()).or_default().push(occ.clone());
+                            Arc::make_mut(st.thens.entry(g.clone()).or_default()).push(occ.clone());
                         }
                         for (w, t) in pairs {
                             out.push(make_alert(rule, version, g, vec![&w, &t], &t));
@@ -348,7 +374,7 @@ impl Engine {
                     let (is_when, is_absent) = (f.matches(when), f.matches(absent));
                     for g in groups {
                         if is_absent {
-                            st.seen.entry(g.clone()).or_default().push(f.time);
+                            Arc::make_mut(st.seen.entry(g.clone()).or_default()).push(f.time);
                         }
                         if is_when {
                             st.pending
@@ -365,7 +391,7 @@ impl Engine {
                     let due = f.time + self.lateness;
                     for g in groups {
                         if let (true, Some(v)) = (is_from, &value) {
-                            st.history.entry(g.clone()).or_default().push((
+                            Arc::make_mut(st.history.entry(g.clone()).or_default()).push((
                                 f.time,
                                 f.key.clone(),
                                 v.clone(),
@@ -392,11 +418,11 @@ impl Engine {
                             .collect();
                         st.queue.insert(
                             (f.time, f.key.clone()),
-                            Contribution {
-                                occ: occ.clone(),
+                            Arc::new(Contribution {
+                                occ: Arc::clone(&occ),
                                 groups: groups.to_vec(),
                                 values,
-                            },
+                            }),
                         );
                     }
                 }
@@ -445,12 +471,12 @@ impl Engine {
         let mut dropped = 0u64;
         for (_, i, g) in idle.into_iter().take(excess) {
             let st = &mut self.states[i];
-            st.whens.remove(&g);
-            st.thens.remove(&g);
-            st.seen.remove(&g);
-            st.history.remove(&g);
-            st.windows.remove(&g);
-            st.fired.remove(&g);
+            st.whens.remove(g.as_str());
+            st.thens.remove(g.as_str());
+            st.seen.remove(g.as_str());
+            st.history.remove(g.as_str());
+            st.windows.remove(g.as_str());
+            st.fired.remove(g.as_str());
             dropped += 1;
         }
         self.stats.shed_groups += dropped;
@@ -540,9 +566,8 @@ impl Engine {
             }
         }
         self.stats.alerts += (out.len() - before_decisions) as u64;
-        self.since_evict += 1;
-        if self.since_evict >= 4096 {
-            self.since_evict = 0;
+        if self.evicted_at.is_none_or(|at| wm >= at + self.evict_every) {
+            self.evicted_at = Some(wm);
             self.evict();
         }
     }
@@ -559,26 +584,35 @@ impl Engine {
                 Shape::Count { window, .. } => *window,
             } + lateness;
             let cutoff = wm.checked_sub(keep).unwrap_or(SystemTime::UNIX_EPOCH);
+            // Lists are copied (when a snapshot shares them) only if something goes.
             for list in st.whens.values_mut().chain(st.thens.values_mut()) {
-                list.retain(|o| o.time >= cutoff);
+                if list.iter().any(|o| o.time < cutoff) {
+                    Arc::make_mut(list).retain(|o| o.time >= cutoff);
+                }
             }
             st.whens.retain(|_, l| !l.is_empty());
             st.thens.retain(|_, l| !l.is_empty());
             for ts in st.seen.values_mut() {
-                ts.retain(|t| *t >= cutoff);
+                if ts.iter().any(|t| *t < cutoff) {
+                    Arc::make_mut(ts).retain(|t| *t >= cutoff);
+                }
             }
             st.seen.retain(|_, l| !l.is_empty());
             for h in st.history.values_mut() {
                 // Keep everything after the cutoff and the last value before it.
-                h.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
                 let older = h.iter().filter(|(t, _, _)| *t < cutoff).count();
                 if older > 1 {
+                    let h = Arc::make_mut(h);
+                    h.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
                     h.drain(..older - 1);
                 }
             }
             for w in st.windows.values_mut() {
-                while w.front().is_some_and(|x| x.occ.time < cutoff) {
-                    w.pop_front();
+                if w.front().is_some_and(|x| x.occ.time < cutoff) {
+                    let w = Arc::make_mut(w);
+                    while w.front().is_some_and(|x| x.occ.time < cutoff) {
+                        w.pop_front();
+                    }
                 }
             }
             st.windows.retain(|_, w| !w.is_empty());
@@ -603,6 +637,33 @@ impl Engine {
             .sum()
     }
 
+    /// Distinct entities (group keys) holding state in any rule.
+    pub fn entities(&self) -> usize {
+        let mut keys: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for s in &self.states {
+            keys.extend(s.whens.keys().map(|k| &**k));
+            keys.extend(s.thens.keys().map(|k| &**k));
+            keys.extend(s.seen.keys().map(|k| &**k));
+            keys.extend(s.history.keys().map(|k| &**k));
+            keys.extend(s.windows.keys().map(|k| &**k));
+            keys.extend(s.pending.keys().map(|(_, g, _)| &**g));
+            keys.extend(s.queue.values().flat_map(|c| c.groups.iter().map(|k| &**k)));
+        }
+        keys.len()
+    }
+
+    /// A copy of the state for [`Snapshot::encode`], taken quickly (occurrences are shared).
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            digest: self.set.digest.clone(),
+            lateness: self.lateness,
+            watermark: self.watermark,
+            states: self.states.clone(),
+            stats: self.stats,
+            evicted_at: self.evicted_at,
+        }
+    }
+
     /// The state cap ([`Engine::with_cap`]).
     pub fn cap(&self) -> usize {
         self.cap
@@ -615,13 +676,13 @@ fn count(
     rule: &Rule,
     version: &str,
     st: &mut RuleState,
-    g: &str,
-    c: &Contribution,
+    g: &Key,
+    c: &Arc<Contribution>,
     window: Duration,
     distinct: &[(Fact, u32)],
 ) -> Option<Alert> {
-    let win = st.windows.entry(g.to_owned()).or_default();
-    win.push_back(c.clone());
+    let win = Arc::make_mut(st.windows.entry(g.clone()).or_default());
+    win.push_back(Arc::clone(c));
     let start = c
         .occ
         .time
@@ -651,10 +712,36 @@ fn count(
     if !(met && quiet) {
         return None;
     }
-    st.fired.insert(g.to_owned(), c.occ.time);
-    let evidence: Vec<&Occ> = win.iter().map(|x| &x.occ).collect();
+    st.fired.insert(g.clone(), c.occ.time);
+    let evidence: Vec<&Occ> = win.iter().map(|x| x.occ.as_ref()).collect();
     Some(make_alert(rule, version, g, evidence, &c.occ))
 }
 
 #[cfg(test)]
 mod tests;
+
+/// A copy of an engine's state, to be encoded away from the engine (see [`Engine::snapshot`]).
+#[derive(Debug)]
+pub struct Snapshot {
+    digest: String,
+    lateness: Duration,
+    watermark: Option<SystemTime>,
+    states: Vec<RuleState>,
+    stats: Stats,
+    evicted_at: Option<SystemTime>,
+}
+
+impl Snapshot {
+    /// The bytes [`Engine::restore`] reads.
+    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        Ok(postcard::to_stdvec(&(
+            CHECKPOINT_FORMAT,
+            &self.digest,
+            self.lateness,
+            self.watermark,
+            &self.states,
+            self.stats,
+            self.evicted_at,
+        ))?)
+    }
+}

@@ -13,15 +13,16 @@
 //! rule file). A new set is warmed up on the stream up to the current position with its alerts
 //! held back (those events were the previous set's to judge), then decides from there on.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::pin;
 use std::time::{Duration, Instant, SystemTime};
 
-use futures::StreamExt;
 use futures::stream::BoxStream;
-use timpora_bus::{AlertOutcome, Bus, CorrelatorStatus, Delivered, Start};
+use futures::{FutureExt, StreamExt};
+use timpora_bus::{AlertOutcome, Bus, CorrelatorStatus, Delivered, PendingAlert, Start};
 pub use timpora_correlate::Stats;
-use timpora_correlate::{Alert, Engine};
+use timpora_correlate::{Alert, Engine, Snapshot};
 use timpora_proto::v1;
 use timpora_rules::{DEFAULT_RULES, RuleSet, Severity};
 
@@ -29,6 +30,21 @@ use timpora_rules::{DEFAULT_RULES, RuleSet, Severity};
 pub const CHECKPOINT_NAME: &str = "correlator";
 /// Leading bytes of a checkpoint: layout tag, then the stream position (big-endian u64).
 const CHECKPOINT_TAG: &[u8; 4] = b"TPC1";
+
+/// Alerts sent and not yet acknowledged, at most.
+const MAX_ALERTS_IN_FLIGHT: usize = 1024;
+/// Events taken in one go when they are ready.
+const BATCH: usize = 256;
+
+fn log_outcome(alert: &v1::Alert, outcome: AlertOutcome) {
+    match outcome {
+        AlertOutcome::Stored(seq) => tracing::info!(
+            alert = %alert.id, rule = %alert.rule_id, sequence = seq,
+            evidence = alert.evidence.len(), "alert raised"
+        ),
+        AlertOutcome::Duplicate => tracing::debug!(alert = %alert.id, "alert already stored"),
+    }
+}
 
 /// Errors of the correlation service.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +61,7 @@ pub enum Error {
 }
 
 /// How the service runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// How far out of event-time order events may arrive and still be handled exactly.
     pub lateness: Duration,
@@ -55,6 +71,8 @@ pub struct Options {
     pub checkpoint_every: Duration,
     /// Most entries of state held (see [`Engine::with_cap`]).
     pub state_cap: usize,
+    /// Receives the last stream sequence processed (its alerts sent), after every batch.
+    pub progress: Option<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Default for Options {
@@ -64,6 +82,7 @@ impl Default for Options {
             tick_every: Duration::from_secs(1),
             checkpoint_every: Duration::from_secs(10),
             state_cap: 5_000_000,
+            progress: None,
         }
     }
 }
@@ -89,8 +108,8 @@ pub fn to_proto(a: &Alert) -> v1::Alert {
 }
 
 /// Checkpoint bytes: tag, position (the last stream sequence the state covers), engine state.
-pub fn encode_checkpoint(position: u64, engine: &Engine) -> Result<Vec<u8>, Error> {
-    let state = engine.checkpoint()?;
+pub fn encode_checkpoint(position: u64, snapshot: &Snapshot) -> Result<Vec<u8>, Error> {
+    let state = snapshot.encode()?;
     let mut out = Vec::with_capacity(12 + state.len());
     out.extend_from_slice(CHECKPOINT_TAG);
     out.extend_from_slice(&position.to_be_bytes());
@@ -108,6 +127,8 @@ fn decode_checkpoint(bytes: &[u8]) -> Option<(u64, &[u8])> {
 /// The running service: engine, position and what it reports.
 struct Service {
     bus: Bus,
+    /// A connection of its own for checkpoints (tens of megabytes).
+    bulk: Bus,
     options: Options,
     engine: Engine,
     /// Last stream sequence processed.
@@ -116,6 +137,10 @@ struct Service {
     since: u64,
     /// Last position covered by a stored checkpoint; `None` when one must be written.
     checkpointed: Option<u64>,
+    /// Alerts sent, oldest first, with their pending acknowledgements.
+    inflight: VecDeque<(v1::Alert, PendingAlert)>,
+    /// The checkpoint being written in the background: the position it covers.
+    upload: Option<tokio::task::JoinHandle<Result<u64, String>>>,
 }
 
 impl Service {
@@ -158,22 +183,11 @@ impl Service {
         Ok(())
     }
 
-    /// Store an alert; waits for NATS rather than drop it.
-    async fn store(&self, alert: &Alert) {
-        let alert = to_proto(alert);
+    /// Store an alert now; waits for NATS rather than drop it.
+    async fn store(&self, alert: &v1::Alert) {
         loop {
-            match self.bus.publish_alert(&alert).await {
-                Ok(AlertOutcome::Stored(seq)) => {
-                    tracing::info!(
-                        alert = %alert.id, rule = %alert.rule_id, sequence = seq,
-                        evidence = alert.evidence.len(), "alert raised"
-                    );
-                    return;
-                }
-                Ok(AlertOutcome::Duplicate) => {
-                    tracing::debug!(alert = %alert.id, "alert already stored");
-                    return;
-                }
+            match self.bus.publish_alert(alert).await {
+                Ok(outcome) => return log_outcome(alert, outcome),
                 Err(e) => {
                     tracing::warn!(alert = %alert.id, error = %e, "cannot store alert; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -182,32 +196,114 @@ impl Service {
         }
     }
 
-    /// Write state and position (every alert up to the position is stored by now).
-    async fn checkpoint(&mut self) {
-        if self.checkpointed == Some(self.position) {
-            return;
-        }
-        let started = Instant::now();
-        let bytes = match encode_checkpoint(self.position, &self.engine) {
-            Ok(b) => b,
+    /// Send an alert without waiting for its acknowledgement (see [`Service::settle`]).
+    async fn send(&mut self, alert: &Alert) {
+        let alert = to_proto(alert);
+        match self.bus.send_alert(&alert).await {
+            Ok(pending) => self.inflight.push_back((alert, pending)),
             Err(e) => {
-                tracing::error!(error = %e, "cannot encode checkpoint");
+                tracing::warn!(alert = %alert.id, error = %e, "cannot send alert; retrying");
+                self.store(&alert).await;
+            }
+        }
+        while self.inflight.len() > MAX_ALERTS_IN_FLIGHT {
+            self.settle_one().await;
+        }
+    }
+
+    async fn settle_one(&mut self) {
+        if let Some((alert, pending)) = self.inflight.pop_front() {
+            match pending.outcome().await {
+                Ok(outcome) => log_outcome(&alert, outcome),
+                Err(e) => {
+                    tracing::warn!(alert = %alert.id, error = %e, "alert not acknowledged; retrying");
+                    self.store(&alert).await;
+                }
+            }
+        }
+    }
+
+    /// Wait until every alert sent is stored (before a checkpoint covers its events).
+    async fn settle(&mut self) {
+        while !self.inflight.is_empty() {
+            self.settle_one().await;
+        }
+    }
+
+    /// Feed one delivered event; its alerts are sent.
+    async fn handle(&mut self, item: Result<Delivered, timpora_bus::Error>) {
+        let delivered = match item {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "event stream interrupted");
                 return;
             }
         };
-        match self.bus.save_checkpoint(CHECKPOINT_NAME, &bytes).await {
-            Ok(()) => {
-                self.checkpointed = Some(self.position);
-                tracing::debug!(
-                    position = self.position,
-                    bytes = bytes.len(),
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "checkpoint written"
-                );
+        for alert in self.engine.observe(&delivered.event) {
+            self.send(&alert).await;
+        }
+        self.position = delivered.sequence;
+    }
+
+    /// Start a checkpoint of the state and position in the background, unless the last one is
+    /// still being written. Every alert up to the position is stored first. The engine only
+    /// pauses for a copy of its state (shared, copy-on-write), not for encoding or upload.
+    async fn checkpoint(&mut self) {
+        self.settle().await;
+        if self.upload.as_ref().is_some_and(|u| !u.is_finished()) {
+            return;
+        }
+        self.harvest().await;
+        if self.checkpointed == Some(self.position) {
+            return;
+        }
+        let t = Instant::now();
+        let snapshot = self.engine.snapshot();
+        tracing::debug!(
+            elapsed_us = t.elapsed().as_micros() as u64,
+            "state copied for a checkpoint"
+        );
+        let (position, bus) = (self.position, self.bulk.clone());
+        self.upload = Some(tokio::spawn(async move {
+            let started = Instant::now();
+            let bytes = tokio::task::spawn_blocking(move || encode_checkpoint(position, &snapshot))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            bus.save_checkpoint(CHECKPOINT_NAME, &bytes)
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::debug!(
+                position,
+                bytes = bytes.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "checkpoint written"
+            );
+            Ok(position)
+        }));
+    }
+
+    /// Take note of a finished background checkpoint.
+    async fn harvest(&mut self) {
+        let Some(upload) = self.upload.take() else {
+            return;
+        };
+        match upload.await {
+            Ok(Ok(position)) => {
+                self.checkpointed = Some(position);
                 self.report().await;
             }
-            Err(e) => tracing::warn!(error = %e, "checkpoint not written; will retry"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "checkpoint not written; will retry"),
+            Err(e) => tracing::warn!(error = %e, "checkpoint task failed; will retry"),
         }
+    }
+
+    /// Checkpoint now and wait until it is written (at a switch and at shutdown).
+    async fn checkpoint_now(&mut self) {
+        self.settle().await;
+        self.harvest().await;
+        self.checkpoint().await;
+        self.harvest().await;
     }
 
     async fn report(&self) {
@@ -221,6 +317,7 @@ impl Service {
             late_events: stats.late_events,
             alerts: stats.alerts,
             tracked: self.engine.tracked() as u64,
+            entities: self.engine.entities() as u64,
             state_cap: self.engine.cap() as u64,
             shed_groups: stats.shed_groups,
             reported_at: prost_types::Timestamp::from(SystemTime::now()).to_string(),
@@ -244,6 +341,8 @@ impl Service {
             tracing::debug!(rule_set = %set.version, "rule set unchanged");
             return;
         }
+        // A checkpoint of the old set still being written must land before the new set's.
+        self.harvest().await;
         let mut engine = self.fresh_engine(set);
         if let Err(e) = self.warm(&mut engine, self.position).await {
             tracing::error!(error = %e, "cannot warm up the new rule set; keeping the running one");
@@ -256,7 +355,7 @@ impl Service {
         self.engine = engine;
         self.since = self.position;
         self.checkpointed = None;
-        self.checkpoint().await;
+        self.checkpoint_now().await;
     }
 
     async fn live(
@@ -305,10 +404,15 @@ pub async fn run(
     let mut svc = Service {
         engine: Engine::new(set.clone(), options.lateness).with_cap(options.state_cap),
         bus: bus.clone(),
-        options,
+        bulk: bus
+            .second_connection("timpora-correlator-checkpoints")
+            .await?,
+        options: options.clone(),
         position: 0,
         since: 0,
         checkpointed: Some(0),
+        inflight: VecDeque::new(),
+        upload: None,
     };
     match bus.load_checkpoint(CHECKPOINT_NAME).await? {
         None => tracing::info!("no checkpoint; reading the stream from the start"),
@@ -358,28 +462,29 @@ pub async fn run(
             biased;
             _ = &mut shutdown => break,
             Some(text) = reloads.next() => {
+                svc.settle().await;
                 svc.switch(&text).await;
                 events = svc.live().await?;
             }
             _ = checkpoints.tick() => svc.checkpoint().await,
             item = events.next() => {
                 let Some(item) = item else { break };
-                let delivered = match item {
-                    Ok(d) => d,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "event stream interrupted");
-                        continue;
+                svc.handle(item).await;
+                // Take what else is ready without going round the select for each event.
+                for _ in 0..BATCH {
+                    match events.next().now_or_never() {
+                        Some(Some(item)) => svc.handle(item).await,
+                        _ => break,
                     }
-                };
-                for alert in svc.engine.observe(&delivered.event) {
-                    svc.store(&alert).await;
                 }
-                svc.position = delivered.sequence;
+                if let Some(p) = &svc.options.progress {
+                    p.send_replace(svc.position);
+                }
             }
         }
     }
     ticker.abort();
-    svc.checkpoint().await;
+    svc.checkpoint_now().await;
     let stats = svc.engine.stats();
     tracing::info!(
         events = stats.events,

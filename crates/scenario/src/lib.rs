@@ -47,7 +47,7 @@ pub struct Spec {
     /// Time of the first event; the others follow, evenly spread over `span`.
     pub start: SystemTime,
     pub span: Duration,
-    /// One storyline of each rule per this many background events.
+    /// One storyline of each rule per this many background events (0: none).
     pub storyline_every: u64,
 }
 
@@ -111,6 +111,8 @@ impl Ord for Wrapped {
 }
 
 const DAY: u64 = 86_400;
+/// The longest storyline, in days (R6: a victim departing again 30-60 days after return).
+const STORYLINE_DAYS: u64 = 61;
 
 impl Scenario {
     pub fn new(spec: Spec) -> Self {
@@ -421,13 +423,52 @@ impl Scenario {
         let at = t + days(1 + self.rng.u64(..5));
         let e = self.cpmi(at, p, c, CpmiStage::Registered);
         self.schedule(e);
-        // R6: a returned victim seen departing 30-150 days later.
+        // R6: a returned victim seen departing 30-60 days later.
         let p = token("psn_", self.spec.seed ^ 0xA6, self.counter);
         let e = self.repatriation(t, p.clone(), RepatriationReason::Victim);
         self.schedule(e);
-        let at = t + days(30 + self.rng.u64(..120));
+        let at = t + days(30 + self.rng.u64(..30));
         let e = self.departure(at, p, DepartureOutcome::Cleared);
         self.schedule(e);
+    }
+
+    /// The sequence storylines (R2, R3, R6) compressed: each pair's second event `gap` after its
+    /// first at `t`. In pair order: first, second, first, second, …
+    pub fn sequence_pairs(&mut self, t: SystemTime, gap: Duration) -> Vec<Event> {
+        let n = self.counter;
+        let (p2, p3, p6) = (
+            token("psn_", self.spec.seed ^ 0xB2, n),
+            token("psn_", self.spec.seed ^ 0xB3, n),
+            token("psn_", self.spec.seed ^ 0xB6, n),
+        );
+        let office = self.pick(&OFFICES);
+        vec![
+            self.village_report(t, p2.clone()),
+            self.interview(
+                t + gap,
+                office,
+                p2,
+                InterviewOutcome::Issued,
+                &[Indicator::SponsorPresent],
+                None,
+            ),
+            self.interview(
+                t,
+                OFFICES[0],
+                p3.clone(),
+                InterviewOutcome::Deferred,
+                &[],
+                None,
+            ),
+            self.interview(t + gap, OFFICES[1], p3, InterviewOutcome::Issued, &[], None),
+            self.repatriation(t, p6.clone(), RepatriationReason::Victim),
+            self.departure(t + gap, p6, DepartureOutcome::Cleared),
+        ]
+    }
+
+    /// One ordinary event at `t` (no storyline).
+    pub fn ordinary(&mut self, t: SystemTime) -> Event {
+        self.background(t)
     }
 
     fn background_time(&self, i: u64) -> SystemTime {
@@ -448,8 +489,12 @@ impl Iterator for Scenario {
             (Some(b), _) => {
                 let i = self.emitted_background;
                 self.emitted_background += 1;
-                // Storylines start in the first two thirds, so they complete within the span.
-                if i.is_multiple_of(self.spec.storyline_every.max(1)) && i < self.spec.events * 2 / 3 {
+                // Storylines start only where they complete within the span.
+                if self.spec.storyline_every > 0
+                    && i.is_multiple_of(self.spec.storyline_every)
+                    && b + Duration::from_secs(STORYLINE_DAYS * DAY)
+                        <= self.spec.start + self.spec.span
+                {
                     self.storylines(b);
                 }
                 Some(self.background(b))

@@ -22,6 +22,7 @@ fn options() -> timpora_correlator::Options {
         tick_every: Duration::from_millis(200),
         checkpoint_every: Duration::from_millis(300),
         state_cap: 100_000,
+        progress: None,
     }
 }
 
@@ -209,7 +210,7 @@ async fn a_restart_resumes_from_the_checkpoint_rather_than_the_start() {
     );
     engine.observe(&warning("w-only-in-checkpoint", "psn_b"));
     let position = hub.last_sequence().await.unwrap();
-    let bytes = timpora_correlator::encode_checkpoint(position, &engine).unwrap();
+    let bytes = timpora_correlator::encode_checkpoint(position, &engine.snapshot()).unwrap();
     hub.bus
         .save_checkpoint(timpora_correlator::CHECKPOINT_NAME, &bytes)
         .await

@@ -1,0 +1,418 @@
+//! `timpora bench correlate`: the correlation service measured against raw async-nats consumption
+//! of the same stream, in the same run.
+//!
+//! A seeded scenario (background traffic across many persons, recruiters and villages, with the
+//! storylines of R1-R6) is loaded into a fresh events stream. Then: (b) a raw ordered pull
+//! consumer reads the whole stream; (a) the correlator (in process, checkpointing on) works
+//! through it from the start, and its throughput is taken from start to the last sequence;
+//! (c) its resident memory growth is divided by the entities it holds state about; (d) events
+//! then arrive at a fixed rate, with sequence storylines (R2, R3, R6: decided the moment their
+//! second event arrives) among them, and each such alert's delay is taken from the publish of
+//! the event that completed it to the alert's arrival on the alerts subject. Absence, state and
+//! count rules (R1, R4, R5) are decided only once event time has passed their horizon plus the
+//! allowed lateness, so their delay is that lateness by design and is not part of (d).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use hdrhistogram::Histogram;
+use prost::Message as _;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use timpora_bus::{Bus, Topology};
+use timpora_proto::v1::Alert;
+use timpora_scenario::{Scenario, Spec};
+
+use crate::bench::nats_for_bench;
+use crate::dev::random_hex;
+
+/// `timpora bench correlate` options.
+#[derive(Debug, clap::Args)]
+pub struct CorrelateArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Use this NATS server instead of starting one (the benchmark uses streams of its own and
+    /// removes them afterwards).
+    #[arg(long)]
+    pub nats_url: Option<String>,
+    /// Background events loaded before the measurement (storyline events come on top).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Distinct persons in the scenario.
+    #[arg(long, default_value_t = 120_000)]
+    pub persons: u32,
+    /// Scenario seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Events per second in the latency phase.
+    #[arg(long, default_value_t = 5_000)]
+    pub rate: u64,
+    /// Seconds of the latency phase (several checkpoint intervals, so that their cost shows).
+    #[arg(long, default_value_t = 30)]
+    pub live_secs: u64,
+    /// Checkpoint interval of the correlator under test.
+    #[arg(long, default_value = "10s")]
+    pub checkpoint_every: String,
+    /// Allowed lateness of the correlator under test.
+    #[arg(long, default_value = "5s")]
+    pub lateness: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    events: u64,
+    persons: u32,
+    recruiters: u32,
+    villages: u32,
+    seed: u64,
+    correlator_events_per_s: f64,
+    raw_consume_per_s: f64,
+    ratio: f64,
+    /// Distinct entities holding state after the load, and the entries of state.
+    entities: u64,
+    state_entries: u64,
+    rss_before_bytes: u64,
+    rss_after_bytes: u64,
+    bytes_per_entity: f64,
+    alerts_from_load: u64,
+    checkpoint_every_ms: u64,
+    checkpoint_bytes: u64,
+    lateness_ms: u64,
+    live_rate_per_s: u64,
+    live_events: u64,
+    /// Sequence-rule alerts measured in the live phase.
+    alert_samples: u64,
+    alert_p50_ms: f64,
+    alert_p99_ms: f64,
+    alert_max_ms: f64,
+}
+
+/// Resident set size of this process.
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn duration(flag: &str, v: &str) -> anyhow::Result<Duration> {
+    timpora_rules::parse_duration(v)
+        .with_context(|| format!("--{flag} {v:?} is not a duration; write e.g. 5s, 250ms"))
+}
+
+/// Publish `events` with up to 4096 acknowledgements in flight.
+async fn load(
+    bus: &Bus,
+    events: impl Iterator<Item = timpora_proto::v1::Event>,
+) -> anyhow::Result<u64> {
+    let mut inflight = FuturesUnordered::new();
+    let mut n = 0u64;
+    for e in events {
+        inflight.push(bus.publish(&e).await?.ack());
+        n += 1;
+        if inflight.len() >= 4096
+            && let Some(r) = inflight.next().await
+        {
+            r?;
+        }
+    }
+    while let Some(r) = inflight.next().await {
+        r?;
+    }
+    Ok(n)
+}
+
+/// Run the benchmark and print its report.
+pub async fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        a.events > 0 && a.persons > 0,
+        "--events and --persons must be positive"
+    );
+    let checkpoint_every = duration("checkpoint-every", &a.checkpoint_every)?;
+    let lateness = duration("lateness", &a.lateness)?;
+    let say = |m: &str| {
+        if !a.json {
+            eprintln!("{m}");
+        }
+    };
+    let (own_server, url) = nats_for_bench(a.nats_url.as_deref())?;
+    let tag = random_hex(4)?.to_uppercase();
+    let topology = Topology {
+        events_stream: format!("BENCH_EVENTS_{tag}"),
+        subject_prefix: format!("timpora.bench.{tag}"),
+        alerts_stream: format!("BENCH_ALERTS_{tag}"),
+        alerts_subject_prefix: format!("timpora.benchalerts.{tag}"),
+        rules_bucket: format!("BENCH_RULES_{tag}"),
+        checkpoint_bucket: format!("BENCH_CHECKPOINTS_{tag}"),
+        ..Default::default()
+    };
+    let bus = Bus::connect(&url, "bench-correlate", topology.clone()).await?;
+    bus.ensure_topology().await?;
+
+    // The scenario: 90 days of traffic ending an hour ago.
+    let span = Duration::from_secs(90 * 86_400);
+    let spec = Spec {
+        seed: a.seed,
+        events: a.events,
+        persons: a.persons,
+        recruiters: (a.events / 300).clamp(10, 5_000) as u32,
+        villages: (a.events / 300).clamp(10, 3_000) as u32,
+        companies: 400,
+        start: SystemTime::now() - span - Duration::from_secs(3_600),
+        span,
+        storyline_every: 200,
+    };
+    say(&format!("loading {} events (seed {}) …", a.events, a.seed));
+    let t = Instant::now();
+    let loaded = load(&bus, Scenario::new(spec.clone())).await?;
+    let last = bus.events_last_sequence().await?;
+    say(&format!(
+        "loaded {loaded} events in {:.1}s; measuring raw consumption …",
+        t.elapsed().as_secs_f64()
+    ));
+
+    // (b) raw: an ordered pull consumer over the same stream, messages counted, not decoded.
+    let raw_secs = {
+        let stream = bus.jetstream().get_stream(&topology.events_stream).await?;
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+            .await?;
+        let t = Instant::now();
+        let mut messages = consumer.messages().await?;
+        let mut seen = 0u64;
+        while seen < last {
+            let m = messages
+                .next()
+                .await
+                .context("raw consumer ended early")??;
+            seen += 1;
+            std::hint::black_box(m.payload.len());
+        }
+        t.elapsed().as_secs_f64()
+    };
+
+    // (a) the correlator from the start of the stream to its end, checkpointing.
+    say("running the correlator over the stream …");
+    let rss_before = rss_bytes();
+    let (progress_tx, mut progress) = watch::channel(0u64);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let options = timpora_correlator::Options {
+        lateness,
+        tick_every: Duration::from_secs(1),
+        checkpoint_every,
+        state_cap: 50_000_000,
+        progress: Some(progress_tx),
+    };
+    let t = Instant::now();
+    let service = tokio::spawn({
+        let bus = bus.clone();
+        async move {
+            timpora_correlator::run(bus, None, options, async {
+                let _ = stop_rx.await;
+            })
+            .await
+        }
+    });
+    progress.wait_for(|p| *p >= last).await?;
+    let correlator_secs = t.elapsed().as_secs_f64();
+    let rss_after = rss_bytes();
+    // The state after the load, as the correlator reports it at its next checkpoint.
+    let status_deadline = Instant::now() + checkpoint_every + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = bus.correlator_status().await?
+            && s.checkpoint_sequence >= last
+        {
+            break s;
+        }
+        anyhow::ensure!(
+            Instant::now() < status_deadline,
+            "the correlator wrote no checkpoint covering the load in time"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let checkpoint_bytes = bus
+        .checkpoint_size(timpora_correlator::CHECKPOINT_NAME)
+        .await?;
+
+    // (d) live: sequence storylines among ordinary events, at a fixed rate.
+    say(&format!(
+        "live phase: {} events/s for {}s …",
+        a.rate, a.live_secs
+    ));
+    let mut alerts = bus
+        .client()
+        .subscribe(format!("{}.raised.>", topology.alerts_subject_prefix))
+        .await?;
+    let sent: std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
+    let live_events = a.rate * a.live_secs;
+    let publisher = tokio::spawn({
+        let bus = bus.clone();
+        let sent = sent.clone();
+        let rate = a.rate.max(1);
+        let mut live = Scenario::new(Spec {
+            seed: a.seed ^ 0x5eed,
+            events: 0,
+            storyline_every: 0,
+            ..spec.clone()
+        });
+        async move {
+            let started = Instant::now();
+            let mut inflight = FuturesUnordered::new();
+            let mut queued: std::collections::VecDeque<timpora_proto::v1::Event> =
+                Default::default();
+            for i in 0..live_events {
+                // Keep to the rate: event i goes out at i / rate seconds.
+                let due = started + Duration::from_nanos(i * 1_000_000_000 / rate);
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    tokio::time::sleep(wait).await;
+                }
+                let now = SystemTime::now();
+                if i % 50 == 0 {
+                    queued.extend(live.sequence_pairs(now, Duration::ZERO));
+                }
+                let mut e = queued.pop_front().unwrap_or_else(|| live.ordinary(now));
+                e.time = Some(now.into());
+                let key = format!("{}/{}", e.source, e.id);
+                let ack = bus.publish(&e).await?;
+                sent.lock()
+                    .map_err(|_| anyhow::anyhow!("lock"))?
+                    .insert(key, Instant::now());
+                inflight.push(ack.ack());
+                while inflight.len() > 1024 {
+                    if let Some(r) = inflight.next().await {
+                        r?;
+                    }
+                }
+            }
+            while let Some(r) = inflight.next().await {
+                r?;
+            }
+            anyhow::Ok(started.elapsed())
+        }
+    });
+    let mut latency = Histogram::<u64>::new(3)?;
+    let deadline = Instant::now() + Duration::from_secs(a.live_secs + 10);
+    let mut publisher = Some(publisher);
+    while Instant::now() < deadline {
+        let next = tokio::time::timeout(Duration::from_millis(200), alerts.next()).await;
+        if let Ok(Some(m)) = next {
+            let arrived = Instant::now();
+            let Ok(alert) = Alert::decode(m.payload) else {
+                continue;
+            };
+            if !matches!(alert.rule_id.as_str(), "R2" | "R3" | "R6") {
+                continue;
+            }
+            let sent = sent.lock().map_err(|_| anyhow::anyhow!("lock"))?;
+            let completed = alert.evidence.iter().filter_map(|k| sent.get(k)).max();
+            if let Some(at) = completed {
+                latency.record(u64::try_from(arrived.duration_since(*at).as_micros())?.max(1))?;
+            }
+        }
+        if publisher.as_ref().is_some_and(|p| p.is_finished())
+            && let Some(p) = publisher.take()
+        {
+            p.await??;
+            // Let the last alerts arrive, then stop.
+            let grace = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < grace {
+                if let Ok(Some(m)) =
+                    tokio::time::timeout(Duration::from_millis(100), alerts.next()).await
+                {
+                    let arrived = Instant::now();
+                    if let Ok(alert) = Alert::decode(m.payload)
+                        && matches!(alert.rule_id.as_str(), "R2" | "R3" | "R6")
+                    {
+                        let sent = sent.lock().map_err(|_| anyhow::anyhow!("lock"))?;
+                        if let Some(at) = alert.evidence.iter().filter_map(|k| sent.get(k)).max() {
+                            latency.record(
+                                u64::try_from(arrived.duration_since(*at).as_micros())?.max(1),
+                            )?;
+                        }
+                    }
+                }
+            }
+            break;
+        }
+    }
+    anyhow::ensure!(publisher.is_none(), "the live phase did not finish in time");
+    let _ = stop_tx.send(());
+    let stats = service.await??;
+    for name in [&topology.events_stream, &topology.alerts_stream] {
+        let _ = bus.jetstream().delete_stream(name).await;
+    }
+    let _ = bus
+        .jetstream()
+        .delete_stream(format!("KV_{}", topology.rules_bucket))
+        .await;
+    let _ = bus
+        .jetstream()
+        .delete_stream(format!("OBJ_{}", topology.checkpoint_bucket))
+        .await;
+    drop(own_server);
+
+    let ms = |q: f64| (latency.value_at_quantile(q) as f64 / 10.0).round() / 100.0;
+    let correlator_rate = last as f64 / correlator_secs;
+    let raw_rate = last as f64 / raw_secs;
+    let report = Report {
+        events: last,
+        persons: spec.persons,
+        recruiters: spec.recruiters,
+        villages: spec.villages,
+        seed: a.seed,
+        correlator_events_per_s: correlator_rate.round(),
+        raw_consume_per_s: raw_rate.round(),
+        ratio: (correlator_rate / raw_rate * 1000.0).round() / 1000.0,
+        entities: status.entities,
+        state_entries: status.tracked,
+        rss_before_bytes: rss_before,
+        rss_after_bytes: rss_after,
+        bytes_per_entity: (rss_after.saturating_sub(rss_before) as f64
+            / status.entities.max(1) as f64)
+            .round(),
+        alerts_from_load: status.alerts,
+        checkpoint_every_ms: u64::try_from(checkpoint_every.as_millis())?,
+        checkpoint_bytes,
+        lateness_ms: u64::try_from(lateness.as_millis())?,
+        live_rate_per_s: a.rate,
+        live_events,
+        alert_samples: latency.len(),
+        alert_p50_ms: ms(0.5),
+        alert_p99_ms: ms(0.99),
+        alert_max_ms: (latency.max() as f64 / 10.0).round() / 100.0,
+    };
+    tracing::debug!(?stats, "correlator under test stopped");
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "correlate benchmark: {} events, {} persons, {} recruiters, {} villages (seed {})",
+            report.events, report.persons, report.recruiters, report.villages, report.seed
+        );
+        println!(
+            "  throughput  correlator {:>10.0} events/s   raw pull-consume {:>10.0} msgs/s   ratio {:.3} (target >= 0.5; checkpoint every {} ms)",
+            report.correlator_events_per_s,
+            report.raw_consume_per_s,
+            report.ratio,
+            report.checkpoint_every_ms
+        );
+        println!(
+            "  memory      {} entities, {} entries of state, {:.0} bytes per entity (target <= 2048); checkpoint {} bytes",
+            report.entities, report.state_entries, report.bytes_per_entity, report.checkpoint_bytes
+        );
+        println!(
+            "  latency     publish -> alert at {} events/s: p50 {} ms  p99 {} ms  max {} ms over {} sequence-rule alerts (target p99 <= 20)",
+            report.live_rate_per_s,
+            report.alert_p50_ms,
+            report.alert_p99_ms,
+            report.alert_max_ms,
+            report.alert_samples
+        );
+    }
+    Ok(())
+}

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use timpora_proto::v1::{Classification, Event};
 use timpora_proto::{EventTypeInfo, type_by_name};
 
+mod alerts;
 mod state;
+pub use alerts::{AlertDelivered, AlertMessage, TransitionError};
 pub use state::{CORRELATOR_STATUS, CorrelatorStatus, RULES_ACTIVE};
 
 /// Default prefix of every event subject.
@@ -432,18 +434,15 @@ impl Bus {
             },
             Start::Time(start_time) => consumer::DeliverPolicy::ByStartTime { start_time },
         };
-        let consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig {
+        let messages = ordered(
+            &stream,
+            consumer::pull::OrderedConfig {
                 filter_subject: filter,
                 deliver_policy,
                 ..Default::default()
-            })
-            .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
-        let messages = consumer
-            .messages()
-            .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
+            },
+        )
+        .await?;
         Ok(messages
             .map(|m| {
                 let m = m.map_err(|e| Error::Unavailable(e.to_string()))?;
@@ -525,6 +524,20 @@ impl Bus {
             streams,
         })
     }
+}
+
+/// The messages of an ordered pull consumer on `stream`.
+pub(crate) async fn ordered(
+    stream: &jetstream::stream::Stream,
+    config: consumer::pull::OrderedConfig,
+) -> Result<consumer::pull::Ordered> {
+    stream
+        .create_consumer(config)
+        .await
+        .map_err(|e| Error::Unavailable(e.to_string()))?
+        .messages()
+        .await
+        .map_err(|e| Error::Unavailable(e.to_string()))
 }
 
 /// What became of a published alert.

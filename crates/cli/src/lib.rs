@@ -1,6 +1,7 @@
 //! The `timpora` command line: argument parsing, layered configuration (defaults → file →
 //! `TIMPORA_` environment → flags), and the subcommands.
 
+mod alerts;
 mod backtest;
 mod bench;
 mod bench_correlate;
@@ -76,6 +77,9 @@ pub enum Command {
     /// Correlation rules.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Watch, list, read and act on alerts (through the gateway).
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
     /// Benchmarks, each measured against raw async-nats in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -253,6 +257,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             nats_url,
         }) => dev::init(&cli.data_dir, force, listen, &nats_url)?,
         Command::Config(ConfigCommand::Print) => print!("{}", toml::to_string_pretty(&cfg)?),
+        Command::Alerts(cmd) => alerts::run(&cfg, &cli.data_dir, cmd).await?,
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await?,
         Command::Bench(BenchCommand::Correlate(args)) => bench_correlate::correlate(args).await?,
         Command::Correlator(args) => {

@@ -489,3 +489,119 @@ fn rules_apply_and_sighup_switch_the_running_set_and_bad_files_change_nothing() 
     hup();
     wait_status(dir.path(), &url, |v| running(v, "2026.11-3"));
 }
+
+#[test]
+fn alerts_commands_list_show_and_act_through_the_binary() {
+    let nats = NatsServer::start().unwrap();
+    let url = nats.url();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let out =
+        run(timpora(dir.path()).args(["dev", "init", "--listen", &listen, "--nats-url", &url]));
+    assert!(out.status.success());
+    let _gateway = Killed(
+        timpora(dir.path())
+            .arg("gateway")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let _correlator = Killed(
+        timpora(dir.path())
+            .args(["correlator", "--lateness", "1s"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "gateway did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Deferred at Kendari, then tried at Palu: R3.
+    let now = rfc3339_now();
+    let interview = |id: &str| {
+        format!(
+            r#"{{"event":{{"id":"{id}","time":"{now}","region":"74.02.05.2001","passport_interview":{{"applicant":{{"nik":"7402054107900001"}},"declared_purpose":"TRAVEL_PURPOSE_TOURISM","destination_country":"KH","outcome":"INTERVIEW_OUTCOME_DEFERRED"}}}}}}"#
+        )
+    };
+    for (identity, id) in [
+        ("imigrasi/kanim-kendari", "kdi-1"),
+        ("imigrasi/kanim-palu", "plw-1"),
+    ] {
+        let file = dir.path().join(format!("{id}.ndjson"));
+        std::fs::write(&file, interview(id)).unwrap();
+        let out = run(timpora(dir.path())
+            .arg("publish")
+            .arg(&file)
+            .args(["--identity", identity]));
+        assert!(out.status.success());
+    }
+    let ops = ["--identity", "ops/timpora-kendari"];
+
+    let out = run(timpora(dir.path())
+        .args([
+            "alerts",
+            "tail",
+            "--json",
+            "--limit",
+            "1",
+            "--idle-exit",
+            "20",
+        ])
+        .args(ops));
+    assert!(out.status.success());
+    let tailed = lines(&out);
+    assert_eq!(tailed.len(), 1, "{tailed:?}");
+    let id = tailed[0]["record"]["alert"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(tailed[0]["record"]["alert"]["ruleId"], "R3");
+
+    let out = run(timpora(dir.path())
+        .args(["alerts", "list", "--json", "--rule", "R3", "--region", "74"])
+        .args(ops));
+    assert_eq!(lines(&out).len(), 1);
+    let out = run(timpora(dir.path())
+        .args(["alerts", "list", "--json", "--severity", "critical"])
+        .args(ops));
+    assert!(lines(&out).is_empty());
+
+    let out = run(timpora(dir.path())
+        .args(["alerts", "show", &id, "--json"])
+        .args(ops));
+    assert!(out.status.success());
+    let shown = &lines(&out)[0];
+    assert_eq!(shown["events"].as_array().unwrap().len(), 2, "{shown}");
+
+    let out = run(timpora(dir.path())
+        .args([
+            "alerts",
+            "ack",
+            &id,
+            "--json",
+            "--operator",
+            "Operator A (synthetic)",
+        ])
+        .args(ops));
+    assert!(out.status.success());
+    let acked = &lines(&out)[0];
+    assert_eq!(acked["status"], "ALERT_STATUS_ACKNOWLEDGED");
+    assert_eq!(acked["history"][0]["actor"], "ops/timpora-kendari");
+
+    let out = run(timpora(dir.path()).args(["alerts", "ack", &id]).args(ops));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("FailedPrecondition") && stderr.contains("ACKNOWLEDGED"),
+        "{stderr}"
+    );
+
+    let out = run(timpora(dir.path())
+        .args(["alerts", "resolve", &id, "--as", "false-positive", "--json"])
+        .args(ops));
+    assert!(out.status.success());
+    assert_eq!(lines(&out)[0]["resolution"], "RESOLUTION_FALSE_POSITIVE");
+}

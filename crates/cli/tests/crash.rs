@@ -99,7 +99,8 @@ async fn kill_9_at_several_points_loses_and_doubles_nothing() {
     let mut engine = timpora_correlate::Engine::new(set, LATENESS);
     let mut expected: Vec<Alert> = events
         .iter()
-        .flat_map(|e| engine.observe(e))
+        .zip(1u64..)
+        .flat_map(|(e, seq)| engine.observe_at(e, seq))
         .map(|a| timpora_correlator::to_proto(&a))
         .collect();
     expected.extend(

@@ -22,6 +22,8 @@ pub struct Facts {
     pub persons: Vec<Key>,
     pub recruiters: Vec<Key>,
     pub companies: Vec<Key>,
+    /// Events-stream sequence, when known (0 otherwise).
+    pub sequence: u64,
     values: Vec<(Fact, String)>,
 }
 
@@ -215,6 +217,7 @@ impl Facts {
             persons: ids(EntityKind::Person),
             recruiters: ids(EntityKind::Recruiter),
             companies: ids(EntityKind::Company),
+            sequence: 0,
             values,
         })
     }

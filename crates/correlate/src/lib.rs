@@ -38,6 +38,8 @@ pub struct Alert {
     pub time: SystemTime,
     /// Area code of that event.
     pub region: String,
+    /// Events-stream sequences of the evidence, in the same order (0 where unknown).
+    pub evidence_sequences: Vec<u64>,
 }
 
 /// Errors of the engine.
@@ -71,6 +73,8 @@ struct Occ {
     key: String,
     location: String,
     region: String,
+    /// Events-stream sequence (0 where unknown).
+    seq: u64,
 }
 
 impl Occ {
@@ -80,6 +84,7 @@ impl Occ {
             key: f.key.clone(),
             location: f.location.clone(),
             region: f.region.clone(),
+            seq: f.sequence,
         }
     }
 
@@ -97,8 +102,8 @@ struct Contribution {
 }
 
 type Due = (SystemTime, Key, String);
-/// A value an entity had from a time on: (time, event key, value).
-type Recorded = (SystemTime, String, String);
+/// A value an entity had from a time on: (time, event key, value, stream sequence).
+type Recorded = (SystemTime, String, String, u64);
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct RuleState {
@@ -181,6 +186,7 @@ fn make_alert(
 ) -> Alert {
     evidence.sort_by(|a, b| a.order().cmp(&b.order()));
     let keys: Vec<String> = evidence.iter().map(|o| o.key.clone()).collect();
+    let evidence_sequences = evidence.iter().map(|o| o.seq).collect();
     Alert {
         id: alert_id(rule, version, group, &keys),
         rule_id: rule.id.clone(),
@@ -191,6 +197,7 @@ fn make_alert(
         evidence: keys,
         time: last.time,
         region: last.region.clone(),
+        evidence_sequences,
     }
 }
 
@@ -286,6 +293,11 @@ impl Engine {
     /// Feed one stored event (a recorded clock tick moves the clock); the alerts it completes
     /// and any decisions now due.
     pub fn observe(&mut self, ev: &Event) -> Vec<Alert> {
+        self.observe_at(ev, 0)
+    }
+
+    /// [`Engine::observe`] for the event at `sequence` of the events stream (named in alerts).
+    pub fn observe_at(&mut self, ev: &Event, sequence: u64) -> Vec<Alert> {
         if let Some(timpora_proto::v1::event::Payload::ClockTick(_)) = &ev.payload {
             return match ev.time.map(SystemTime::try_from) {
                 Some(Ok(at)) => self.tick(at),
@@ -293,7 +305,10 @@ impl Engine {
             };
         }
         match Facts::of(ev) {
-            Some(f) => self.observe_facts(&f),
+            Some(mut f) => {
+                f.sequence = sequence;
+                self.observe_facts(&f)
+            }
             None => Vec::new(),
         }
     }
@@ -395,6 +410,7 @@ impl Engine {
                                 f.time,
                                 f.key.clone(),
                                 v.clone(),
+                                f.sequence,
                             ));
                         }
                         if is_when {
@@ -459,7 +475,7 @@ impl Engine {
                 l.iter().for_each(|t| note(&mut latest, g, *t));
             }
             for (g, l) in &st.history {
-                l.iter().for_each(|(t, _, _)| note(&mut latest, g, *t));
+                l.iter().for_each(|(t, ..)| note(&mut latest, g, *t));
             }
             for (g, w) in &st.windows {
                 w.iter().for_each(|c| note(&mut latest, g, c.occ.time));
@@ -531,10 +547,10 @@ impl Engine {
                         let ((_, g, _), w) = entry.remove_entry();
                         let latest = st.history.get(&g).and_then(|h| {
                             h.iter()
-                                .filter(|(t, _, _)| *t <= w.time)
+                                .filter(|(t, ..)| *t <= w.time)
                                 .max_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)))
                         });
-                        if let Some((t, key, v)) = latest
+                        if let Some((t, key, v, seq)) = latest
                             && values.contains(v)
                         {
                             let state = Occ {
@@ -542,6 +558,7 @@ impl Engine {
                                 key: key.clone(),
                                 location: String::new(),
                                 region: String::new(),
+                                seq: *seq,
                             };
                             out.push(make_alert(rule, version, &g, vec![&state, &w], &w));
                         }
@@ -600,7 +617,7 @@ impl Engine {
             st.seen.retain(|_, l| !l.is_empty());
             for h in st.history.values_mut() {
                 // Keep everything after the cutoff and the last value before it.
-                let older = h.iter().filter(|(t, _, _)| *t < cutoff).count();
+                let older = h.iter().filter(|(t, ..)| *t < cutoff).count();
                 if older > 1 {
                     let h = Arc::make_mut(h);
                     h.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));

@@ -104,6 +104,7 @@ pub fn to_proto(a: &Alert) -> v1::Alert {
         evidence: a.evidence.clone(),
         time: Some(a.time.into()),
         region: a.region.clone(),
+        evidence_sequences: a.evidence_sequences.clone(),
     }
 }
 
@@ -170,7 +171,7 @@ impl Service {
             if d.sequence > until {
                 break;
             }
-            engine.observe(&d.event);
+            engine.observe_at(&d.event, d.sequence);
             fed += 1;
             if d.sequence == until {
                 break;
@@ -239,7 +240,7 @@ impl Service {
                 return;
             }
         };
-        for alert in self.engine.observe(&delivered.event) {
+        for alert in self.engine.observe_at(&delivered.event, delivered.sequence) {
             self.send(&alert).await;
         }
         self.position = delivered.sequence;

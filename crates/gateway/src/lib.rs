@@ -4,6 +4,7 @@
 //! validated field by field, pseudonymised at the edge, and answered only once JetStream has
 //! stored their event.
 
+pub mod alerts;
 pub mod identity;
 pub mod ingest;
 pub mod pki;
@@ -166,8 +167,21 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(timpora_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| Error::Config(format!("reflection: {e}")))?;
+    let book = alerts::AlertBook::default();
+    let follower = tokio::spawn(alerts::follow(bus.clone(), book.clone()));
+    let alert_service = tonic::service::interceptor::InterceptedService::new(
+        v1::alert_service_server::AlertServiceServer::new(alerts::Alerts {
+            book,
+            ingest: ingest.clone(),
+        })
+        .max_decoding_message_size(config.limits.max_request_bytes),
+        auth.clone(),
+    );
     let router = services::add_all(
-        builder.add_service(health_service).add_service(reflection),
+        builder
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(alert_service),
         &ingest,
         &auth,
         config.limits.max_request_bytes,
@@ -184,6 +198,7 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     watcher.abort();
+    follower.abort();
     tracing::info!("gateway stopped");
     Ok(result?)
 }

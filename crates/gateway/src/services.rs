@@ -31,6 +31,7 @@ pub const NAMES: &[&str] = &[
     "timpora.v1.DinsosService",
     "timpora.v1.KejaksaanService",
     "timpora.v1.EventBusService",
+    "timpora.v1.AlertService",
 ];
 
 /// Add every event service, behind the authenticator and the request size limit.

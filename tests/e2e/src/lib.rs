@@ -355,6 +355,33 @@ pub mod fixtures {
         }
     }
 
+    /// Through the gateway: a village warning about person `n` (`desa-1`), then a deferred
+    /// passport interview of that person with risk indicators at Kendari (`kdi-1`): R2's input.
+    pub async fn village_warning_then_interview(hub: &crate::Hub, n: u32) -> anyhow::Result<()> {
+        use crate::v1::desa_service_client::DesaServiceClient;
+        use crate::v1::imigrasi_service_client::ImigrasiServiceClient;
+        let mut desa = DesaServiceClient::new(hub.as_agency("desa/74.02.05.2001").await?);
+        desa.submit_community_report(SubmitCommunityReportRequest {
+            meta: Some(meta("desa-1")),
+            report: Some(CommunityReport {
+                village_code: "74.02.05.2001".into(),
+                reporter_role: ReporterRole::Pimpasa as i32,
+                kind: CommunityReportKind::ResidentPlanningDeparture as i32,
+                persons: vec![person(n)],
+                ..Default::default()
+            }),
+        })
+        .await?;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let mut kdi = ImigrasiServiceClient::new(hub.as_agency("imigrasi/kanim-kendari").await?);
+        kdi.record_passport_interview(RecordPassportInterviewRequest {
+            meta: Some(meta("kdi-1")),
+            interview: Some(interview(n)),
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Envelope fields for an event that happened just now in Konawe.
     pub fn meta(id: &str) -> EventMeta {
         EventMeta {

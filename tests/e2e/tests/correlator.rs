@@ -10,7 +10,6 @@ use std::time::Duration;
 use timpora_correlator::Stats;
 use timpora_e2e::Hub;
 use timpora_e2e::fixtures::*;
-use timpora_e2e::v1::desa_service_client::DesaServiceClient;
 use timpora_e2e::v1::imigrasi_service_client::ImigrasiServiceClient;
 use timpora_e2e::v1::*;
 use tokio::sync::oneshot;
@@ -61,28 +60,7 @@ async fn alerts_are_raised_from_the_stream_and_a_restart_stores_none_twice() {
     let hub = Hub::start().await.unwrap();
     // Village warning about person 1, then a deferred passport interview with indicators at
     // Kendari (R2), then a departure check of the same person at Soekarno-Hatta (R3).
-    let mut desa = DesaServiceClient::new(hub.as_agency("desa/74.02.05.2001").await.unwrap());
-    desa.submit_community_report(SubmitCommunityReportRequest {
-        meta: Some(meta("desa-1")),
-        report: Some(CommunityReport {
-            village_code: "74.02.05.2001".into(),
-            reporter_role: ReporterRole::Pimpasa as i32,
-            kind: CommunityReportKind::ResidentPlanningDeparture as i32,
-            persons: vec![person(1)],
-            ..Default::default()
-        }),
-    })
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let mut kdi =
-        ImigrasiServiceClient::new(hub.as_agency("imigrasi/kanim-kendari").await.unwrap());
-    kdi.record_passport_interview(RecordPassportInterviewRequest {
-        meta: Some(meta("kdi-1")),
-        interview: Some(interview(1)),
-    })
-    .await
-    .unwrap();
+    village_warning_then_interview(&hub, 1).await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     let mut cgk = ImigrasiServiceClient::new(hub.as_agency("imigrasi/tpi-cgk").await.unwrap());
     let check = |id: &str, checkpoint: &str| RecordDepartureCheckRequest {

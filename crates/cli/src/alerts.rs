@@ -1,0 +1,392 @@
+//! `timpora alerts …`: watch, list, read and act on alerts through the gateway's AlertService.
+//! Text for people; `--json` prints one JSON object per line (the contract's proto3 JSON).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand, ValueEnum};
+
+use timpora_proto::v1::alert_service_client::AlertServiceClient;
+use timpora_proto::v1::*;
+
+use crate::client::{ConnectArgs, connect};
+use crate::{Config, json};
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// The open alerts matching the filter, then every change as it happens.
+    Tail {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Stop after this many records.
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Stop when nothing arrives for this many seconds.
+        #[arg(long)]
+        idle_exit: Option<f64>,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Alerts matching the filter, newest first.
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// At most this many (up to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// One alert: its handling so far and its evidence (the events you may read).
+    Show {
+        id: String,
+        #[command(flatten)]
+        out: Out,
+    },
+    /// Acknowledge an open alert.
+    Ack(ActArgs),
+    /// Hand an alert to a unit to follow up.
+    Assign {
+        #[command(flatten)]
+        act: ActArgs,
+        /// The unit (`agency/unit`).
+        #[arg(long)]
+        to: String,
+    },
+    /// Open a case from an alert (a `case.status_changed` event on the bus).
+    Escalate {
+        #[command(flatten)]
+        act: ActArgs,
+        #[arg(long, value_enum, default_value = "tppo")]
+        kind: Kind,
+    },
+    /// Close an alert as confirmed or as a false positive.
+    Resolve {
+        #[command(flatten)]
+        act: ActArgs,
+        #[arg(long = "as", value_enum)]
+        resolution: Outcome,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct Out {
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Area-code prefix (`74` a province, `74.02` a regency); repeatable.
+    #[arg(long = "region")]
+    regions: Vec<String>,
+    /// At least this severity.
+    #[arg(long, value_enum)]
+    severity: Option<Level>,
+    /// Rule id; repeatable.
+    #[arg(long = "rule")]
+    rules: Vec<String>,
+    /// Status; repeatable.
+    #[arg(long = "status", value_enum)]
+    statuses: Vec<State>,
+}
+
+#[derive(Debug, Args)]
+pub struct ActArgs {
+    /// The alert id (`alr_…`).
+    id: String,
+    /// A note kept with the step.
+    #[arg(long, default_value = "")]
+    note: String,
+    /// Your name, recorded with the step next to the identity you act as.
+    #[arg(long, env = "TIMPORA_OPERATOR", default_value = "")]
+    operator: String,
+    /// Act only if the alert is still at this version (from `show`).
+    #[arg(long, default_value_t = 0)]
+    expect_version: u64,
+    #[command(flatten)]
+    out: Out,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Level {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum State {
+    Open,
+    Acknowledged,
+    Assigned,
+    Escalated,
+    Resolved,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Kind {
+    Tppo,
+    NonProcedural,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Outcome {
+    Confirmed,
+    FalsePositive,
+}
+
+impl FilterArgs {
+    fn filter(&self) -> AlertFilter {
+        AlertFilter {
+            regions: self.regions.clone(),
+            min_severity: self.severity.map_or(0, |s| match s {
+                Level::Low => Severity::Low,
+                Level::Medium => Severity::Medium,
+                Level::High => Severity::High,
+                Level::Critical => Severity::Critical,
+            } as i32),
+            rule_ids: self.rules.clone(),
+            statuses: self
+                .statuses
+                .iter()
+                .map(|s| match s {
+                    State::Open => AlertStatus::Open,
+                    State::Acknowledged => AlertStatus::Acknowledged,
+                    State::Assigned => AlertStatus::Assigned,
+                    State::Escalated => AlertStatus::Escalated,
+                    State::Resolved => AlertStatus::Resolved,
+                } as i32)
+                .collect(),
+        }
+    }
+}
+
+fn short(name: &str, prefix: &str) -> String {
+    name.trim_start_matches(prefix).to_owned()
+}
+
+/// One line about a record, for people.
+fn line(r: &AlertRecord) -> String {
+    let a = r.alert.clone().unwrap_or_default();
+    let severity = Severity::try_from(a.severity).unwrap_or_default();
+    let status = AlertStatus::try_from(r.status).unwrap_or_default();
+    let mut s = format!(
+        "{}  {}  {:<8}  {:<12}  {:<14}  {}  {}  {}",
+        a.id,
+        a.rule_id,
+        short(severity.as_str_name(), "SEVERITY_"),
+        short(status.as_str_name(), "ALERT_STATUS_"),
+        a.region,
+        a.time.map(|t| t.to_string()).unwrap_or_default(),
+        a.group_key,
+        a.summary
+    );
+    if !r.assignee.is_empty() {
+        s.push_str(&format!("  [assigned to {}]", r.assignee));
+    }
+    if !r.case_id.is_empty() {
+        s.push_str(&format!("  [case {}]", r.case_id));
+    }
+    s
+}
+
+fn print_record(r: &AlertRecord, as_json: bool) -> anyhow::Result<()> {
+    if as_json {
+        println!("{}", json::to_value("timpora.v1.AlertRecord", r)?);
+    } else {
+        println!("{}", line(r));
+    }
+    Ok(())
+}
+
+/// A gRPC refusal as a clear message.
+fn refused(what: &str) -> impl FnOnce(tonic::Status) -> anyhow::Error + '_ {
+    move |s| anyhow::anyhow!("{what} refused ({:?}): {}", s.code(), s.message())
+}
+
+fn action(a: &ActArgs) -> Option<AlertAction> {
+    Some(AlertAction {
+        alert_id: a.id.clone(),
+        expected_version: a.expect_version,
+        note: a.note.clone(),
+        operator: a.operator.clone(),
+    })
+}
+
+async fn client(
+    cfg: &Config,
+    data_dir: &Path,
+    c: &ConnectArgs,
+) -> anyhow::Result<AlertServiceClient<crate::client::Conn>> {
+    Ok(AlertServiceClient::new(connect(cfg, data_dir, c).await?))
+}
+
+/// Run an `alerts` subcommand.
+pub async fn run(cfg: &Config, data_dir: &Path, cmd: AlertsCommand) -> anyhow::Result<()> {
+    match cmd {
+        AlertsCommand::Tail {
+            filter,
+            limit,
+            idle_exit,
+            out,
+        } => {
+            let mut c = client(cfg, data_dir, &out.connect).await?;
+            let mut stream = c
+                .watch_alerts(WatchAlertsRequest {
+                    filter: Some(filter.filter()),
+                })
+                .await
+                .map_err(refused("watch"))?
+                .into_inner();
+            let mut n = 0u64;
+            while limit.is_none_or(|l| n < l) {
+                let next = match idle_exit {
+                    Some(secs) => {
+                        match tokio::time::timeout(Duration::from_secs_f64(secs), stream.message())
+                            .await
+                        {
+                            Ok(r) => r,
+                            Err(_) => break,
+                        }
+                    }
+                    None => stream.message().await,
+                };
+                let Some(m) = next.map_err(refused("watch"))? else {
+                    break;
+                };
+                if let Some(r) = &m.record {
+                    if out.json {
+                        println!("{}", json::to_value("timpora.v1.WatchAlertsResponse", &m)?);
+                    } else {
+                        println!("{}", line(r));
+                    }
+                }
+                n += 1;
+            }
+        }
+        AlertsCommand::List { filter, limit, out } => {
+            let mut c = client(cfg, data_dir, &out.connect).await?;
+            let records = c
+                .list_alerts(ListAlertsRequest {
+                    filter: Some(filter.filter()),
+                    limit,
+                })
+                .await
+                .map_err(refused("list"))?
+                .into_inner()
+                .records;
+            for r in &records {
+                print_record(r, out.json)?;
+            }
+            if !out.json && records.is_empty() {
+                eprintln!("no alerts match");
+            }
+        }
+        AlertsCommand::Show { id, out } => {
+            let mut c = client(cfg, data_dir, &out.connect).await?;
+            let got = c
+                .get_alert(GetAlertRequest { alert_id: id })
+                .await
+                .map_err(refused("show"))?
+                .into_inner();
+            if out.json {
+                println!("{}", json::to_value("timpora.v1.GetAlertResponse", &got)?);
+                return Ok(());
+            }
+            let r = got.record.context("no record in the answer")?;
+            println!("{}", line(&r));
+            println!("version {}", r.version);
+            for t in &r.history {
+                let to = AlertStatus::try_from(t.to_status).unwrap_or_default();
+                println!(
+                    "  {}  {:<12}  by {}{}{}",
+                    t.time.map(|x| x.to_string()).unwrap_or_default(),
+                    short(to.as_str_name(), "ALERT_STATUS_"),
+                    t.actor,
+                    if t.operator.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", t.operator)
+                    },
+                    if t.note.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", t.note)
+                    }
+                );
+            }
+            println!("evidence:");
+            for e in &got.events {
+                println!(
+                    "  {}  {}/{}  {}  region {}",
+                    e.time.map(|x| x.to_string()).unwrap_or_default(),
+                    e.source,
+                    e.id,
+                    e.r#type,
+                    e.region
+                );
+            }
+            for w in &got.withheld {
+                println!("  {w}  (withheld: not readable with your rights)");
+            }
+        }
+        AlertsCommand::Ack(a) => {
+            let mut c = client(cfg, data_dir, &a.out.connect).await?;
+            let r = c
+                .acknowledge_alert(AcknowledgeAlertRequest { action: action(&a) })
+                .await
+                .map_err(refused("acknowledge"))?
+                .into_inner();
+            print_record(&r.record.unwrap_or_default(), a.out.json)?;
+        }
+        AlertsCommand::Assign { act, to } => {
+            let mut c = client(cfg, data_dir, &act.out.connect).await?;
+            let r = c
+                .assign_alert(AssignAlertRequest {
+                    action: action(&act),
+                    assignee: to,
+                })
+                .await
+                .map_err(refused("assign"))?
+                .into_inner();
+            print_record(&r.record.unwrap_or_default(), act.out.json)?;
+        }
+        AlertsCommand::Escalate { act, kind } => {
+            let mut c = client(cfg, data_dir, &act.out.connect).await?;
+            let r = c
+                .escalate_alert(EscalateAlertRequest {
+                    action: action(&act),
+                    kind: match kind {
+                        Kind::Tppo => CaseKind::Tppo,
+                        Kind::NonProcedural => CaseKind::NonProceduralDeparture,
+                    } as i32,
+                })
+                .await
+                .map_err(refused("escalate"))?
+                .into_inner();
+            print_record(&r.record.unwrap_or_default(), act.out.json)?;
+        }
+        AlertsCommand::Resolve { act, resolution } => {
+            let mut c = client(cfg, data_dir, &act.out.connect).await?;
+            let r = c
+                .resolve_alert(ResolveAlertRequest {
+                    action: action(&act),
+                    resolution: match resolution {
+                        Outcome::Confirmed => Resolution::Confirmed,
+                        Outcome::FalsePositive => Resolution::FalsePositive,
+                    } as i32,
+                })
+                .await
+                .map_err(refused("resolve"))?
+                .into_inner();
+            print_record(&r.record.unwrap_or_default(), act.out.json)?;
+        }
+    }
+    Ok(())
+}

@@ -176,10 +176,20 @@ impl Bus {
 
     /// Store a checkpoint under `name`, replacing the previous one only once it is complete.
     pub async fn save_checkpoint(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        let store = self.checkpoint_store().await?;
         let mut reader = bytes;
+        self.save_checkpoint_from(name, &mut reader).await
+    }
+
+    /// [`Bus::save_checkpoint`] from a reader: a read error aborts it and the previous
+    /// checkpoint stays.
+    pub async fn save_checkpoint_from(
+        &self,
+        name: &str,
+        reader: &mut (impl tokio::io::AsyncRead + Unpin),
+    ) -> Result<()> {
+        let store = self.checkpoint_store().await?;
         store
-            .put(name, &mut reader)
+            .put(name, reader)
             .await
             .map_err(js("save checkpoint"))?;
         Ok(())

@@ -78,6 +78,8 @@ struct Report {
     state_entries: u64,
     rss_before_bytes: u64,
     rss_after_bytes: u64,
+    /// Highest resident set size during the load (includes checkpoint copies and buffers).
+    rss_peak_bytes: u64,
     bytes_per_entity: f64,
     alerts_from_load: u64,
     checkpoint_every_ms: u64,
@@ -90,6 +92,18 @@ struct Report {
     alert_p50_ms: f64,
     alert_p99_ms: f64,
     alert_max_ms: f64,
+}
+
+/// Highest resident set size of this process so far.
+fn peak_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// Resident set size of this process.
@@ -220,7 +234,6 @@ pub async fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
     });
     progress.wait_for(|p| *p >= last).await?;
     let correlator_secs = t.elapsed().as_secs_f64();
-    let rss_after = rss_bytes();
     // The state after the load, as the correlator reports it at its next checkpoint.
     let status_deadline = Instant::now() + checkpoint_every + Duration::from_secs(60);
     let status = loop {
@@ -233,8 +246,14 @@ pub async fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
             Instant::now() < status_deadline,
             "the correlator wrote no checkpoint covering the load in time"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    // Between checkpoints (the one covering the load is written, the next is seconds away):
+    // the state, without a checkpoint's copy and buffer, which add about the checkpoint's size
+    // while one is being written (see `rss_peak_bytes`).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = rss_bytes();
+    let rss_peak = peak_rss_bytes();
     let checkpoint_bytes = bus
         .checkpoint_size(timpora_correlator::CHECKPOINT_NAME)
         .await?;
@@ -372,6 +391,7 @@ pub async fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
         state_entries: status.tracked,
         rss_before_bytes: rss_before,
         rss_after_bytes: rss_after,
+        rss_peak_bytes: rss_peak,
         bytes_per_entity: (rss_after.saturating_sub(rss_before) as f64
             / status.entities.max(1) as f64)
             .round(),

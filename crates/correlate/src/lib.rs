@@ -656,17 +656,7 @@ impl Engine {
 
     /// Distinct entities (group keys) holding state in any rule.
     pub fn entities(&self) -> usize {
-        let mut keys: std::collections::HashSet<&str> = std::collections::HashSet::new();
-        for s in &self.states {
-            keys.extend(s.whens.keys().map(|k| &**k));
-            keys.extend(s.thens.keys().map(|k| &**k));
-            keys.extend(s.seen.keys().map(|k| &**k));
-            keys.extend(s.history.keys().map(|k| &**k));
-            keys.extend(s.windows.keys().map(|k| &**k));
-            keys.extend(s.pending.keys().map(|(_, g, _)| &**g));
-            keys.extend(s.queue.values().flat_map(|c| c.groups.iter().map(|k| &**k)));
-        }
-        keys.len()
+        distinct_entities(&self.states)
     }
 
     /// A copy of the state for [`Snapshot::encode`], taken quickly (occurrences are shared).
@@ -748,17 +738,45 @@ pub struct Snapshot {
     evicted_at: Option<SystemTime>,
 }
 
+/// Distinct group keys holding state in any rule.
+fn distinct_entities(states: &[RuleState]) -> usize {
+    let mut keys: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for s in states {
+        keys.extend(s.whens.keys().map(|k| &**k));
+        keys.extend(s.thens.keys().map(|k| &**k));
+        keys.extend(s.seen.keys().map(|k| &**k));
+        keys.extend(s.history.keys().map(|k| &**k));
+        keys.extend(s.windows.keys().map(|k| &**k));
+        keys.extend(s.pending.keys().map(|(_, g, _)| &**g));
+        keys.extend(s.queue.values().flat_map(|c| c.groups.iter().map(|k| &**k)));
+    }
+    keys.len()
+}
+
 impl Snapshot {
+    /// [`Engine::entities`] at the time of the snapshot (costly: count it away from the engine).
+    pub fn entities(&self) -> usize {
+        distinct_entities(&self.states)
+    }
+
     /// The bytes [`Engine::restore`] reads.
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
-        Ok(postcard::to_stdvec(&(
-            CHECKPOINT_FORMAT,
-            &self.digest,
-            self.lateness,
-            self.watermark,
-            &self.states,
-            self.stats,
-            self.evicted_at,
-        ))?)
+        self.encode_to(Vec::new())
+    }
+
+    /// [`Snapshot::encode`] into a writer, piece by piece (no buffer of the whole); the writer.
+    pub fn encode_to<W: std::io::Write>(&self, writer: W) -> Result<W, Error> {
+        Ok(postcard::to_io(
+            &(
+                CHECKPOINT_FORMAT,
+                &self.digest,
+                self.lateness,
+                self.watermark,
+                &self.states,
+                self.stats,
+                self.evicted_at,
+            ),
+            writer,
+        )?)
     }
 }

@@ -58,6 +58,9 @@ pub enum Error {
     /// The engine's state could not be written.
     #[error(transparent)]
     Engine(#[from] timpora_correlate::Error),
+    /// The checkpoint thread failed.
+    #[error("checkpoint thread: {0}")]
+    Thread(String),
 }
 
 /// How the service runs.
@@ -118,6 +121,112 @@ pub fn encode_checkpoint(position: u64, snapshot: &Snapshot) -> Result<Vec<u8>, 
     Ok(out)
 }
 
+/// A checkpoint's bytes, in pieces, as the encoder produces them.
+type Chunks = tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>;
+type EncodeJob = (
+    u64,
+    Snapshot,
+    tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    tokio::sync::oneshot::Sender<usize>,
+);
+
+/// Size of the pieces a checkpoint is handed over in (the object store's chunk size).
+const CHUNK: usize = 128 * 1024;
+
+/// Hands encoded bytes over in [`CHUNK`]s, waiting while the upload is behind.
+struct ChunkWriter {
+    buf: Vec<u8>,
+    out: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        let chunk = bytes::Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.out
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::other("checkpoint upload stopped"))
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            self.send()
+        }
+    }
+}
+
+/// Tag, position, state: the layout [`decode_checkpoint`] reads.
+fn write_checkpoint(w: &mut ChunkWriter, position: u64, snapshot: &Snapshot) -> Result<(), Error> {
+    use std::io::Write as _;
+    let io = |e: std::io::Error| Error::Thread(e.to_string());
+    w.write_all(CHECKPOINT_TAG).map_err(io)?;
+    w.write_all(&position.to_be_bytes()).map_err(io)?;
+    snapshot.encode_to(&mut *w)?;
+    w.flush().map_err(io)
+}
+
+/// One long-lived thread that encodes checkpoints beside the engine, streaming them out in
+/// chunks: no copy of the whole checkpoint is ever held, and the same thread (and so the same
+/// allocator heap) serves every checkpoint.
+#[derive(Clone)]
+struct Encoder(std::sync::mpsc::Sender<EncodeJob>);
+
+impl Encoder {
+    fn start() -> Result<Self, Error> {
+        let (tx, rx) = std::sync::mpsc::channel::<EncodeJob>();
+        std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || {
+                while let Ok((position, snapshot, out, reply)) = rx.recv() {
+                    let mut w = ChunkWriter {
+                        buf: Vec::with_capacity(CHUNK),
+                        out: out.clone(),
+                    };
+                    let result = write_checkpoint(&mut w, position, &snapshot);
+                    match result {
+                        // Dropping the sender ends the upload's input: the checkpoint is whole.
+                        Ok(()) => {
+                            let _ = reply.send(snapshot.entities());
+                        }
+                        // An error as the last piece makes the upload fail: the previous
+                        // checkpoint stays.
+                        Err(e) => {
+                            let _ = out.blocking_send(Err(std::io::Error::other(e.to_string())));
+                        }
+                    }
+                }
+            })
+            .map_err(|e| Error::Thread(e.to_string()))?;
+        Ok(Self(tx))
+    }
+
+    /// Start encoding `snapshot`: its chunks, and the distinct entities in it once done.
+    fn encode(
+        &self,
+        position: u64,
+        snapshot: Snapshot,
+    ) -> Result<(Chunks, tokio::sync::oneshot::Receiver<usize>), Error> {
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let (reply, entities) = tokio::sync::oneshot::channel();
+        self.0
+            .send((position, snapshot, tx, reply))
+            .map_err(|_| Error::Thread("checkpoint thread is gone".into()))?;
+        Ok((rx, entities))
+    }
+}
+
 /// The position and engine state of checkpoint bytes, if they have the expected layout.
 fn decode_checkpoint(bytes: &[u8]) -> Option<(u64, &[u8])> {
     let rest = bytes.strip_prefix(CHECKPOINT_TAG)?;
@@ -130,6 +239,7 @@ struct Service {
     bus: Bus,
     /// A connection of its own for checkpoints (tens of megabytes).
     bulk: Bus,
+    encoder: Encoder,
     options: Options,
     engine: Engine,
     /// Last stream sequence processed.
@@ -141,7 +251,9 @@ struct Service {
     /// Alerts sent, oldest first, with their pending acknowledgements.
     inflight: VecDeque<(v1::Alert, PendingAlert)>,
     /// The checkpoint being written in the background: the position it covers.
-    upload: Option<tokio::task::JoinHandle<Result<u64, String>>>,
+    upload: Option<tokio::task::JoinHandle<Result<(u64, usize), String>>>,
+    /// Distinct entities in state at the last checkpoint (counted beside the engine).
+    entities: usize,
 }
 
 impl Service {
@@ -264,23 +376,25 @@ impl Service {
             elapsed_us = t.elapsed().as_micros() as u64,
             "state copied for a checkpoint"
         );
-        let (position, bus) = (self.position, self.bulk.clone());
+        let (position, bus, encoder) = (self.position, self.bulk.clone(), self.encoder.clone());
         self.upload = Some(tokio::spawn(async move {
             let started = Instant::now();
-            let bytes = tokio::task::spawn_blocking(move || encode_checkpoint(position, &snapshot))
-                .await
-                .map_err(|e| e.to_string())?
+            let (chunks, entities) = encoder
+                .encode(position, snapshot)
                 .map_err(|e| e.to_string())?;
-            bus.save_checkpoint(CHECKPOINT_NAME, &bytes)
+            let mut reader = tokio_util::io::StreamReader::new(
+                tokio_stream::wrappers::ReceiverStream::new(chunks),
+            );
+            bus.save_checkpoint_from(CHECKPOINT_NAME, &mut reader)
                 .await
                 .map_err(|e| e.to_string())?;
+            let entities = entities.await.map_err(|e| e.to_string())?;
             tracing::debug!(
                 position,
-                bytes = bytes.len(),
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "checkpoint written"
             );
-            Ok(position)
+            Ok((position, entities))
         }));
     }
 
@@ -290,8 +404,9 @@ impl Service {
             return;
         };
         match upload.await {
-            Ok(Ok(position)) => {
+            Ok(Ok((position, entities))) => {
                 self.checkpointed = Some(position);
+                self.entities = entities;
                 self.report().await;
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "checkpoint not written; will retry"),
@@ -318,7 +433,7 @@ impl Service {
             late_events: stats.late_events,
             alerts: stats.alerts,
             tracked: self.engine.tracked() as u64,
-            entities: self.engine.entities() as u64,
+            entities: self.entities as u64,
             state_cap: self.engine.cap() as u64,
             shed_groups: stats.shed_groups,
             reported_at: prost_types::Timestamp::from(SystemTime::now()).to_string(),
@@ -408,12 +523,14 @@ pub async fn run(
         bulk: bus
             .second_connection("timpora-correlator-checkpoints")
             .await?,
+        encoder: Encoder::start()?,
         options: options.clone(),
         position: 0,
         since: 0,
         checkpointed: Some(0),
         inflight: VecDeque::new(),
         upload: None,
+        entities: 0,
     };
     match bus.load_checkpoint(CHECKPOINT_NAME).await? {
         None => tracing::info!("no checkpoint; reading the stream from the start"),
@@ -480,6 +597,9 @@ pub async fn run(
                 }
                 if let Some(p) = &svc.options.progress {
                     p.send_replace(svc.position);
+                }
+                if svc.upload.as_ref().is_some_and(|u| u.is_finished()) {
+                    svc.harvest().await;
                 }
             }
         }

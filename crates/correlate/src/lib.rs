@@ -102,25 +102,27 @@ struct Contribution {
 }
 
 type Due = (SystemTime, Key, String);
+/// Hash maps of the state: keys are pseudonymised tokens, so a fast hasher is safe.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// A value an entity had from a time on: (time, event key, value, stream sequence).
 type Recorded = (SystemTime, String, String, u64);
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct RuleState {
     /// Sequence: `when` and `then` occurrences per group.
-    whens: HashMap<Key, Arc<Vec<Arc<Occ>>>>,
-    thens: HashMap<Key, Arc<Vec<Arc<Occ>>>>,
+    whens: Map<Key, Arc<Vec<Arc<Occ>>>>,
+    thens: Map<Key, Arc<Vec<Arc<Occ>>>>,
     /// Absence and state: triggers waiting for their decision, by (due, group, event).
     pending: BTreeMap<Due, Arc<Occ>>,
     /// Absence: times of the events whose presence cancels a trigger, per group.
-    seen: HashMap<Key, Arc<Vec<SystemTime>>>,
+    seen: Map<Key, Arc<Vec<SystemTime>>>,
     /// State: the group entity's recorded values over time.
-    history: HashMap<Key, Arc<Vec<Recorded>>>,
+    history: Map<Key, Arc<Vec<Recorded>>>,
     /// Count: contributions waiting for the watermark, in event-time order.
     queue: BTreeMap<(SystemTime, String), Arc<Contribution>>,
     /// Count: the sliding window per group, and when it last fired.
-    windows: HashMap<Key, Arc<VecDeque<Arc<Contribution>>>>,
-    fired: HashMap<Key, SystemTime>,
+    windows: Map<Key, Arc<VecDeque<Arc<Contribution>>>>,
+    fired: Map<Key, SystemTime>,
 }
 
 // Every collection above holds its values behind `Arc`s: cloning the state (a snapshot for a

@@ -1,7 +1,8 @@
 //! Crash safety of `timpora correlator`, the real binary: a seeded scenario is loaded into a real
 //! JetStream, the correlator is killed with SIGKILL at several points while it works through it
 //! and restarted each time; the alerts stored in the end are exactly those of an uninterrupted
-//! evaluation (the same ids and bytes), each stored once.
+//! evaluation (the same ids and bytes), each stored once. And two independent runs over the
+//! same stream, on two servers, store byte-identical alerts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
@@ -66,6 +67,83 @@ async fn stored_alerts(bus: &Bus) -> (BTreeMap<String, Alert>, usize) {
     (out, total)
 }
 
+/// Publish `events` straight onto the bus, in order.
+async fn load(bus: &Bus, events: &[timpora_proto::v1::Event]) {
+    let mut pending = Vec::new();
+    for e in events {
+        pending.push(bus.publish(e).await.unwrap());
+        if pending.len() == 2_000 {
+            for p in pending.drain(..) {
+                p.ack().await.unwrap();
+            }
+        }
+    }
+    for p in pending {
+        p.ack().await.unwrap();
+    }
+}
+
+/// Run the correlator in process on `bus` until it has checkpointed past `last`; its alerts.
+async fn correlate_to_end(bus: &Bus, last: u64) -> BTreeMap<String, Alert> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn({
+        let bus = bus.clone();
+        async move {
+            let options = timpora_correlator::Options {
+                lateness: LATENESS,
+                checkpoint_every: Duration::from_millis(100),
+                ..Default::default()
+            };
+            timpora_correlator::run(bus, None, options, async {
+                let _ = stopped.await;
+            })
+            .await
+        }
+    });
+    let started = Instant::now();
+    while !bus
+        .correlator_status()
+        .await
+        .unwrap()
+        .is_some_and(|s| s.checkpoint_sequence >= last)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    let (alerts, total) = stored_alerts(bus).await;
+    assert_eq!(total, alerts.len());
+    alerts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_independent_runs_over_the_same_stream_store_byte_identical_alerts() {
+    let end = SystemTime::now() - Duration::from_secs(200 * 86_400);
+    let events: Vec<_> = Scenario::new(Spec::small(7, 10_000, end)).collect();
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let nats = NatsServer::start().unwrap();
+        let bus = Bus::connect(&nats.url(), "determinism", Topology::default())
+            .await
+            .unwrap();
+        bus.ensure_topology().await.unwrap();
+        load(&bus, &events).await;
+        let last = bus.events_last_sequence().await.unwrap();
+        let alerts = correlate_to_end(&bus, last).await;
+        let bytes: Vec<(String, Vec<u8>)> = alerts
+            .into_iter()
+            .map(|(id, a)| (id, a.encode_to_vec()))
+            .collect();
+        runs.push(bytes);
+    }
+    assert!(runs[0].len() > 20, "{} alerts", runs[0].len());
+    assert_eq!(runs[0], runs[1], "the two runs' alerts differ");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_several_points_loses_and_doubles_nothing() {
     let nats = NatsServer::start().unwrap();
@@ -79,18 +157,7 @@ async fn kill_9_at_several_points_loses_and_doubles_nothing() {
     // first clock tick, so the expected alerts do not depend on when the test runs.
     let end = SystemTime::now() - Duration::from_secs(200 * 86_400);
     let events: Vec<_> = Scenario::new(Spec::small(42, 40_000, end)).collect();
-    let mut pending = Vec::new();
-    for e in &events {
-        pending.push(bus.publish(e).await.unwrap());
-        if pending.len() == 2_000 {
-            for p in pending.drain(..) {
-                p.ack().await.unwrap();
-            }
-        }
-    }
-    for p in pending {
-        p.ack().await.unwrap();
-    }
+    load(&bus, &events).await;
     let last = bus.events_last_sequence().await.unwrap();
     assert_eq!(last, events.len() as u64);
 

@@ -101,12 +101,11 @@ async fn correlate_to_end(bus: &Bus, last: u64) -> BTreeMap<String, Alert> {
         }
     });
     let started = Instant::now();
-    while !bus
-        .correlator_status()
-        .await
-        .unwrap()
-        .is_some_and(|s| s.checkpoint_sequence >= last)
-    {
+    loop {
+        let status = bus.correlator_status().await.unwrap();
+        if status.is_some_and(|s| s.checkpoint_sequence >= last) {
+            break;
+        }
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "did not finish"

@@ -11,6 +11,7 @@ mod dev;
 mod json;
 mod rules;
 mod signal;
+mod up;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +58,9 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The whole hub in one process: NATS (as a child), gateway and correlator, with development
+    /// credentials in the data directory.
+    Up(up::UpArgs),
     /// Run the gRPC gateway (every agency service, the event bus, health, reflection).
     Gateway(GatewayArgs),
     /// Administer the NATS JetStream topology.
@@ -197,7 +201,7 @@ impl Command {
     /// clients only say something when it goes wrong.
     pub fn default_log_filter(&self) -> &'static str {
         match self {
-            Command::Gateway(_) | Command::Correlator(_) => "info",
+            Command::Gateway(_) | Command::Correlator(_) | Command::Up(_) => "info,async_nats=warn",
             _ => "warn",
         }
     }
@@ -257,6 +261,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             nats_url,
         }) => dev::init(&cli.data_dir, force, listen, &nats_url)?,
         Command::Config(ConfigCommand::Print) => print!("{}", toml::to_string_pretty(&cfg)?),
+        Command::Up(args) => return up::run(&cli.data_dir, args).await,
         Command::Alerts(cmd) => alerts::run(&cfg, &cli.data_dir, cmd).await?,
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await?,
         Command::Bench(BenchCommand::Correlate(args)) => bench_correlate::correlate(args).await?,

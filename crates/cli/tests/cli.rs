@@ -490,6 +490,27 @@ fn rules_apply_and_sighup_switch_the_running_set_and_bad_files_change_nothing() 
     wait_status(dir.path(), &url, |v| running(v, "2026.11-3"));
 }
 
+/// Through the binary, with the data directory's credentials: the same person deferred at
+/// Kendari, then interviewed at Palu (R3's input).
+fn publish_deferred_then_another_office(dir: &Path) {
+    let now = rfc3339_now();
+    for (identity, id) in [
+        ("imigrasi/kanim-kendari", "kdi-1"),
+        ("imigrasi/kanim-palu", "plw-1"),
+    ] {
+        let line = format!(
+            r#"{{"event":{{"id":"{id}","time":"{now}","region":"74.02.05.2001","passport_interview":{{"applicant":{{"nik":"7402054107900001"}},"declared_purpose":"TRAVEL_PURPOSE_TOURISM","destination_country":"KH","outcome":"INTERVIEW_OUTCOME_DEFERRED"}}}}}}"#
+        );
+        let file = dir.join(format!("{id}.ndjson"));
+        std::fs::write(&file, line).unwrap();
+        let out = run(timpora(dir)
+            .arg("publish")
+            .arg(&file)
+            .args(["--identity", identity]));
+        assert!(out.status.success());
+    }
+}
+
 #[test]
 fn alerts_commands_list_show_and_act_through_the_binary() {
     let nats = NatsServer::start().unwrap();
@@ -520,24 +541,7 @@ fn alerts_commands_list_show_and_act_through_the_binary() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // Deferred at Kendari, then tried at Palu: R3.
-    let now = rfc3339_now();
-    let interview = |id: &str| {
-        format!(
-            r#"{{"event":{{"id":"{id}","time":"{now}","region":"74.02.05.2001","passport_interview":{{"applicant":{{"nik":"7402054107900001"}},"declared_purpose":"TRAVEL_PURPOSE_TOURISM","destination_country":"KH","outcome":"INTERVIEW_OUTCOME_DEFERRED"}}}}}}"#
-        )
-    };
-    for (identity, id) in [
-        ("imigrasi/kanim-kendari", "kdi-1"),
-        ("imigrasi/kanim-palu", "plw-1"),
-    ] {
-        let file = dir.path().join(format!("{id}.ndjson"));
-        std::fs::write(&file, interview(id)).unwrap();
-        let out = run(timpora(dir.path())
-            .arg("publish")
-            .arg(&file)
-            .args(["--identity", identity]));
-        assert!(out.status.success());
-    }
+    publish_deferred_then_another_office(dir.path());
     let ops = ["--identity", "ops/timpora-kendari"];
 
     let out = run(timpora(dir.path())
@@ -604,4 +608,79 @@ fn alerts_commands_list_show_and_act_through_the_binary() {
         .args(ops));
     assert!(out.status.success());
     assert_eq!(lines(&out)[0]["resolution"], "RESOLUTION_FALSE_POSITIVE");
+}
+
+/// Poll `alerts list --json` as operations staff until `n` alerts are listed.
+fn wait_alerts(dir: &Path, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = run(timpora(dir).args([
+            "alerts",
+            "list",
+            "--json",
+            "--identity",
+            "ops/timpora-kendari",
+        ]));
+        if out.status.success() {
+            let listed = lines(&out);
+            if listed.len() >= n {
+                return listed;
+            }
+        }
+        assert!(Instant::now() < deadline, "{n} alerts never listed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn up_runs_the_hub_keeps_its_data_and_leaves_no_nats_server_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, np) = (free_port().unwrap(), free_port().unwrap());
+    let up = || {
+        let child = timpora(dir.path())
+            .args(["up", "--listen", &format!("127.0.0.1:{gw}")])
+            .args(["--nats-port", &np.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", gw)).is_err() {
+            assert!(Instant::now() < deadline, "the hub did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Killed(child)
+    };
+    let stop = |mut hub: Killed| {
+        let ok = Command::new("kill")
+            .args(["-INT", &hub.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = hub.0.try_wait().unwrap() {
+                assert!(status.success(), "{status:?}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "Ctrl-C did not stop the hub");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            TcpStream::connect(("127.0.0.1", np)).is_err(),
+            "nats-server is still running after the hub stopped"
+        );
+    };
+
+    let hub = up();
+    // With nothing but the data directory: deferred at Kendari, then tried at Palu (R3).
+    publish_deferred_then_another_office(dir.path());
+    let before = wait_alerts(dir.path(), 1);
+    stop(hub);
+
+    // Again on the same data directory: the alert is still there.
+    let hub = up();
+    let after = wait_alerts(dir.path(), 1);
+    assert_eq!(after, before);
+    stop(hub);
 }

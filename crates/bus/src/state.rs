@@ -29,8 +29,11 @@ pub struct CorrelatorStatus {
     /// Events stream sequence after which this set decides (alerts of earlier events were the
     /// previous set's to raise).
     pub since_sequence: u64,
-    /// Last events stream sequence processed and covered by the checkpoint.
+    /// Last events stream sequence covered by the checkpoint.
     pub checkpoint_sequence: u64,
+    /// Last events stream sequence processed at the time of this report.
+    #[serde(default)]
+    pub position: u64,
     pub events: u64,
     pub late_events: u64,
     pub alerts: u64,

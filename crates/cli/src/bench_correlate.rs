@@ -221,6 +221,7 @@ pub async fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
         checkpoint_every,
         state_cap: 50_000_000,
         progress: Some(progress_tx),
+        status: None,
     };
     let t = Instant::now();
     let service = tokio::spawn({

@@ -9,6 +9,7 @@ mod client;
 mod config;
 mod dev;
 mod json;
+mod metrics;
 mod rules;
 mod signal;
 mod up;
@@ -107,6 +108,10 @@ pub struct CorrelatorArgs {
     /// and a counter in `timpora rules status`).
     #[arg(long, default_value_t = 5_000_000)]
     pub state_cap: usize,
+    /// Serve Prometheus metrics (`/metrics`: events, late events, alerts, state entries and
+    /// cap, groups dropped, position) on this address.
+    #[arg(long)]
+    pub metrics: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub nats: NatsArgs,
 }

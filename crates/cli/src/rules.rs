@@ -84,12 +84,24 @@ pub(crate) fn check(file: &Path) -> anyhow::Result<ExitCode> {
 /// `timpora correlator`: runs until SIGINT/SIGTERM; SIGHUP re-reads `--rules` and applies it
 /// when valid.
 pub(crate) async fn correlator(cfg: Config, args: CorrelatorArgs) -> anyhow::Result<ExitCode> {
+    let (status, metrics) = match args.metrics {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--metrics: cannot listen on {addr}"))?;
+            let (tx, rx) = tokio::sync::watch::channel(timpora_bus::CorrelatorStatus::default());
+            let server = tokio::spawn(crate::metrics::serve(listener, rx));
+            (Some(tx), Some(server))
+        }
+        None => (None, None),
+    };
     let options = timpora_correlator::Options {
         lateness: duration("lateness", &args.lateness)?,
         tick_every: duration("tick", &args.tick)?,
         checkpoint_every: duration("checkpoint-every", &args.checkpoint_every)?,
         state_cap: args.state_cap,
         progress: None,
+        status,
     };
     anyhow::ensure!(!options.tick_every.is_zero(), "--tick must be positive");
     anyhow::ensure!(
@@ -108,6 +120,9 @@ pub(crate) async fn correlator(cfg: Config, args: CorrelatorArgs) -> anyhow::Res
     let reloader = tokio::spawn(reload_on_hangup(bus.clone(), args.rules.clone()));
     let result = timpora_correlator::run(bus, text.as_deref(), options, shutdown).await;
     reloader.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     result?;
     Ok(ExitCode::SUCCESS)
 }

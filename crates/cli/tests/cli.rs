@@ -432,15 +432,39 @@ fn rules_apply_and_sighup_switch_the_running_set_and_bad_files_change_nothing() 
     let default = include_str!("../../../rules/default.toml");
     let rules = dir.path().join("rules.toml");
     std::fs::write(&rules, default).unwrap();
+    let metrics_port = free_port().unwrap();
     let correlator = timpora(dir.path())
         .args(["correlator", "--nats-url", &url, "--rules"])
         .arg(&rules)
+        .args(["--metrics", &format!("127.0.0.1:{metrics_port}")])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let correlator = Killed(correlator);
     let running = |v: &Value, version: &str| v["correlator"]["version"] == version;
     wait_status(dir.path(), &url, |v| running(v, "2026.11-1"));
+
+    // The same figures as Prometheus metrics.
+    let scrape = || {
+        use std::io::{Read, Write};
+        let mut c = TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
+        c.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut text = String::new();
+        c.read_to_string(&mut text).unwrap();
+        text
+    };
+    let text = scrape();
+    assert!(text.starts_with("HTTP/1.0 200"), "{text}");
+    assert!(
+        text.contains("timpora_correlator_state_cap 5000000"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE timpora_correlator_events_total counter"),
+        "{text}"
+    );
+    assert!(text.contains("version=\"2026.11-1\""), "{text}");
 
     // `rules apply` with a bad file: precise errors, exit 1, nothing changes.
     let bad = dir.path().join("bad.toml");

@@ -76,6 +76,8 @@ pub struct Options {
     pub state_cap: usize,
     /// Receives the last stream sequence processed (its alerts sent), after every batch.
     pub progress: Option<tokio::sync::watch::Sender<u64>>,
+    /// Receives each status report (at start, at each checkpoint and rule-set switch).
+    pub status: Option<tokio::sync::watch::Sender<CorrelatorStatus>>,
 }
 
 impl Default for Options {
@@ -86,6 +88,7 @@ impl Default for Options {
             checkpoint_every: Duration::from_secs(10),
             state_cap: 5_000_000,
             progress: None,
+            status: None,
         }
     }
 }
@@ -429,6 +432,7 @@ impl Service {
             digest: self.engine.digest().to_owned(),
             since_sequence: self.since,
             checkpoint_sequence: self.checkpointed.unwrap_or_default(),
+            position: self.position,
             events: stats.events,
             late_events: stats.late_events,
             alerts: stats.alerts,
@@ -438,6 +442,9 @@ impl Service {
             shed_groups: stats.shed_groups,
             reported_at: prost_types::Timestamp::from(SystemTime::now()).to_string(),
         };
+        if let Some(tx) = &self.options.status {
+            tx.send_replace(status.clone());
+        }
         if let Err(e) = self.bus.put_correlator_status(&status).await {
             tracing::debug!(error = %e, "status not reported");
         }

@@ -22,6 +22,7 @@ fn options() -> timpora_correlator::Options {
         checkpoint_every: Duration::from_millis(300),
         state_cap: 100_000,
         progress: None,
+        status: None,
     }
 }
 

@@ -176,13 +176,17 @@ fn line(r: &AlertRecord) -> String {
     let a = r.alert.clone().unwrap_or_default();
     let severity = Severity::try_from(a.severity).unwrap_or_default();
     let status = AlertStatus::try_from(r.status).unwrap_or_default();
+    let region = match timpora_proto::regions::describe(&a.region) {
+        Some(name) => format!("{} ({name})", a.region),
+        None => a.region.clone(),
+    };
     let mut s = format!(
-        "{}  {}  {:<8}  {:<12}  {:<14}  {}  {}  {}",
+        "{}  {}  {:<8}  {:<12}  {}  {}  {}  {}",
         a.id,
         a.rule_id,
         short(severity.as_str_name(), "SEVERITY_"),
         short(status.as_str_name(), "ALERT_STATUS_"),
-        a.region,
+        region,
         a.time.map(|t| t.to_string()).unwrap_or_default(),
         a.group_key,
         a.summary

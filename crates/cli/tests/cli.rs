@@ -596,6 +596,12 @@ fn alerts_commands_list_show_and_act_through_the_binary() {
         .args(["alerts", "list", "--json", "--severity", "critical"])
         .args(ops));
     assert!(lines(&out).is_empty());
+    let out = run(timpora(dir.path()).args(["alerts", "list"]).args(ops));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("R3") && text.contains("74.02.05.2001 (Konawe, Sulawesi Tenggara)"),
+        "{text}"
+    );
 
     let out = run(timpora(dir.path())
         .args(["alerts", "show", &id, "--json"])

@@ -2,6 +2,7 @@
 //! and the catalogue of event types (name, owning agency, default classification).
 
 pub mod codec;
+pub mod regions;
 
 /// Generated code for the `timpora.v1` package.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]

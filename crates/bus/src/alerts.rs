@@ -101,20 +101,25 @@ impl Bus {
             .boxed())
     }
 
-    /// The event stored at `sequence` of the events stream.
-    pub async fn event_at(&self, sequence: u64) -> Result<Event> {
+    /// The events stored at `sequences` of the events stream, in the same order; `None` for
+    /// 0 (unknown) and for a sequence that holds no readable event.
+    pub async fn events_at(&self, sequences: &[u64]) -> Result<Vec<Option<Event>>> {
         let stream = self
             .js
             .get_stream(&self.topology.events_stream)
             .await
             .map_err(|e| Error::Unavailable(e.to_string()))?;
-        let m = stream
-            .direct_get(sequence)
-            .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
-        Event::decode(m.payload).map_err(|e| Error::Malformed {
-            sequence,
-            message: e.to_string(),
-        })
+        let mut out = Vec::with_capacity(sequences.len());
+        for &sequence in sequences {
+            let event = match sequence {
+                0 => None,
+                s => match stream.direct_get(s).await {
+                    Ok(m) => Event::decode(m.payload).ok(),
+                    Err(_) => None,
+                },
+            };
+            out.push(event);
+        }
+        Ok(out)
     }
 }

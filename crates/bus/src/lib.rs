@@ -52,7 +52,8 @@ pub enum Error {
 
 type Result<T, E = Error> = std::result::Result<T, E>;
 
-fn js_err(op: &'static str) -> impl FnOnce(async_nats::Error) -> Error {
+/// A JetStream API error as [`Error::JetStream`], naming the operation.
+pub(crate) fn js_err<E: std::fmt::Display>(op: &'static str) -> impl FnOnce(E) -> Error {
     move |e| Error::JetStream {
         op,
         message: e.to_string(),
@@ -323,7 +324,7 @@ impl Bus {
             self.js
                 .create_or_update_stream(config)
                 .await
-                .map_err(|e| js_err("create or update stream")(e.into()))?;
+                .map_err(js_err("create or update stream"))?;
         }
         self.rules_store().await?;
         self.checkpoint_store().await?;
@@ -466,10 +467,7 @@ impl Bus {
             .get_stream(&self.topology.events_stream)
             .await
             .map_err(|e| Error::Unavailable(e.to_string()))?;
-        let info = stream
-            .info()
-            .await
-            .map_err(|e| js_err("stream info")(e.into()))?;
+        let info = stream.info().await.map_err(js_err("stream info"))?;
         Ok(info.state.last_sequence)
     }
 
@@ -481,23 +479,19 @@ impl Bus {
             .stream_names()
             .try_collect()
             .await
-            .map_err(|e| js_err("list streams")(e.into()))?;
+            .map_err(js_err("list streams"))?;
         for name in names {
             let mut stream = self
                 .js
                 .get_stream(&name)
                 .await
-                .map_err(|e| js_err("get stream")(e.into()))?;
-            let info = stream
-                .info()
-                .await
-                .map_err(|e| js_err("stream info")(e.into()))?
-                .clone();
+                .map_err(js_err("get stream"))?;
+            let info = stream.info().await.map_err(js_err("stream info"))?.clone();
             let consumers: Vec<consumer::Info> = stream
                 .consumers()
                 .try_collect()
                 .await
-                .map_err(|e| js_err("list consumers")(e.into()))?;
+                .map_err(js_err("list consumers"))?;
             streams.push(StreamStatus {
                 name: info.config.name.clone(),
                 subjects: info.config.subjects.clone(),

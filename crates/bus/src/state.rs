@@ -11,7 +11,7 @@ use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
-use crate::{Bus, Error, Result, Storage};
+use crate::{Bus, Result, Storage, js_err};
 
 /// Key of the rule set the correlator is to run (the rule file's text).
 pub const RULES_ACTIVE: &str = "active";
@@ -55,13 +55,6 @@ fn storage(s: Storage) -> StorageType {
     }
 }
 
-fn js<E: std::fmt::Display>(op: &'static str) -> impl FnOnce(E) -> Error {
-    move |e| Error::JetStream {
-        op,
-        message: e.to_string(),
-    }
-}
-
 impl Bus {
     /// The rule-set bucket, created when missing.
     pub(crate) async fn rules_store(&self) -> Result<kv::Store> {
@@ -88,11 +81,11 @@ impl Bus {
                 ..Default::default()
             })
             .await
-            .map_err(js("create rules bucket"))?;
+            .map_err(js_err("create rules bucket"))?;
         self.js
             .get_key_value(&t.rules_bucket)
             .await
-            .map_err(js("open rules bucket"))
+            .map_err(js_err("open rules bucket"))
     }
 
     /// The checkpoint object store, created when missing.
@@ -110,7 +103,7 @@ impl Bus {
                 ..Default::default()
             })
             .await
-            .map_err(js("create checkpoint store"))
+            .map_err(js_err("create checkpoint store"))
     }
 
     /// Make `text` (a checked rule file) the active rule set; its bucket revision.
@@ -119,7 +112,7 @@ impl Bus {
             .await?
             .put(RULES_ACTIVE, Bytes::copy_from_slice(text.as_bytes()))
             .await
-            .map_err(js("put rules"))
+            .map_err(js_err("put rules"))
     }
 
     /// The active rule file's text, if one was ever applied.
@@ -129,7 +122,7 @@ impl Bus {
             .await?
             .get(RULES_ACTIVE)
             .await
-            .map_err(js("get rules"))?;
+            .map_err(js_err("get rules"))?;
         Ok(value.map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
@@ -140,7 +133,7 @@ impl Bus {
             .await?
             .watch(RULES_ACTIVE)
             .await
-            .map_err(js("watch rules"))?;
+            .map_err(js_err("watch rules"))?;
         Ok(watch.filter_map(|entry| async move {
             match entry {
                 Ok(e) if e.operation == kv::Operation::Put => {
@@ -157,12 +150,12 @@ impl Bus {
 
     /// Report what the correlator runs.
     pub async fn put_correlator_status(&self, status: &CorrelatorStatus) -> Result<()> {
-        let json = serde_json::to_vec(status).map_err(js("encode correlator status"))?;
+        let json = serde_json::to_vec(status).map_err(js_err("encode correlator status"))?;
         self.rules_store()
             .await?
             .put(CORRELATOR_STATUS, json.into())
             .await
-            .map_err(js("put correlator status"))?;
+            .map_err(js_err("put correlator status"))?;
         Ok(())
     }
 
@@ -173,7 +166,7 @@ impl Bus {
             .await?
             .get(CORRELATOR_STATUS)
             .await
-            .map_err(js("get correlator status"))?;
+            .map_err(js_err("get correlator status"))?;
         Ok(value.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
@@ -194,7 +187,7 @@ impl Bus {
         store
             .put(name, reader)
             .await
-            .map_err(js("save checkpoint"))?;
+            .map_err(js_err("save checkpoint"))?;
         Ok(())
     }
 
@@ -204,7 +197,7 @@ impl Bus {
         match store.info(name).await {
             Ok(info) => Ok(info.size as u64),
             Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => Ok(0),
-            Err(e) => Err(js("checkpoint info")(e)),
+            Err(e) => Err(js_err("checkpoint info")(e)),
         }
     }
 
@@ -214,13 +207,13 @@ impl Bus {
         let mut object = match store.get(name).await {
             Ok(o) => o,
             Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(js("load checkpoint")(e)),
+            Err(e) => return Err(js_err("load checkpoint")(e)),
         };
         let mut bytes = Vec::new();
         tokio::time::timeout(Duration::from_secs(120), object.read_to_end(&mut bytes))
             .await
-            .map_err(js("load checkpoint"))?
-            .map_err(js("load checkpoint"))?;
+            .map_err(js_err("load checkpoint"))?
+            .map_err(js_err("load checkpoint"))?;
         Ok(Some(bytes))
     }
 }

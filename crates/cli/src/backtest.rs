@@ -57,8 +57,7 @@ pub fn run(args: &TestArgs) -> anyhow::Result<ExitCode> {
     let Some((_, rules)) = crate::rules::load(Some(&args.file))? else {
         return Ok(ExitCode::FAILURE);
     };
-    let lateness = timpora_rules::parse_duration(&args.lateness)
-        .with_context(|| format!("--lateness {:?} is not a duration", args.lateness))?;
+    let lateness = crate::rules::duration("lateness", &args.lateness)?;
     let until = args
         .until
         .as_deref()

@@ -29,6 +29,7 @@ use timpora_scenario::{Scenario, Spec};
 
 use crate::bench::nats_for_bench;
 use crate::dev::random_hex;
+use crate::rules::duration;
 
 /// `timpora bench correlate` options.
 #[derive(Debug, clap::Args)]
@@ -114,9 +115,25 @@ fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
-fn duration(flag: &str, v: &str) -> anyhow::Result<Duration> {
-    timpora_rules::parse_duration(v)
-        .with_context(|| format!("--{flag} {v:?} is not a duration; write e.g. 5s, 250ms"))
+/// Record the delay of a sequence-rule alert that `arrived`: from the publish of the latest of
+/// its evidence events (other alerts, and alerts of events not published live, are skipped).
+fn record_latency(
+    latency: &mut Histogram<u64>,
+    sent: &std::sync::Mutex<HashMap<String, Instant>>,
+    payload: &[u8],
+    arrived: Instant,
+) -> anyhow::Result<()> {
+    let Ok(alert) = Alert::decode(payload) else {
+        return Ok(());
+    };
+    if !matches!(alert.rule_id.as_str(), "R2" | "R3" | "R6") {
+        return Ok(());
+    }
+    let sent = sent.lock().map_err(|_| anyhow::anyhow!("lock"))?;
+    if let Some(at) = alert.evidence.iter().filter_map(|k| sent.get(k)).max() {
+        latency.record(u64::try_from(arrived.duration_since(*at).as_micros())?.max(1))?;
+    }
+    Ok(())
 }
 
 /// Publish `events` with up to 4096 acknowledgements in flight.
@@ -317,63 +334,34 @@ pub async fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
     });
     let mut latency = Histogram::<u64>::new(3)?;
     let deadline = Instant::now() + Duration::from_secs(a.live_secs + 10);
-    let mut publisher = Some(publisher);
-    while Instant::now() < deadline {
-        let next = tokio::time::timeout(Duration::from_millis(200), alerts.next()).await;
-        if let Ok(Some(m)) = next {
-            let arrived = Instant::now();
-            let Ok(alert) = Alert::decode(m.payload) else {
-                continue;
-            };
-            if !matches!(alert.rule_id.as_str(), "R2" | "R3" | "R6") {
-                continue;
-            }
-            let sent = sent.lock().map_err(|_| anyhow::anyhow!("lock"))?;
-            let completed = alert.evidence.iter().filter_map(|k| sent.get(k)).max();
-            if let Some(at) = completed {
-                latency.record(u64::try_from(arrived.duration_since(*at).as_micros())?.max(1))?;
-            }
+    let mut publisher = publisher;
+    // Once every event is out, the last alerts get two seconds to arrive.
+    let mut grace_until: Option<Instant> = None;
+    while grace_until.is_none_or(|g| Instant::now() < g) {
+        if grace_until.is_none() {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the live phase did not finish in time"
+            );
         }
-        if publisher.as_ref().is_some_and(|p| p.is_finished())
-            && let Some(p) = publisher.take()
-        {
-            p.await??;
-            // Let the last alerts arrive, then stop.
-            let grace = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < grace {
-                if let Ok(Some(m)) =
-                    tokio::time::timeout(Duration::from_millis(100), alerts.next()).await
-                {
-                    let arrived = Instant::now();
-                    if let Ok(alert) = Alert::decode(m.payload)
-                        && matches!(alert.rule_id.as_str(), "R2" | "R3" | "R6")
-                    {
-                        let sent = sent.lock().map_err(|_| anyhow::anyhow!("lock"))?;
-                        if let Some(at) = alert.evidence.iter().filter_map(|k| sent.get(k)).max() {
-                            latency.record(
-                                u64::try_from(arrived.duration_since(*at).as_micros())?.max(1),
-                            )?;
-                        }
-                    }
-                }
-            }
-            break;
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(100), alerts.next()).await {
+            record_latency(&mut latency, &sent, &m.payload, Instant::now())?;
+        }
+        if grace_until.is_none() && publisher.is_finished() {
+            (&mut publisher).await??;
+            grace_until = Some(Instant::now() + Duration::from_secs(2));
         }
     }
-    anyhow::ensure!(publisher.is_none(), "the live phase did not finish in time");
     let _ = stop_tx.send(());
     let stats = service.await??;
-    for name in [&topology.events_stream, &topology.alerts_stream] {
+    for name in [
+        topology.events_stream.clone(),
+        topology.alerts_stream.clone(),
+        format!("KV_{}", topology.rules_bucket),
+        format!("OBJ_{}", topology.checkpoint_bucket),
+    ] {
         let _ = bus.jetstream().delete_stream(name).await;
     }
-    let _ = bus
-        .jetstream()
-        .delete_stream(format!("KV_{}", topology.rules_bucket))
-        .await;
-    let _ = bus
-        .jetstream()
-        .delete_stream(format!("OBJ_{}", topology.checkpoint_bucket))
-        .await;
     drop(own_server);
 
     let ms = |q: f64| (latency.value_at_quantile(q) as f64 / 10.0).round() / 100.0;

@@ -56,9 +56,10 @@ pub(crate) fn load(file: Option<&Path>) -> anyhow::Result<Option<(String, RuleSe
     }
 }
 
-fn duration(flag: &str, v: &str) -> anyhow::Result<Duration> {
+/// A duration flag's value (`250ms`, `5s`, `1m`, `12h`, `30d`), or an error naming the flag.
+pub(crate) fn duration(flag: &str, v: &str) -> anyhow::Result<Duration> {
     timpora_rules::parse_duration(v)
-        .with_context(|| format!("--{flag} {v:?} is not a duration; write e.g. 5s, 1m"))
+        .with_context(|| format!("--{flag} {v:?} is not a duration; write e.g. 250ms, 5s, 1m"))
 }
 
 /// `timpora rules check FILE`.

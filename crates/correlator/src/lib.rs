@@ -116,12 +116,7 @@ pub fn to_proto(a: &Alert) -> v1::Alert {
 
 /// Checkpoint bytes: tag, position (the last stream sequence the state covers), engine state.
 pub fn encode_checkpoint(position: u64, snapshot: &Snapshot) -> Result<Vec<u8>, Error> {
-    let state = snapshot.encode()?;
-    let mut out = Vec::with_capacity(12 + state.len());
-    out.extend_from_slice(CHECKPOINT_TAG);
-    out.extend_from_slice(&position.to_be_bytes());
-    out.extend_from_slice(&state);
-    Ok(out)
+    write_checkpoint(Vec::new(), position, snapshot)
 }
 
 /// A checkpoint's bytes, in pieces, as the encoder produces them.
@@ -170,14 +165,18 @@ impl std::io::Write for ChunkWriter {
     }
 }
 
-/// Tag, position, state: the layout [`decode_checkpoint`] reads.
-fn write_checkpoint(w: &mut ChunkWriter, position: u64, snapshot: &Snapshot) -> Result<(), Error> {
-    use std::io::Write as _;
+/// Tag, position, state into `w`: the layout [`decode_checkpoint`] reads.
+fn write_checkpoint<W: std::io::Write>(
+    mut w: W,
+    position: u64,
+    snapshot: &Snapshot,
+) -> Result<W, Error> {
     let io = |e: std::io::Error| Error::Thread(e.to_string());
     w.write_all(CHECKPOINT_TAG).map_err(io)?;
     w.write_all(&position.to_be_bytes()).map_err(io)?;
-    snapshot.encode_to(&mut *w)?;
-    w.flush().map_err(io)
+    let mut w = snapshot.encode_to(w)?;
+    w.flush().map_err(io)?;
+    Ok(w)
 }
 
 /// One long-lived thread that encodes checkpoints beside the engine, streaming them out in
@@ -193,14 +192,13 @@ impl Encoder {
             .name("checkpoint".into())
             .spawn(move || {
                 while let Ok((position, snapshot, out, reply)) = rx.recv() {
-                    let mut w = ChunkWriter {
+                    let w = ChunkWriter {
                         buf: Vec::with_capacity(CHUNK),
                         out: out.clone(),
                     };
-                    let result = write_checkpoint(&mut w, position, &snapshot);
-                    match result {
+                    match write_checkpoint(w, position, &snapshot) {
                         // Dropping the sender ends the upload's input: the checkpoint is whole.
-                        Ok(()) => {
+                        Ok(_) => {
                             let _ = reply.send(snapshot.entities());
                         }
                         // An error as the last piece makes the upload fail: the previous
@@ -586,11 +584,9 @@ pub async fn run(
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
-            Some(text) = reloads.next() => {
-                svc.settle().await;
-                svc.switch(&text).await;
-                events = svc.live().await?;
-            }
+            // The live stream goes on where it was: a switch warms the new set on a stream
+            // of its own.
+            Some(text) = reloads.next() => svc.switch(&text).await,
             _ = checkpoints.tick() => svc.checkpoint().await,
             item = events.next() => {
                 let Some(item) = item else { break };

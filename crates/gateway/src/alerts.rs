@@ -199,14 +199,9 @@ impl Alerts {
     }
 
     /// Check and store one transition; the record after it.
-    async fn act(
-        &self,
-        who: &Identity,
-        action: Option<AlertAction>,
-        to: AlertStatus,
-        fill: impl FnOnce(&mut AlertTransition),
-    ) -> Result<AlertRecord, Status> {
-        let action = action.ok_or_else(|| required("action"))?;
+    /// Check `action` against the book: a valid request, a known alert, a transition its
+    /// status allows, the expected version. The record as it stands.
+    fn check(&self, action: &AlertAction, to: AlertStatus) -> Result<AlertRecord, Status> {
         if action.alert_id.is_empty() {
             return Err(required("action.alert_id"));
         }
@@ -234,6 +229,19 @@ impl Alerts {
                 action.alert_id, record.version, action.expected_version
             )));
         }
+        Ok(record)
+    }
+
+    async fn act(
+        &self,
+        who: &Identity,
+        action: Option<AlertAction>,
+        to: AlertStatus,
+        fill: impl FnOnce(&mut AlertTransition),
+    ) -> Result<AlertRecord, Status> {
+        let action = action.ok_or_else(|| required("action"))?;
+        let record = self.check(&action, to)?;
+        let from = AlertStatus::try_from(record.status).unwrap_or_default();
         let mut t = AlertTransition {
             alert_id: action.alert_id.clone(),
             from_status: from as i32,
@@ -352,16 +360,18 @@ impl AlertService for Alerts {
         let policy = self.ingest.policy();
         let mut events = Vec::new();
         let mut withheld = Vec::new();
-        for (i, key) in alert.evidence.iter().enumerate() {
-            let seq = alert.evidence_sequences.get(i).copied().unwrap_or_default();
-            let event = if seq == 0 {
-                None
-            } else {
-                self.ingest.bus().event_at(seq).await.ok()
-            };
+        let mut sequences = alert.evidence_sequences.clone();
+        sequences.resize(alert.evidence.len(), 0);
+        let stored = self
+            .ingest
+            .bus()
+            .events_at(&sequences)
+            .await
+            .map_err(Error::from)?;
+        for (key, event) in alert.evidence.iter().zip(stored) {
             match event {
                 Some(e)
-                    if format!("{}/{}", e.source, e.id) == *key
+                    if timpora_bus::dedup_key(&e.source, &e.id) == *key
                         && policy.may_read(
                             &who.agency,
                             Classification::try_from(e.classification).unwrap_or_default(),
@@ -424,18 +434,8 @@ impl AlertService for Alerts {
         let tp = trace::traceparent(&req);
         let r = req.into_inner();
         let action = r.action.ok_or_else(|| required("action"))?;
-        let record = self
-            .book
-            .get(&action.alert_id)
-            .ok_or_else(|| Status::not_found(format!("no alert {}", action.alert_id)))?;
-        let from = AlertStatus::try_from(record.status).unwrap_or_default();
-        if !allowed(from, AlertStatus::Escalated) {
-            return Err(Status::failed_precondition(format!(
-                "alert {} is {}; it cannot become ESCALATED",
-                action.alert_id,
-                status_name(from)
-            )));
-        }
+        // Checked before the case is opened, so a refused escalation opens none.
+        let record = self.check(&action, AlertStatus::Escalated)?;
         let alert = record.alert.unwrap_or_default();
         // The case, opened on the bus in the caller's name: the same id for the same alert, so
         // a retried escalation opens no second case.

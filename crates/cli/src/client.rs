@@ -44,6 +44,21 @@ pub struct ConnectArgs {
     pub tls_domain: String,
 }
 
+impl ConnectArgs {
+    /// Connect as a development identity, to the configured gateway unless `gateway` is given.
+    pub fn as_identity(gateway: Option<String>, identity: &str) -> Self {
+        Self {
+            gateway,
+            identity: Some(identity.to_owned()),
+            token: None,
+            cert: None,
+            key: None,
+            ca: None,
+            tls_domain: "localhost".into(),
+        }
+    }
+}
+
 /// Adds the bearer token, when there is one, to every call.
 #[derive(Clone)]
 pub struct Auth(pub Option<MetadataValue<Ascii>>);

@@ -7,6 +7,7 @@ mod bench;
 mod bench_correlate;
 mod client;
 mod config;
+mod demo;
 mod dev;
 mod json;
 mod metrics;
@@ -62,6 +63,9 @@ pub enum Command {
     /// The whole hub in one process: NATS (as a child), gateway and correlator, with development
     /// credentials in the data directory.
     Up(up::UpArgs),
+    /// The scenario simulator: acts as the agencies through the gateway (each with its own
+    /// identity), ordinary traffic with the storylines of R1-R6 woven in.
+    Demo(demo::DemoArgs),
     /// Run the gRPC gateway (every agency service, the event bus, health, reflection).
     Gateway(GatewayArgs),
     /// Administer the NATS JetStream topology.
@@ -206,7 +210,9 @@ impl Command {
     /// clients only say something when it goes wrong.
     pub fn default_log_filter(&self) -> &'static str {
         match self {
-            Command::Gateway(_) | Command::Correlator(_) | Command::Up(_) => "info,async_nats=warn",
+            Command::Gateway(_) | Command::Correlator(_) | Command::Up(_) | Command::Demo(_) => {
+                "info,async_nats=warn"
+            }
             _ => "warn",
         }
     }
@@ -267,6 +273,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => dev::init(&cli.data_dir, force, listen, &nats_url)?,
         Command::Config(ConfigCommand::Print) => print!("{}", toml::to_string_pretty(&cfg)?),
         Command::Up(args) => return up::run(&cli.data_dir, args).await,
+        Command::Demo(args) => {
+            let t = demo::run(&cfg, &cli.data_dir, &args, signal::shutdown()).await?;
+            println!(
+                "demo: {} acts sent ({} already stored), {} refused",
+                t.sent, t.duplicates, t.refused
+            );
+            if t.refused > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Command::Alerts(cmd) => alerts::run(&cfg, &cli.data_dir, cmd).await?,
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await?,
         Command::Bench(BenchCommand::Correlate(args)) => bench_correlate::correlate(args).await?,

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::Args;
 use tokio::sync::watch;
 
-use crate::{config, connect_waiting, dev, signal};
+use crate::{config, connect_waiting, demo, dev, signal};
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -25,6 +25,16 @@ pub struct UpArgs {
     /// Client port of the NATS server started here, written into the config on first use.
     #[arg(long, default_value_t = 4222)]
     pub nats_port: u16,
+    /// Also run the scenario simulator: the agencies' activity through the gateway, with the
+    /// storylines of R1-R6, so alerts appear within seconds.
+    #[arg(long)]
+    pub demo: bool,
+    /// The simulator's seed (with --demo).
+    #[arg(long, default_value_t = 1, requires = "demo")]
+    pub seed: u64,
+    /// The simulator's acts per second (with --demo).
+    #[arg(long, default_value_t = 5.0, requires = "demo")]
+    pub rate: f64,
 }
 
 /// The port of a `nats://host:port` URL.
@@ -88,6 +98,17 @@ pub async fn run(data_dir: &Path, a: UpArgs) -> anyhow::Result<ExitCode> {
         timpora_correlator::Options::default(),
         stopped(),
     ));
+    let demo = a.demo.then(|| {
+        let args = demo::DemoArgs {
+            seed: a.seed,
+            rate: a.rate,
+            storyline_every: 150,
+            count: None,
+            gateway: None,
+        };
+        let (cfg, dir, stop) = (cfg.clone(), data_dir.to_path_buf(), stopped());
+        tokio::spawn(async move { demo::run(&cfg, &dir, &args, stop).await })
+    });
     let dir = data_dir.display();
     println!("TIMPORA hub is up");
     println!(
@@ -110,8 +131,20 @@ pub async fn run(data_dir: &Path, a: UpArgs) -> anyhow::Result<ExitCode> {
     );
     println!("  try        timpora --data-dir {dir} alerts tail --identity ops/timpora-kendari");
     println!("Ctrl-C stops it (a second Ctrl-C at once).");
+    if a.demo {
+        println!(
+            "  demo       the agencies' simulated activity (seed {}, {} acts/s); alerts appear within seconds",
+            a.seed, a.rate
+        );
+    }
     shutdown.await;
     let _ = stop_tx.send(true);
+    if let Some(d) = demo {
+        match d.await? {
+            Ok(t) => tracing::info!(acts = t.sent, refused = t.refused, "demo stopped"),
+            Err(e) => tracing::error!(error = %e, "demo stopped with an error"),
+        }
+    }
     let (g, c) = tokio::join!(gateway, correlator);
     if let Err(e) = g? {
         tracing::error!(error = %e, "gateway stopped with an error");

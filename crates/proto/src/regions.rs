@@ -1,20 +1,78 @@
 //! Names of the areas the hub's pilot covers (Kemendagri area codes): the provinces and regencies
-//! of the seed articles, so that people read "Konawe, Sulawesi Tenggara" rather than `74.02`.
+//! of the seed articles, with their districts and villages, so that people read "Konawe, Sulawesi
+//! Tenggara" rather than `74.02`.
+
+use std::sync::LazyLock;
 
 /// (code, name) of provinces and regencies, sorted by code.
 pub const AREAS: &[(&str, &str)] = &[
+    ("36", "Banten"),
+    ("36.03", "Tangerang"),
     ("62", "Kalimantan Tengah"),
     ("62.02", "Kotawaringin Timur"),
     ("63", "Kalimantan Selatan"),
     ("63.10", "Tanah Bumbu"),
+    ("65", "Kalimantan Utara"),
+    ("65.03", "Nunukan"),
     ("72", "Sulawesi Tengah"),
     ("72.01", "Banggai"),
     ("72.09", "Tojo Una-Una"),
     ("72.71", "Kota Palu"),
     ("74", "Sulawesi Tenggara"),
     ("74.02", "Konawe"),
+    ("74.05", "Konawe Selatan"),
     ("74.71", "Kota Kendari"),
 ];
+
+/// Districts and villages of the regencies in [`AREAS`] (`data/areas.csv`, from the
+/// idn-area-data package under the Open Database License), sorted by code.
+static LOCAL: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(|| {
+    let mut v: Vec<(&str, &str)> = include_str!("../data/areas.csv")
+        .lines()
+        .filter(|l| !l.starts_with('#') && *l != "code,name")
+        .filter_map(|l| l.split_once(','))
+        .collect();
+    v.sort_unstable();
+    v
+});
+
+fn local(code: &str) -> Option<&'static str> {
+    LOCAL
+        .binary_search_by(|(c, _)| (*c).cmp(code))
+        .ok()
+        .map(|i| LOCAL[i].1)
+}
+
+/// Village codes (`PP.RR.DD.VVVV`) of a regency or district, in code order.
+pub fn villages_in(prefix: &str) -> Vec<&'static str> {
+    let dotted = format!("{prefix}.");
+    LOCAL
+        .iter()
+        .map(|(c, _)| *c)
+        .filter(|c| c.starts_with(&dotted) && c.split('.').count() == 4)
+        .collect()
+}
+
+/// The name of a village or district by its full code.
+pub fn local_name(code: &str) -> Option<&'static str> {
+    local(code)
+}
+
+/// The whole place an area code names, most specific first: "Sampara, Kec. Sampara, Konawe,
+/// Sulawesi Tenggara" for a village; `None` when nothing of it is known.
+pub fn describe_full(code: &str) -> Option<String> {
+    let parts: Vec<&str> = code.split('.').collect();
+    let mut out = Vec::new();
+    if parts.len() == 4 {
+        out.extend(local(code).map(str::to_owned));
+    }
+    if parts.len() >= 3 {
+        let district = parts[..3].join(".");
+        out.extend(local(&district).map(|d| format!("Kec. {d}")));
+    }
+    out.extend(describe(code));
+    (!out.is_empty()).then(|| out.join(", "))
+}
 
 fn name(code: &str) -> Option<&'static str> {
     AREAS
@@ -56,5 +114,25 @@ mod tests {
         assert_eq!(describe("74.99.01").as_deref(), Some("Sulawesi Tenggara"));
         assert_eq!(describe("31.71"), None);
         assert_eq!(describe(""), None);
+    }
+
+    #[test]
+    fn villages_and_districts_have_their_names() {
+        assert_eq!(
+            describe_full("74.02.05.1001").as_deref(),
+            Some("Sampara, Kec. Sampara, Konawe, Sulawesi Tenggara")
+        );
+        assert_eq!(
+            describe_full("74.02.05").as_deref(),
+            Some("Kec. Sampara, Konawe, Sulawesi Tenggara")
+        );
+        assert_eq!(describe_full("31.71.01.1001"), None);
+        for regency in [
+            "74.02", "74.71", "72.09", "72.01", "62.02", "63.10", "72.71",
+        ] {
+            let v = villages_in(regency);
+            assert!(v.len() > 20, "{regency}: {} villages", v.len());
+            assert!(v.iter().all(|c| local_name(c).is_some()));
+        }
     }
 }

@@ -6,6 +6,8 @@
 //! articles, with the storylines of rules R1–R6 woven in at a fixed rate. Every token is
 //! invented (`psn_…`, `rec_…`); nothing here refers to a real person.
 
+pub mod demo;
+
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, SystemTime};

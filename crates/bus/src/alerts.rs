@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use prost::Message as _;
-use timpora_proto::v1::{Alert, AlertTransition, Event};
+use timpora_proto::v1::{Alert, AlertAccess, AlertTransition, Event};
 
 use crate::{Bus, Error, Result};
 
@@ -99,6 +99,83 @@ impl Bus {
                 Ok(AlertDelivered { sequence, message })
             })
             .boxed())
+    }
+
+    /// Record a read of an alert; returns once JetStream has stored it.
+    pub async fn record_access(&self, a: &AlertAccess) -> Result<u64> {
+        let subject = format!(
+            "{}.alert.{}",
+            self.topology.access_subject_prefix, a.alert_id
+        );
+        let ack = self
+            .js
+            .publish(subject, Bytes::from(a.encode_to_vec()))
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        Ok(ack.sequence)
+    }
+
+    /// The newest `limit` access records (of one alert, or all), newest first.
+    pub async fn access_records(
+        &self,
+        alert_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AlertAccess>> {
+        let mut stream = self
+            .js
+            .get_stream(&self.topology.access_stream)
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        if info.state.messages == 0 {
+            return Ok(Vec::new());
+        }
+        let prefix = &self.topology.access_subject_prefix;
+        let filter = alert_id.map_or_else(
+            || format!("{prefix}.>"),
+            |id| format!("{prefix}.alert.{id}"),
+        );
+        let last = match alert_id {
+            None => info.state.last_sequence,
+            Some(_) => match stream.get_last_raw_message_by_subject(&filter).await {
+                Ok(m) => m.sequence,
+                // Nobody has read this alert.
+                Err(_) => return Ok(Vec::new()),
+            },
+        };
+        let mut messages = crate::ordered(
+            &stream,
+            consumer::pull::OrderedConfig {
+                filter_subject: filter,
+                ..Default::default()
+            },
+        )
+        .await?;
+        let mut out = std::collections::VecDeque::with_capacity(limit.min(1024));
+        while let Ok(Some(m)) =
+            tokio::time::timeout(std::time::Duration::from_secs(2), messages.next()).await
+        {
+            let m = m.map_err(|e| Error::Unavailable(e.to_string()))?;
+            let meta = m.info().map_err(|e| Error::Unavailable(e.to_string()))?;
+            let (sequence, pending) = (meta.stream_sequence, meta.pending);
+            let a = AlertAccess::decode(m.payload.clone()).map_err(|e| Error::Malformed {
+                sequence,
+                message: e.to_string(),
+            })?;
+            if out.len() == limit {
+                out.pop_front();
+            }
+            out.push_back(a);
+            if pending == 0 || sequence >= last {
+                break;
+            }
+        }
+        Ok(out.into_iter().rev().collect())
     }
 
     /// The events stored at `sequences` of the events stream, in the same order; `None` for

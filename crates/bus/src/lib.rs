@@ -94,6 +94,10 @@ pub struct Topology {
     /// Prefix of alert subjects (`timpora.alerts`); an alert is stored once, on
     /// `<prefix>.raised.<alert id>`.
     pub alerts_subject_prefix: String,
+    /// Name of the access stream: who read which alert, when.
+    pub access_stream: String,
+    /// Prefix of access-record subjects (`timpora.access`).
+    pub access_subject_prefix: String,
     /// Key-value bucket of the rule sets: `active` is the one the correlator runs, with history.
     pub rules_bucket: String,
     /// Object store of service checkpoints (the correlator's state and position).
@@ -112,6 +116,8 @@ impl Default for Topology {
             subject_prefix: EVENTS_SUBJECT_PREFIX.into(),
             alerts_stream: "TIMPORA_ALERTS".into(),
             alerts_subject_prefix: "timpora.alerts".into(),
+            access_stream: "TIMPORA_ACCESS".into(),
+            access_subject_prefix: "timpora.access".into(),
             rules_bucket: "TIMPORA_RULES".into(),
             checkpoint_bucket: "TIMPORA_CHECKPOINTS".into(),
         }
@@ -148,6 +154,16 @@ impl Topology {
             name: self.alerts_stream.clone(),
             description: Some("TIMPORA correlated alerts".into()),
             subjects: vec![format!("{}.>", self.alerts_subject_prefix)],
+            ..self.events_stream_config()
+        }
+    }
+
+    /// The access stream's JetStream configuration: a record of reads, kept like the events.
+    pub fn access_stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.access_stream.clone(),
+            description: Some("TIMPORA access records: who read what, when".into()),
+            subjects: vec![format!("{}.>", self.access_subject_prefix)],
             ..self.events_stream_config()
         }
     }
@@ -320,6 +336,7 @@ impl Bus {
         for config in [
             self.topology.events_stream_config(),
             self.topology.alerts_stream_config(),
+            self.topology.access_stream_config(),
         ] {
             self.js
                 .create_or_update_stream(config)

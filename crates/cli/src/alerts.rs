@@ -228,7 +228,8 @@ async fn client(
     data_dir: &Path,
     c: &ConnectArgs,
 ) -> anyhow::Result<AlertServiceClient<crate::client::Conn>> {
-    Ok(AlertServiceClient::new(connect(cfg, data_dir, c).await?))
+    let c = c.or_dev_identity(cfg, data_dir, crate::client::DEFAULT_READER);
+    Ok(AlertServiceClient::new(connect(cfg, data_dir, &c).await?))
 }
 
 /// Run an `alerts` subcommand.
@@ -295,7 +296,11 @@ pub async fn run(cfg: &Config, data_dir: &Path, cmd: AlertsCommand) -> anyhow::R
         AlertsCommand::Show { id, out } => {
             let mut c = client(cfg, data_dir, &out.connect).await?;
             let got = c
-                .get_alert(GetAlertRequest { alert_id: id })
+                .get_alert(GetAlertRequest {
+                    alert_id: id,
+                    // Recorded in the access records with the identity.
+                    operator: std::env::var("TIMPORA_OPERATOR").unwrap_or_default(),
+                })
                 .await
                 .map_err(refused("show"))?
                 .into_inner();

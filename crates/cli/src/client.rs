@@ -18,7 +18,7 @@ use timpora_proto::v1::{
 use crate::{Config, dev, json};
 
 /// How to reach the gateway and who to be.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ConnectArgs {
     /// Gateway URL, e.g. https://localhost:50051 (default: the configured listen address).
     #[arg(long, env = "TIMPORA_GATEWAY")]
@@ -44,7 +44,24 @@ pub struct ConnectArgs {
     pub tls_domain: String,
 }
 
+/// The identity command-line readers act as by default against a development set-up.
+pub const DEFAULT_READER: &str = "ops/timpora-kendari";
+
 impl ConnectArgs {
+    /// These arguments, acting as development identity `identity` when no credentials were
+    /// given and the data directory holds that identity's certificate or token (as `timpora up`
+    /// and `timpora dev init` create them).
+    pub fn or_dev_identity(&self, cfg: &Config, data_dir: &Path, identity: &str) -> Self {
+        let mut a = self.clone();
+        let given = a.identity.is_some() || a.token.is_some() || a.cert.is_some();
+        let known = dev::client_paths(data_dir, identity).0.exists()
+            || cfg.gateway.tokens.iter().any(|t| t.identity == identity);
+        if !given && known {
+            a.identity = Some(identity.to_owned());
+        }
+        a
+    }
+
     /// Connect as a development identity, to the configured gateway unless `gateway` is given.
     pub fn as_identity(gateway: Option<String>, identity: &str) -> Self {
         Self {
@@ -188,7 +205,25 @@ pub async fn publish(cfg: &Config, data_dir: &Path, args: PublishArgs) -> anyhow
     }
     let (mut stored, mut duplicates, mut rejected) = (0usize, 0usize, 0usize);
     if !requests.is_empty() {
-        let mut client = EventBusServiceClient::new(connect(cfg, data_dir, &args.connect).await?);
+        // Without credentials, act as a development unit of the first event's agency.
+        let agency = requests
+            .first()
+            .and_then(|r| r.event.as_ref()?.payload.as_ref())
+            .map(|p| {
+                timpora_proto::type_of(p)
+                    .name
+                    .split('.')
+                    .nth(1)
+                    .unwrap_or("")
+            })
+            .unwrap_or("");
+        let unit = timpora_gateway::pki::DEV_IDENTITIES
+            .iter()
+            .find(|id| id.split('/').next() == Some(agency))
+            .copied()
+            .unwrap_or(DEFAULT_READER);
+        let conn_args = args.connect.or_dev_identity(cfg, data_dir, unit);
+        let mut client = EventBusServiceClient::new(connect(cfg, data_dir, &conn_args).await?);
         let mut responses = client
             .publish_stream(futures::stream::iter(requests))
             .await
@@ -297,7 +332,8 @@ pub async fn subscribe(cfg: &Config, data_dir: &Path, a: SubscribeArgs) -> anyho
         entity_tokens: a.entities,
         start,
     };
-    let mut client = EventBusServiceClient::new(connect(cfg, data_dir, &a.connect).await?);
+    let conn_args = a.connect.or_dev_identity(cfg, data_dir, DEFAULT_READER);
+    let mut client = EventBusServiceClient::new(connect(cfg, data_dir, &conn_args).await?);
     let mut stream = client
         .subscribe(req)
         .await

@@ -33,6 +33,8 @@ pub struct Config {
     pub bus: timpora_bus::Topology,
     /// The gateway.
     pub gateway: timpora_gateway::Config,
+    /// The operations console.
+    pub console: crate::console::ConsoleConfig,
 }
 
 /// Load the configuration; a file that does not parse is an error naming the file.

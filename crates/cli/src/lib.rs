@@ -7,6 +7,7 @@ mod bench;
 mod bench_correlate;
 mod client;
 mod config;
+mod console;
 mod demo;
 mod dev;
 mod json;
@@ -66,6 +67,9 @@ pub enum Command {
     /// The scenario simulator: acts as the agencies through the gateway (each with its own
     /// identity), ordinary traffic with the storylines of R1-R6 woven in.
     Demo(demo::DemoArgs),
+    /// The operations console (web): live alerts, evidence, actions, region overview.
+    #[command(subcommand)]
+    Console(ConsoleCommand),
     /// Run the gRPC gateway (every agency service, the event bus, health, reflection).
     Gateway(GatewayArgs),
     /// Administer the NATS JetStream topology.
@@ -192,6 +196,21 @@ pub enum DevCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ConsoleCommand {
+    /// Serve the console (a client of the gateway, as each account's configured identity).
+    Serve {
+        /// Address to serve on (overrides `console.listen`).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Gateway URL (default: the configured listen address).
+        #[arg(long, env = "TIMPORA_GATEWAY")]
+        gateway: Option<String>,
+    },
+    /// Hash a password (read from standard input) for a `[[console.accounts]]` entry.
+    HashPassword,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Print the effective configuration (after file, environment and defaults) as TOML.
     Print,
@@ -210,9 +229,11 @@ impl Command {
     /// clients only say something when it goes wrong.
     pub fn default_log_filter(&self) -> &'static str {
         match self {
-            Command::Gateway(_) | Command::Correlator(_) | Command::Up(_) | Command::Demo(_) => {
-                "info,async_nats=warn"
-            }
+            Command::Gateway(_)
+            | Command::Correlator(_)
+            | Command::Up(_)
+            | Command::Demo(_)
+            | Command::Console(ConsoleCommand::Serve { .. }) => "info,async_nats=warn",
             _ => "warn",
         }
     }
@@ -273,6 +294,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => dev::init(&cli.data_dir, force, listen, &nats_url)?,
         Command::Config(ConfigCommand::Print) => print!("{}", toml::to_string_pretty(&cfg)?),
         Command::Up(args) => return up::run(&cli.data_dir, args).await,
+        Command::Console(ConsoleCommand::Serve { listen, gateway }) => {
+            let addr = listen.unwrap_or(cfg.console.listen);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            println!("console on http://{addr}");
+            console::serve(&cfg, &cli.data_dir, gateway, listener, signal::shutdown()).await?;
+        }
+        Command::Console(ConsoleCommand::HashPassword) => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(
+                password.chars().count() >= 12,
+                "a console password needs at least 12 characters"
+            );
+            println!("{}", console::auth::hash_password(password)?);
+        }
         Command::Demo(args) => {
             let t = demo::run(&cfg, &cli.data_dir, &args, signal::shutdown()).await?;
             println!(

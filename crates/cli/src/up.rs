@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::Args;
 use tokio::sync::watch;
 
-use crate::{config, connect_waiting, demo, dev, signal};
+use crate::{config, connect_waiting, console, demo, dev, signal};
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -25,6 +25,9 @@ pub struct UpArgs {
     /// Client port of the NATS server started here, written into the config on first use.
     #[arg(long, default_value_t = 4222)]
     pub nats_port: u16,
+    /// Console address (default: `console.listen` from the config, 127.0.0.1:8080).
+    #[arg(long)]
+    pub console_listen: Option<SocketAddr>,
     /// Also run the scenario simulator: the agencies' activity through the gateway, with the
     /// storylines of R1-R6, so alerts appear within seconds.
     #[arg(long)]
@@ -98,6 +101,22 @@ pub async fn run(data_dir: &Path, a: UpArgs) -> anyhow::Result<ExitCode> {
         timpora_correlator::Options::default(),
         stopped(),
     ));
+    let console_addr = a.console_listen.unwrap_or(cfg.console.listen);
+    let console = if cfg.console.accounts.is_empty() {
+        tracing::warn!(
+            "no console accounts in the config: the console is not started (add \
+             [[console.accounts]] or set the data directory up again with `timpora dev init --force`)"
+        );
+        None
+    } else {
+        let listener = tokio::net::TcpListener::bind(console_addr)
+            .await
+            .with_context(|| format!("cannot serve the console on {console_addr}"))?;
+        let (cfg, dir, stop) = (cfg.clone(), data_dir.to_path_buf(), stopped());
+        Some(tokio::spawn(async move {
+            console::serve(&cfg, &dir, None, listener, stop).await
+        }))
+    };
     let demo = a.demo.then(|| {
         let args = demo::DemoArgs {
             seed: a.seed,
@@ -121,6 +140,12 @@ pub async fn run(data_dir: &Path, a: UpArgs) -> anyhow::Result<ExitCode> {
             "development tokens"
         }
     );
+    if console.is_some() {
+        println!("  console    http://{console_addr}  (open it in a browser)");
+        for (user, password) in dev::console_passwords(data_dir) {
+            println!("             log in as {user:<10} password {password}");
+        }
+    }
     println!("  nats       {}", cfg.nats.url);
     println!(
         "  data       {dir} (CA and agency certificates in {dir}/pki, tokens in {dir}/timpora.toml)"
@@ -129,14 +154,14 @@ pub async fn run(data_dir: &Path, a: UpArgs) -> anyhow::Result<ExitCode> {
         "  identities {}",
         timpora_gateway::pki::DEV_IDENTITIES.join(", ")
     );
-    println!("  try        timpora --data-dir {dir} alerts tail --identity ops/timpora-kendari");
-    println!("Ctrl-C stops it (a second Ctrl-C at once).");
+    println!("  try        timpora --data-dir {dir} alerts tail");
     if a.demo {
         println!(
             "  demo       the agencies' simulated activity (seed {}, {} acts/s); alerts appear within seconds",
             a.seed, a.rate
         );
     }
+    println!("Ctrl-C stops it (a second Ctrl-C at once).");
     shutdown.await;
     let _ = stop_tx.send(true);
     if let Some(d) = demo {
@@ -144,6 +169,11 @@ pub async fn run(data_dir: &Path, a: UpArgs) -> anyhow::Result<ExitCode> {
             Ok(t) => tracing::info!(acts = t.sent, refused = t.refused, "demo stopped"),
             Err(e) => tracing::error!(error = %e, "demo stopped with an error"),
         }
+    }
+    if let Some(c) = console
+        && let Err(e) = c.await?
+    {
+        tracing::error!(error = %format!("{e:#}"), "console stopped with an error");
     }
     let (g, c) = tokio::join!(gateway, correlator);
     if let Err(e) = g? {

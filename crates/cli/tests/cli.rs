@@ -665,11 +665,16 @@ fn wait_alerts(dir: &Path, n: usize) -> Vec<Value> {
 #[test]
 fn up_runs_the_hub_keeps_its_data_and_leaves_no_nats_server_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let (gw, np) = (free_port().unwrap(), free_port().unwrap());
+    let (gw, np, cp) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
     let up = || {
         let child = timpora(dir.path())
             .args(["up", "--listen", &format!("127.0.0.1:{gw}")])
             .args(["--nats-port", &np.to_string()])
+            .args(["--console-listen", &format!("127.0.0.1:{cp}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -713,4 +718,75 @@ fn up_runs_the_hub_keeps_its_data_and_leaves_no_nats_server_behind() {
     let after = wait_alerts(dir.path(), 1);
     assert_eq!(after, before);
     stop(hub);
+}
+
+#[test]
+fn demo_alone_acts_as_the_agencies_through_the_gateway_and_every_rule_fires() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, np, cp) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
+    let _hub = Killed(
+        timpora(dir.path())
+            .args(["up", "--listen", &format!("127.0.0.1:{gw}")])
+            .args(["--nats-port", &np.to_string()])
+            .args(["--console-listen", &format!("127.0.0.1:{cp}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", gw)).is_err() {
+        assert!(Instant::now() < deadline, "the hub did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // 80 acts at 40 per second: one set of storylines and ordinary traffic around it, each act
+    // through the gateway's agency service with that agency's certificate.
+    let out =
+        run(timpora(dir.path()).args(["demo", "--seed", "7", "--rate", "40", "--count", "80"]));
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("80 acts sent (0 already stored), 0 refused"),
+        "{said}"
+    );
+    // Sources are the agencies' own units, never the simulator.
+    let events = run(timpora(dir.path()).args([
+        "subscribe",
+        "--from-seq",
+        "1",
+        "--idle-exit",
+        "2",
+        "--identity",
+        "audit/inspektorat",
+    ]));
+    let sources: std::collections::BTreeSet<String> = lines(&events)
+        .iter()
+        .filter_map(|e| e["event"]["source"].as_str().map(str::to_owned))
+        .collect();
+    assert!(sources.contains("imigrasi/kanim-kendari") || sources.contains("imigrasi/kanim-palu"));
+    assert!(sources.iter().any(|s| s.starts_with("desa/")));
+    assert!(sources.iter().all(|s| !s.contains("demo")), "{sources:?}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = run(timpora(dir.path()).args(["alerts", "list", "--json", "--limit", "1000"]));
+        let mut rules: Vec<String> = lines(&out)
+            .iter()
+            .filter_map(|v| v["alert"]["ruleId"].as_str().map(str::to_owned))
+            .collect();
+        rules.sort();
+        rules.dedup();
+        if rules == ["R1", "R2", "R3", "R4", "R5", "R6"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "rules fired: {rules:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // A bad rate is a clear error.
+    let bad = run(timpora(dir.path()).args(["demo", "--rate", "0"]));
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--rate"));
 }

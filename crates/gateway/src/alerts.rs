@@ -348,9 +348,17 @@ impl AlertService for Alerts {
         req: Request<GetAlertRequest>,
     ) -> Result<Response<GetAlertResponse>, Status> {
         let who = self.admit(&req)?;
-        let id = req.into_inner().alert_id;
+        let GetAlertRequest {
+            alert_id: id,
+            operator,
+        } = req.into_inner();
         if id.is_empty() {
             return Err(required("alert_id"));
+        }
+        if operator.chars().count() > 128 {
+            let mut vs = Violations::default();
+            vs.add("operator", "at most 128 characters");
+            return Err(Error::Invalid(vs).into());
         }
         let record = self
             .book
@@ -382,12 +390,54 @@ impl AlertService for Alerts {
                 _ => withheld.push(key.clone()),
             }
         }
+        // The read is on record before anything is returned.
+        let access = AlertAccess {
+            alert_id: id.clone(),
+            reader: who.to_string(),
+            operator,
+            time: Some(SystemTime::now().into()),
+            events: events.len() as u32,
+            withheld: withheld.len() as u32,
+        };
+        self.ingest
+            .bus()
+            .record_access(&access)
+            .await
+            .map_err(Error::from)?;
         tracing::info!(alert = %id, reader = %who, events = events.len(), withheld = withheld.len(), "alert read");
         Ok(Response::new(GetAlertResponse {
             record: Some(record),
             events,
             withheld,
         }))
+    }
+
+    async fn list_alert_access(
+        &self,
+        req: Request<ListAlertAccessRequest>,
+    ) -> Result<Response<ListAlertAccessResponse>, Status> {
+        let who = caller(&req)?;
+        if !self.ingest.policy().audits(&who.agency) {
+            return Err(Status::permission_denied(format!(
+                "{who} may not read the access records (its policy has no audit right)"
+            )));
+        }
+        let r = req.into_inner();
+        let limit = match r.limit {
+            0 => 100,
+            n => n.min(1000),
+        } as usize;
+        let records = self
+            .ingest
+            .bus()
+            .access_records(
+                (!r.alert_id.is_empty()).then_some(r.alert_id.as_str()),
+                limit,
+            )
+            .await
+            .map_err(Error::from)?;
+        tracing::info!(reader = %who, records = records.len(), "access records read");
+        Ok(Response::new(ListAlertAccessResponse { records }))
     }
 
     async fn acknowledge_alert(

@@ -17,6 +17,8 @@ pub struct AgencyPolicy {
     pub publish: Vec<String>,
     /// Classifications it may read, e.g. `OPEN_TO_MEMBERS`, `LAW_ENFORCEMENT`.
     pub read: Vec<String>,
+    /// Whether it may read the access records (who read which alert).
+    pub audit: bool,
 }
 
 /// Rights of every agency; an agency not listed may do nothing.
@@ -36,6 +38,7 @@ fn rights(publish: &[&str], read: &[&str]) -> AgencyPolicy {
     AgencyPolicy {
         publish: publish.iter().map(|s| (*s).to_owned()).collect(),
         read: read.iter().map(|s| (*s).to_owned()).collect(),
+        audit: false,
     }
 }
 
@@ -71,7 +74,13 @@ impl Default for Policy {
             // Statistics only ever sees aggregates, never single events.
             ("bps", rights(&[], &[])),
             // Auditors replay everything; their reads are recorded.
-            ("audit", rights(&[], &[OPEN, LAW, SENSITIVE, AGGREGATE])),
+            (
+                "audit",
+                AgencyPolicy {
+                    audit: true,
+                    ..rights(&[], &[OPEN, LAW, SENSITIVE, AGGREGATE])
+                },
+            ),
         ];
         Self {
             agencies: agencies
@@ -123,6 +132,11 @@ impl Policy {
                 .is_some_and(|p| p.read.iter().any(|r| r == name))
     }
 
+    /// Whether `agency` may read the access records.
+    pub fn audits(&self, agency: &str) -> bool {
+        self.agencies.get(agency).is_some_and(|p| p.audit)
+    }
+
     /// Whether `agency` may read anything at all.
     pub fn reads_anything(&self, agency: &str) -> bool {
         self.agencies
@@ -158,6 +172,7 @@ mod tests {
         assert!(!p.may_read("imigrasi", Classification::Sensitive));
         assert!(!p.may_read("desa", Classification::OpenToMembers));
         assert!(!p.may_read("audit", Classification::Unspecified));
+        assert!(p.audits("audit") && !p.audits("ops") && !p.audits("polri"));
     }
 
     #[test]

@@ -122,11 +122,42 @@ async fn an_alert_is_watched_read_and_handled_with_every_step_on_the_bus() {
     let got = ops
         .get_alert(GetAlertRequest {
             alert_id: id.clone(),
+            operator: "Operator A (synthetic)".into(),
         })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(got.events.len(), 2, "{got:?}");
+    // The read is on record; only auditors may see the records.
+    let mut audit = AlertServiceClient::new(hub.as_agency("audit/inspektorat").await.unwrap());
+    let reads = audit
+        .list_alert_access(ListAlertAccessRequest {
+            alert_id: id.clone(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert_eq!(reads[0].reader, "ops/timpora-kendari");
+    assert_eq!(reads[0].operator, "Operator A (synthetic)");
+    assert_eq!((reads[0].events, reads[0].withheld), (2, 0));
+    let none = audit
+        .list_alert_access(ListAlertAccessRequest {
+            alert_id: "alr_00000000000000000000000000000000".into(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert!(none.is_empty());
+    let refused = ops
+        .list_alert_access(ListAlertAccessRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
     assert!(got.withheld.is_empty());
     assert_eq!(got.events[0].r#type, "timpora.desa.community_report.v1");
     assert!(

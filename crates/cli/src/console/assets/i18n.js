@@ -1,0 +1,96 @@
+// Console labels: Indonesian (default) and English.
+"use strict";
+const I18N = {
+  id: {
+    console_title: "Konsol Operasi", skip: "Langsung ke isi",
+    username: "Nama pengguna", password: "Kata sandi", login: "Masuk", logout: "Keluar",
+    login_failed: "Nama pengguna atau kata sandi salah.", login_locked: "Terlalu banyak percobaan gagal; tunggu satu menit.",
+    other_lang: "English",
+    nav_alerts: "Peringatan", nav_overview: "Ringkasan wilayah", nav_audit: "Catatan akses",
+    live_on: "Langsung", live_off: "Terputus — menyambung ulang…", live_connecting: "Menyambung…",
+    alerts_title: "Peringatan yang perlu ditangani", filters: "Saring",
+    f_province: "Provinsi", f_regency: "Kabupaten/kota", f_severity: "Tingkat", f_rule: "Aturan", f_status: "Status",
+    all: "Semua", open_only: "Belum selesai", show_resolved: "Tampilkan yang sudah selesai",
+    col_time: "Waktu", col_severity: "Tingkat", col_rule: "Aturan", col_region: "Wilayah", col_status: "Status",
+    col_summary: "Ringkasan", col_assignee: "Ditugaskan ke",
+    none: "Tidak ada peringatan yang cocok dengan saringan.", count: "peringatan",
+    new_alert: "Peringatan baru", updated: "Diperbarui",
+    sev_LOW: "Rendah", sev_MEDIUM: "Sedang", sev_HIGH: "Tinggi", sev_CRITICAL: "Kritis",
+    st_OPEN: "Baru", st_ACKNOWLEDGED: "Diterima", st_ASSIGNED: "Ditugaskan", st_ESCALATED: "Dieskalasi (kasus)", st_RESOLVED: "Selesai",
+    res_CONFIRMED: "terbukti", res_FALSE_POSITIVE: "bukan masalah",
+    R1: "Keberangkatan tanpa registrasi CPMI", R2: "Peringatan desa terkonfirmasi", R3: "Percobaan berulang",
+    R4: "Jaringan perekrut", R5: "Penempatan oleh P3MI tanpa izin", R6: "Perekrutan ulang korban",
+    back: "← Kembali ke daftar", alert: "Peringatan", summary: "Ringkasan", entity: "Subjek (token)",
+    region: "Wilayah", raised: "Dimunculkan", rule_version: "Versi aturan", case: "Kasus",
+    evidence: "Bukti: kejadian dari tiap instansi", withheld: "Bukti yang tidak boleh Anda lihat",
+    history: "Riwayat penanganan", no_history: "Belum ada tindakan.",
+    actions: "Tindakan", note: "Catatan (opsional)", acknowledge: "Terima", assign: "Tugaskan",
+    assign_to: "Tugaskan ke unit", escalate: "Eskalasi (buka kasus)", resolve: "Selesaikan",
+    case_kind: "Jenis kasus", kind_tppo: "TPPO (perdagangan orang)", kind_npd: "PMI non-prosedural",
+    resolve_confirmed: "Selesai: terbukti", resolve_false: "Selesai: bukan masalah",
+    no_rights: "Peran Anda hanya dapat membaca.", resolve_supervisor: "Menyelesaikan peringatan hanya oleh supervisor.",
+    done: "Tersimpan", conflict: "Orang lain baru saja mengubah peringatan ini; tampilan diperbarui.",
+    by: "oleh", as: "sebagai",
+    overview_title: "Peringatan terbuka per kabupaten/kota", col_open: "Terbuka",
+    audit_title: "Catatan akses: siapa membuka peringatan apa", col_reader: "Identitas", col_operator: "Operator",
+    col_alert: "Peringatan", col_events: "Bukti dilihat / ditahan",
+    ev_passport_interview: "Wawancara paspor", ev_departure_check: "Pemeriksaan keberangkatan",
+    ev_cpmi_status: "Status CPMI", ev_repatriation: "Pemulangan", ev_company_licence: "Izin P3MI",
+    ev_community_report: "Laporan desa", ev_recruiter_report: "Laporan perekrut", ev_recommendation: "Rekomendasi",
+    ev_investigation: "Penyelidikan", ev_victim_service: "Layanan korban", ev_prosecution: "Penuntutan",
+    ev_status_changed: "Status kasus",
+    error: "Terjadi kesalahan", gateway_down: "Gateway tidak tersedia",
+  },
+  en: {
+    console_title: "Operations console", skip: "Skip to content",
+    username: "Username", password: "Password", login: "Log in", logout: "Log out",
+    login_failed: "Wrong username or password.", login_locked: "Too many failed attempts; wait a minute.",
+    other_lang: "Bahasa Indonesia",
+    nav_alerts: "Alerts", nav_overview: "Region overview", nav_audit: "Access records",
+    live_on: "Live", live_off: "Disconnected — reconnecting…", live_connecting: "Connecting…",
+    alerts_title: "Alerts needing attention", filters: "Filter",
+    f_province: "Province", f_regency: "Regency/city", f_severity: "Severity", f_rule: "Rule", f_status: "Status",
+    all: "All", open_only: "Not resolved", show_resolved: "Show resolved ones",
+    col_time: "Time", col_severity: "Severity", col_rule: "Rule", col_region: "Region", col_status: "Status",
+    col_summary: "Summary", col_assignee: "Assigned to",
+    none: "No alerts match the filters.", count: "alerts",
+    new_alert: "New alert", updated: "Updated",
+    sev_LOW: "Low", sev_MEDIUM: "Medium", sev_HIGH: "High", sev_CRITICAL: "Critical",
+    st_OPEN: "New", st_ACKNOWLEDGED: "Acknowledged", st_ASSIGNED: "Assigned", st_ESCALATED: "Escalated (case)", st_RESOLVED: "Resolved",
+    res_CONFIRMED: "confirmed", res_FALSE_POSITIVE: "false positive",
+    R1: "Departure without CPMI registration", R2: "Village warning confirmed", R3: "Repeat attempt",
+    R4: "Recruiter network", R5: "Placement by unlicensed company", R6: "Re-recruitment of a returned victim",
+    back: "← Back to the list", alert: "Alert", summary: "Summary", entity: "Subject (token)",
+    region: "Region", raised: "Raised", rule_version: "Rule version", case: "Case",
+    evidence: "Evidence: events from each agency", withheld: "Evidence you may not see",
+    history: "Handling history", no_history: "No action yet.",
+    actions: "Actions", note: "Note (optional)", acknowledge: "Acknowledge", assign: "Assign",
+    assign_to: "Assign to unit", escalate: "Escalate (open a case)", resolve: "Resolve",
+    case_kind: "Case kind", kind_tppo: "Trafficking (TPPO)", kind_npd: "Non-procedural departure",
+    resolve_confirmed: "Resolve: confirmed", resolve_false: "Resolve: false positive",
+    no_rights: "Your role can only read.", resolve_supervisor: "Only supervisors resolve alerts.",
+    done: "Saved", conflict: "Someone else just changed this alert; the view is updated.",
+    by: "by", as: "as",
+    overview_title: "Open alerts per regency", col_open: "Open",
+    audit_title: "Access records: who opened which alert", col_reader: "Identity", col_operator: "Operator",
+    col_alert: "Alert", col_events: "Evidence shown / withheld",
+    ev_passport_interview: "Passport interview", ev_departure_check: "Departure check",
+    ev_cpmi_status: "CPMI status", ev_repatriation: "Repatriation", ev_company_licence: "P3MI licence",
+    ev_community_report: "Village report", ev_recruiter_report: "Recruiter report", ev_recommendation: "Recommendation",
+    ev_investigation: "Investigation", ev_victim_service: "Victim service", ev_prosecution: "Prosecution",
+    ev_status_changed: "Case status",
+    error: "Something went wrong", gateway_down: "Gateway unavailable",
+  },
+};
+function lang() { return localStorage.getItem("timpora.lang") === "en" ? "en" : "id"; }
+function t(key) { return I18N[lang()][key] ?? I18N.id[key] ?? key; }
+function applyI18n() {
+  document.documentElement.lang = lang();
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  const toggle = document.getElementById("lang-toggle");
+  if (toggle) toggle.textContent = t("other_lang");
+}
+function toggleLang() {
+  localStorage.setItem("timpora.lang", lang() === "id" ? "en" : "id");
+  applyI18n();
+}

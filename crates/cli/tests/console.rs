@@ -1,0 +1,393 @@
+//! The operations console in a real headless browser: Debian's `chromium`, driven through
+//! `chromedriver` (WebDriver) by fantoccini, against `timpora up --demo` (real nats-server,
+//! gateway, correlator, simulator and console in the binary).
+//!
+//! Set `TIMPORA_SCREENSHOTS=<dir>` to also save the screenshots used in the README.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use prost::Message as _;
+use serde_json::json;
+use timpora_natsd::free_port;
+use timpora_proto::v1::{AlertStatus, AlertTransition};
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn find_program(names: &[&str]) -> PathBuf {
+    for name in names {
+        for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+            let p = Path::new(dir).join(name);
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "{} not found: install Debian's chromium and chromium-driver (scripts/test.sh does)",
+        names.join(" or ")
+    );
+}
+
+/// `chromedriver` on a free port.
+fn chromedriver() -> (Killed, u16) {
+    let port = free_port().unwrap();
+    let child = Command::new(find_program(&["chromedriver"]))
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(port, "chromedriver");
+    (Killed(child), port)
+}
+
+/// A fresh browser session (its own profile: its own cookies).
+async fn browser(driver: u16, width: u32, height: u32) -> Client {
+    let chromium = find_program(&["chromium", "chromium-browser"]);
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     format!("--window-size={width},{height}"), "--lang=id"],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{driver}"))
+        .await
+        .unwrap()
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Wait until `pred` holds of the text of `css` (which may not exist yet).
+async fn wait_text(c: &Client, css: &str, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Ok(e) = c.find(Locator::Css(css)).await
+            && let Ok(t) = e.text().await
+            && pred(&t)
+        {
+            return t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{css}: condition not met in {secs}s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn row_ids(c: &Client) -> Vec<String> {
+    let rows = c
+        .find_all(Locator::Css("#alert-list tbody tr"))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for r in rows {
+        ids.extend(r.attr("data-id").await.unwrap());
+    }
+    ids
+}
+
+async fn login(c: &Client, base: &str, user: &str, password: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    c.find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys(user)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    c.find(Locator::Id("login-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    if let Ok(dir) = std::env::var("TIMPORA_SCREENSHOTS") {
+        let png = c.screenshot().await.unwrap();
+        std::fs::write(Path::new(&dir).join(name), png).unwrap();
+    }
+}
+
+fn passwords(dir: &Path) -> std::collections::HashMap<String, String> {
+    std::fs::read_to_string(dir.join("console-accounts.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(u, p)| (u.to_owned(), p.to_owned()))
+        .collect()
+}
+
+/// The newest transition stored on the bus for an alert.
+async fn last_transition(nats: &str, alert: &str) -> AlertTransition {
+    let client = async_nats::connect(nats).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let stream = js.get_stream("TIMPORA_ALERTS").await.unwrap();
+    let m = stream
+        .get_last_raw_message_by_subject(&format!("timpora.alerts.lifecycle.{alert}"))
+        .await
+        .unwrap();
+    AlertTransition::decode(m.payload).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_consoles() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, np, cp) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
+    let _hub = Killed(
+        Command::new(env!("CARGO_BIN_EXE_timpora"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["up", "--demo", "--listen", &format!("127.0.0.1:{gw}")])
+            .args(["--nats-port", &np.to_string()])
+            .args(["--console-listen", &format!("127.0.0.1:{cp}")])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(cp, "the console");
+    let base = format!("http://127.0.0.1:{cp}");
+    let pw = passwords(dir.path());
+    let (_driver, dport) = chromedriver();
+
+    // A wrong password is refused; the page says so and stays on the login form.
+    let a = browser(dport, 1280, 900).await;
+    login(&a, &base, "operator", "not-the-password").await;
+    let err = wait_text(&a, "#login-error", 10, |t| !t.is_empty()).await;
+    assert!(err.contains("salah"), "{err}");
+    assert!(a.current_url().await.unwrap().path().ends_with("/login"));
+    screenshot(&a, "login.png").await;
+
+    // The operator logs in and sees the list; new alerts arrive without a reload.
+    login(&a, &base, "operator", &pw["operator"]).await;
+    a.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#alert-list"))
+        .await
+        .unwrap();
+    wait_text(&a, "#live", 20, |t| t == "Langsung").await;
+    a.execute("window.__noReload = 'still here'; return null;", vec![])
+        .await
+        .unwrap();
+    let first = row_ids(&a).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let arrived = loop {
+        let now = row_ids(&a).await;
+        if let Some(id) = now.iter().find(|id| !first.contains(id)) {
+            break id.clone();
+        }
+        assert!(Instant::now() < deadline, "no alert arrived live");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let marker = a
+        .execute("return window.__noReload || null;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(marker, json!("still here"), "the page was reloaded");
+    screenshot(&a, "alerts.png").await;
+
+    // Open it: summary, and the evidence as a timeline with agencies and place names, no raw
+    // identifiers anywhere on the page.
+    a.find(Locator::Css(&format!(
+        "#alert-list tr[data-id='{arrived}'] a.alert-link"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let evidence = wait_text(&a, "#evidence", 20, |t| !t.is_empty()).await;
+    let events = a
+        .find_all(Locator::Css("#evidence li.event"))
+        .await
+        .unwrap();
+    assert!(events.len() >= 2, "{evidence}");
+    assert!(
+        ["Sulawesi", "Kalimantan", "Banten"]
+            .iter()
+            .any(|p| evidence.contains(p)),
+        "region names in the evidence: {evidence}"
+    );
+    assert!(evidence.contains("psn_") || evidence.contains("rec_") || evidence.contains("KEP-"));
+    let source = a.source().await.unwrap();
+    assert!(
+        !source
+            .split(|c: char| !c.is_ascii_digit())
+            .any(|run| run.len() == 16),
+        "a 16-digit number (a NIK?) on the alert page"
+    );
+    assert_eq!(text(&a, "#status").await, "Baru");
+
+    // A supervisor has the same alert open in a second browser.
+    let b = browser(dport, 1024, 1366).await;
+    login(&b, &base, "supervisor", &pw["supervisor"]).await;
+    b.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#alert-list"))
+        .await
+        .unwrap();
+    b.goto(&format!("{base}/alerts/{arrived}")).await.unwrap();
+    wait_text(&b, "#status", 20, |t| t == "Baru").await;
+    wait_text(&b, "#live", 20, |t| t == "Langsung").await;
+    b.execute("window.__noReload = 'b'; return null;", vec![])
+        .await
+        .unwrap();
+
+    // The operator acknowledges; the bus records it with the operator's name and identity.
+    a.find(Locator::Id("btn-acknowledge"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&a, "#status", 10, |t| t == "Diterima").await;
+    let t = last_transition(&format!("nats://127.0.0.1:{np}"), &arrived).await;
+    assert_eq!(t.to_status, AlertStatus::Acknowledged as i32);
+    assert_eq!(t.operator, "operator");
+    assert_eq!(t.actor, "ops/timpora-kendari");
+    a.set_window_size(1280, 1300).await.unwrap();
+    screenshot(&a, "alert.png").await;
+    a.set_window_size(1280, 900).await.unwrap();
+
+    // The supervisor's page changes by itself.
+    wait_text(&b, "#status", 10, |t| t == "Diterima").await;
+    let history = text(&b, "#history").await;
+    assert!(history.contains("operator"), "{history}");
+    let marker = b
+        .execute("return window.__noReload || null;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(marker, json!("b"), "the second console was reloaded");
+
+    // The operator may not open the auditor's pages, nor read their data.
+    a.goto(&format!("{base}/audit")).await.unwrap();
+    a.find(Locator::Id("forbidden")).await.unwrap();
+    let status = a
+        .execute(
+            "return fetch('/api/audit/access').then(r => r.status);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, json!(403));
+
+    // The auditor sees who opened the alert.
+    let c = browser(dport, 1280, 900).await;
+    login(&c, &base, "auditor", &pw["auditor"]).await;
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#alert-list"))
+        .await
+        .unwrap();
+    c.goto(&format!("{base}/audit")).await.unwrap();
+    let access = wait_text(&c, "#access tbody", 20, |t| t.contains(&arrived)).await;
+    assert!(
+        access.contains("operator") && access.contains("supervisor"),
+        "{access}"
+    );
+
+    // The region overview counts open alerts per regency, by name.
+    a.goto(&format!("{base}/overview")).await.unwrap();
+    let overview = wait_text(&a, "#overview tbody", 20, |t| t.contains("Konawe")).await;
+    assert!(overview.contains("Kota Palu"), "{overview}");
+    screenshot(&a, "overview.png").await;
+
+    // English is one click away.
+    a.find(Locator::Id("lang-toggle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&a, "nav a[data-nav='overview']", 5, |t| {
+        t == "Region overview"
+    })
+    .await;
+    // Leave Indonesian as the default for the next session of this browser profile.
+    a.execute(
+        "localStorage.removeItem('timpora.lang'); return null;",
+        vec![],
+    )
+    .await
+    .unwrap();
+
+    for client in [a, b, c] {
+        client.close().await.unwrap();
+    }
+
+    // The default demo run raises every rule's alert; the command-line client finds the hub's
+    // development credentials with nothing but the data directory.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_timpora"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["alerts", "list", "--json", "--limit", "1000"])
+            .output()
+            .unwrap();
+        let mut rules: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["alert"]["ruleId"].as_str().map(str::to_owned))
+            .collect();
+        rules.sort();
+        rules.dedup();
+        if rules == ["R1", "R2", "R3", "R4", "R5", "R6"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rules fired: {rules:?}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

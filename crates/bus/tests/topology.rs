@@ -55,16 +55,20 @@ async fn ensure_topology_is_idempotent_and_updates_settings() {
         [
             "KV_TIMPORA_RULES",
             "OBJ_TIMPORA_CHECKPOINTS",
+            "TIMPORA_ACCESS",
             "TIMPORA_ALERTS",
             "TIMPORA_EVENTS"
         ]
     );
-    let events = &status.streams[3];
+    let events = &status.streams[4];
     assert_eq!(events.duplicate_window_secs, 120);
     assert_eq!(events.messages, 1, "updating kept the events");
     // The stored record refuses deletion.
     let stream = bus2.jetstream().get_stream("TIMPORA_EVENTS").await.unwrap();
     assert!(stream.delete_message(1).await.is_err());
+    // So does the record of who read what.
+    let access = bus2.jetstream().get_stream("TIMPORA_ACCESS").await.unwrap();
+    assert!(access.cached_info().config.deny_delete && access.cached_info().config.deny_purge);
 }
 
 #[tokio::test]

@@ -94,6 +94,7 @@ fn publish_subscribe_and_status_through_the_binary() {
         [
             "KV_TIMPORA_RULES",
             "OBJ_TIMPORA_CHECKPOINTS",
+            "TIMPORA_ACCESS",
             "TIMPORA_ALERTS",
             "TIMPORA_EVENTS"
         ]

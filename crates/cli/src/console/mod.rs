@@ -604,6 +604,7 @@ async fn stream(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let a = account(&app, &headers)?;
+    let token = session_token(&headers).unwrap_or_default().to_owned();
     let watch = app
         .alerts(&a.identity)
         .await?
@@ -623,8 +624,22 @@ async fn stream(
     });
     let ready = futures::stream::once(async { Ok(SseEvent::default().event("ready").data("{}")) });
     let mut stopping = app.stopping.clone();
+    // An open page counts as use, up to the session's maximum age; at logout, at the maximum
+    // age or at shutdown the stream ends (and the page finds itself logged out).
+    let sessions = app.clone();
     let until = async move {
-        let _ = stopping.wait_for(|s| *s).await;
+        let ended = async {
+            loop {
+                tokio::time::sleep(Duration::from_secs(15)).await;
+                if sessions.sessions.account(&token).is_none() {
+                    break;
+                }
+            }
+        };
+        tokio::select! {
+            _ = stopping.wait_for(|s| *s) => {}
+            () = ended => {}
+        }
     };
     Ok(Sse::new(ready.chain(events).take_until(until)).keep_alive(KeepAlive::default()))
 }

@@ -100,7 +100,11 @@ function connect() {
     if (!known) { state.fresh.add(id); setTimeout(() => { state.fresh.delete(id); }, 15000); }
     onChange(r, known);
   });
-  es.onerror = () => { setLive("off"); };
+  es.onerror = () => {
+    setLive("off");
+    // A stream refused or ended because the session did: back to the login page.
+    setTimeout(() => { api("/api/me").catch(() => {}); }, 2000);
+  };
 }
 
 async function loadAlerts() {

@@ -67,9 +67,10 @@ pub enum Command {
     /// The scenario simulator: acts as the agencies through the gateway (each with its own
     /// identity), ordinary traffic with the storylines of R1-R6 woven in.
     Demo(demo::DemoArgs),
-    /// The operations console (web): live alerts, evidence, actions, region overview.
-    #[command(subcommand)]
-    Console(ConsoleCommand),
+    /// The operations console (web): live alerts, evidence, actions, region overview. Serves it
+    /// (a client of the gateway, as each account's configured identity) unless a subcommand is
+    /// given.
+    Console(ConsoleArgs),
     /// Run the gRPC gateway (every agency service, the event bus, health, reflection).
     Gateway(GatewayArgs),
     /// Administer the NATS JetStream topology.
@@ -195,17 +196,21 @@ pub enum DevCommand {
     },
 }
 
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ConsoleArgs {
+    #[command(subcommand)]
+    pub command: Option<ConsoleCommand>,
+    /// Address to serve on (overrides `console.listen`).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Gateway URL (default: the configured listen address).
+    #[arg(long, env = "TIMPORA_GATEWAY")]
+    pub gateway: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ConsoleCommand {
-    /// Serve the console (a client of the gateway, as each account's configured identity).
-    Serve {
-        /// Address to serve on (overrides `console.listen`).
-        #[arg(long)]
-        listen: Option<std::net::SocketAddr>,
-        /// Gateway URL (default: the configured listen address).
-        #[arg(long, env = "TIMPORA_GATEWAY")]
-        gateway: Option<String>,
-    },
     /// Hash a password (read from standard input) for a `[[console.accounts]]` entry.
     HashPassword,
 }
@@ -233,7 +238,7 @@ impl Command {
             | Command::Correlator(_)
             | Command::Up(_)
             | Command::Demo(_)
-            | Command::Console(ConsoleCommand::Serve { .. }) => "info,async_nats=warn",
+            | Command::Console(ConsoleArgs { command: None, .. }) => "info,async_nats=warn",
             _ => "warn",
         }
     }
@@ -294,7 +299,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => dev::init(&cli.data_dir, force, listen, &nats_url)?,
         Command::Config(ConfigCommand::Print) => print!("{}", toml::to_string_pretty(&cfg)?),
         Command::Up(args) => return up::run(&cli.data_dir, args).await,
-        Command::Console(ConsoleCommand::Serve { listen, gateway }) => {
+        Command::Console(ConsoleArgs {
+            command: None,
+            listen,
+            gateway,
+        }) => {
+            console::validate(&cfg.console)?;
             let addr = listen.unwrap_or(cfg.console.listen);
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
@@ -302,7 +312,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("console on http://{addr}");
             console::serve(&cfg, &cli.data_dir, gateway, listener, signal::shutdown()).await?;
         }
-        Command::Console(ConsoleCommand::HashPassword) => {
+        Command::Console(ConsoleArgs {
+            command: Some(ConsoleCommand::HashPassword),
+            ..
+        }) => {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password)?;
             let password = password.trim_end_matches(['\r', '\n']);

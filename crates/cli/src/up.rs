@@ -109,6 +109,7 @@ pub async fn run(data_dir: &Path, a: UpArgs) -> anyhow::Result<ExitCode> {
         );
         None
     } else {
+        console::validate(&cfg.console)?;
         let listener = tokio::net::TcpListener::bind(console_addr)
             .await
             .with_context(|| format!("cannot serve the console on {console_addr}"))?;

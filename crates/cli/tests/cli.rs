@@ -248,6 +248,44 @@ fn cli_errors_are_clear() {
     assert!(String::from_utf8_lossy(&unreachable.stderr).contains("is nats-server running"));
     let printed = run(timpora(dir.path()).args(["config", "print"]));
     assert!(String::from_utf8_lossy(&printed.stdout).contains("duplicate_window_secs = 600"));
+
+    // The console: no accounts, a malformed hash, a short password are clear errors.
+    let port = free_port().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let none = run(timpora(dir.path()).args(["console", "--listen", &listen]));
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no console accounts"));
+    let cfg = dir.path().join("console.toml");
+    std::fs::write(
+        &cfg,
+        "[[console.accounts]]\nusername = \"op\"\ndisplay_name = \"Op\"\nrole = \"operator\"\n\
+         identity = \"ops/timpora-kendari\"\npassword_hash = \"plain-text\"\n",
+    )
+    .unwrap();
+    let bad = run(timpora(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["console", "--listen", &listen]));
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("account op: password_hash"));
+    let hash = |password: &str| {
+        let mut child = timpora(dir.path())
+            .args(["console", "hash-password"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let short = hash("short");
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("at least 12 characters"));
+    let good = hash("a long enough passphrase");
+    assert!(good.status.success());
+    assert!(String::from_utf8_lossy(&good.stdout).starts_with("$argon2id$"));
 }
 
 #[test]

@@ -190,7 +190,7 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
         free_port().unwrap(),
         free_port().unwrap(),
     );
-    let _hub = Killed(
+    let mut hub = Killed(
         Command::new(env!("CARGO_BIN_EXE_timpora"))
             .arg("--data-dir")
             .arg(dir.path())
@@ -426,6 +426,31 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
     a.goto(&format!("{base}/")).await.unwrap();
     wait_text(&a, "#alert-count", 20, |t| !t.is_empty()).await;
     screenshot(&a, "alerts.png").await;
+
+    // Ctrl-C with three consoles still watching live: the hub drains, ends their streams,
+    // stops nats-server and exits cleanly.
+    let ok = Command::new("kill")
+        .args(["-INT", &hub.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = hub.0.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Ctrl-C did not stop the hub with consoles open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        TcpStream::connect(("127.0.0.1", np)).is_err(),
+        "nats-server left running"
+    );
+    wait_text(&b, "#live", 10, |t| t != "Langsung").await;
 
     for client in [a, b, c] {
         client.close().await.unwrap();

@@ -101,6 +101,37 @@ impl Shared {
     }
 }
 
+/// Refuse a console configuration it cannot serve: no accounts, or a password hash that is not
+/// an argon2 PHC string.
+pub fn validate(c: &ConsoleConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !c.accounts.is_empty(),
+        "no console accounts configured: add [[console.accounts]] (see `timpora console \
+         hash-password`) or run `timpora dev init` for development accounts"
+    );
+    let mut seen = std::collections::HashSet::new();
+    for a in &c.accounts {
+        anyhow::ensure!(
+            seen.insert(a.username.as_str()),
+            "console account {} is configured twice",
+            a.username
+        );
+        anyhow::ensure!(
+            argon2::password_hash::PasswordHash::new(&a.password_hash).is_ok(),
+            "console account {}: password_hash is not an argon2 PHC string",
+            a.username
+        );
+        anyhow::ensure!(
+            a.identity
+                .split_once('/')
+                .is_some_and(|(g, u)| !g.is_empty() && !u.is_empty()),
+            "console account {}: identity must be agency/unit, e.g. ops/timpora-kendari",
+            a.username
+        );
+    }
+    Ok(())
+}
+
 /// Serve the console on `listener` until `shutdown` completes.
 pub async fn serve(
     cfg: &Config,
@@ -109,19 +140,8 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    validate(&cfg.console)?;
     let c = &cfg.console;
-    anyhow::ensure!(
-        !c.accounts.is_empty(),
-        "no console accounts configured: add [[console.accounts]] (see `timpora console \
-         hash-password`) or run `timpora dev init` for development accounts"
-    );
-    for a in &c.accounts {
-        anyhow::ensure!(
-            argon2::password_hash::PasswordHash::new(&a.password_hash).is_ok(),
-            "console account {}: password_hash is not an argon2 PHC string",
-            a.username
-        );
-    }
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
     let state = Arc::new(Shared {
         accounts: c.accounts.clone(),

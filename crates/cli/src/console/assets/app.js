@@ -60,6 +60,14 @@ function fmtTime(iso) {
   }).format(d);
 }
 
+function ago(iso) {
+  const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
+  if (s < 60) return t("ago_s");
+  if (s < 3600) return `${Math.floor(s / 60)} ${t("ago_m")}`;
+  if (s < 86400) return `${Math.floor(s / 3600)} ${t("ago_h")}`;
+  return fmtTime(iso);
+}
+
 const sevName = (s) => (s || "").replace("SEVERITY_", "");
 const statusName = (s) => (s || "").replace("ALERT_STATUS_", "");
 const sevRank = (s) => SEVERITIES.length - SEVERITIES.indexOf(sevName(s));
@@ -113,6 +121,7 @@ async function loadAlerts() {
 }
 
 function onChange(r, known) {
+  updateTitle();
   const page = currentPage();
   if (page.name === "list") renderListBody();
   else if (page.name === "alert" && page.id === alertOf(r).id) { state.current.record = r; renderAlertState(); }
@@ -209,6 +218,8 @@ function matches(r) {
 function renderListBody() {
   const body = document.querySelector("#alert-list tbody");
   if (!body) return;
+  // Re-rendering must not take the keyboard focus away from the row it was on.
+  const focused = document.activeElement?.closest?.("#alert-list tr")?.dataset.id;
   const rows = [...state.alerts.values()].filter(matches).sort((x, y) => {
     const a = alertOf(x), b = alertOf(y);
     return (sevRank(b.severity) - sevRank(a.severity)) || String(b.time).localeCompare(String(a.time));
@@ -220,11 +231,18 @@ function renderListBody() {
       el("td", { "data-label": t("col_rule") }, ruleLabel(a.ruleId)),
       el("td", { "data-label": t("col_summary") }, link("/alerts/" + encodeURIComponent(a.id), a.summary, { class: "alert-link" })),
       el("td", { "data-label": t("col_region") }, r.regionName || a.region),
-      el("td", { "data-label": t("col_time") }, el("time", { datetime: a.time }, fmtTime(a.time))),
+      el("td", { "data-label": t("col_time") }, el("time", { datetime: a.time, title: fmtTime(a.time) }, ago(a.time))),
       el("td", { "data-label": t("col_status") }, statusBadge(r.status), r.assignee ? el("div", { class: "muted", text: r.assignee }) : null),
     );
   }));
   document.getElementById("alert-count").textContent = rows.length ? `${rows.length} ${t("count")}` : t("none");
+  if (focused) body.querySelector(`tr[data-id="${CSS.escape(focused)}"] a`)?.focus();
+}
+
+// The tab's title counts the alerts nobody has acknowledged yet, so a background tab shows them.
+function updateTitle() {
+  const fresh = [...state.alerts.values()].filter((r) => statusName(r.status) === "OPEN").length;
+  document.title = (fresh ? `(${fresh}) ` : "") + "TIMPORA — " + t("console_title");
 }
 
 // -- one alert
@@ -278,7 +296,9 @@ function renderAlertState() {
     r.caseId ? [el("dt", { text: t("case") }), el("dd", {}, el("code", { id: "case-id", text: r.caseId }))] : null,
   );
   const typed = document.getElementById("note")?.value || "";
-  box.replaceChildren(details);
+  box.replaceChildren(details,
+    el("aside", { class: "guide", "aria-labelledby": "h-guide" },
+      el("h2", { id: "h-guide", text: t("guide") }), el("p", { id: "guide", text: t("guide_" + a.ruleId) })));
   document.getElementById("alert-side").replaceChildren(actionsPanel(r, st), historyPanel(r));
   const note = document.getElementById("note");
   if (note) note.value = typed;
@@ -436,8 +456,11 @@ async function start() {
   setLive("connecting");
   state.showResolved = state.filters.status === "RESOLVED";
   await loadAlerts();
+  updateTitle();
   route();
   connect();
+  // Relative times ("5 menit lalu") stay true.
+  setInterval(() => { if (currentPage().name === "list") renderListBody(); }, 30000);
 }
 
 start().catch((e) => { if (e.message !== "not logged in") toast(`${t("error")}: ${e.message}`, "warn"); });

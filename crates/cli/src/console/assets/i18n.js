@@ -40,6 +40,13 @@ const I18N = {
     ev_investigation: "Penyelidikan", ev_victim_service: "Layanan korban", ev_prosecution: "Penuntutan",
     ev_status_changed: "Status kasus",
     error: "Terjadi kesalahan", gateway_down: "Gateway tidak tersedia",
+    guide: "Langkah yang disarankan", ago_s: "baru saja", ago_m: "menit lalu", ago_h: "jam lalu", ago_d: "hari lalu",
+    guide_R1: "Hubungi BP3MI: apakah orang ini sedang diproses sebagai CPMI dengan nama atau data lain? Tugaskan ke kantor imigrasi yang menunda untuk memeriksa sponsor dan tujuan.",
+    guide_R2: "Desa sudah memperingatkan dan imigrasi melihat tanda risiko. Tugaskan ke kantor imigrasi yang mewawancarai; pertimbangkan penundaan dan hubungi desa (PIMPASA/kepala desa).",
+    guide_R3: "Orang yang ditunda mencoba di kantor lain. Beri tahu kantor kedua segera (tugaskan ke unit itu); bila ada sponsor, eskalasi sebagai PMI non-prosedural.",
+    guide_R4: "Satu perekrut dikaitkan dengan beberapa warga dari beberapa desa. Tugaskan ke Polda; eskalasi sebagai TPPO bila ada tanda eksploitasi.",
+    guide_R5: "Perusahaan penempatan ini izinnya dibekukan atau dicabut. Tugaskan ke Disnaker dan BP3MI untuk menghentikan proses CPMI.",
+    guide_R6: "Korban yang dipulangkan terlihat akan berangkat lagi. Prioritas tertinggi: hubungi checkpoint dan Dinsos, eskalasi sebagai TPPO.",
   },
   en: {
     console_title: "Operations console", skip: "Skip to content",
@@ -80,6 +87,13 @@ const I18N = {
     ev_investigation: "Investigation", ev_victim_service: "Victim service", ev_prosecution: "Prosecution",
     ev_status_changed: "Case status",
     error: "Something went wrong", gateway_down: "Gateway unavailable",
+    guide: "Suggested steps", ago_s: "just now", ago_m: "min ago", ago_h: "h ago", ago_d: "days ago",
+    guide_R1: "Ask BP3MI whether this person is being processed as a CPMI under other details. Assign to the immigration office that deferred, to check the sponsor and destination.",
+    guide_R2: "The village warned and immigration saw risk indicators. Assign to the interviewing office; consider deferral and contact the village (PIMPASA/village head).",
+    guide_R3: "A deferred person is trying another office. Tell the second office now (assign to that unit); with a sponsor involved, escalate as non-procedural departure.",
+    guide_R4: "One recruiter is linked to several residents of several villages. Assign to the regional police; escalate as trafficking (TPPO) if there are signs of exploitation.",
+    guide_R5: "This placement company's licence is suspended or revoked. Assign to Disnaker and BP3MI to stop the CPMI process.",
+    guide_R6: "A returned victim is about to leave again. Highest priority: contact the checkpoint and social services, escalate as trafficking (TPPO).",
   },
 };
 function lang() { return localStorage.getItem("timpora.lang") === "en" ? "en" : "id"; }

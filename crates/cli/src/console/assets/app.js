@@ -60,6 +60,9 @@ function fmtTime(iso) {
   }).format(d);
 }
 
+// A label for a field or role name; the name itself where none is known.
+function label(prefix, name) { return I18N[lang()][prefix + name] ?? name; }
+
 function ago(iso) {
   const s = Math.max(0, (Date.now() - new Date(iso).getTime()) / 1000);
   if (s < 60) return t("ago_s");
@@ -376,7 +379,7 @@ function evidenceItem(e) {
   const facts = FACTS.filter((f) => p[f] !== undefined && p[f] !== "" && !(Array.isArray(p[f]) && !p[f].length))
     .map((f) => {
       const v = Array.isArray(p[f]) ? p[f].map(short).join(", ") : short(p[f]);
-      return el("li", {}, el("span", { class: "k", text: f }), " ", el("span", { class: "v", text: v }));
+      return el("li", {}, el("span", { class: "k", text: label("f_", f) }), " ", el("span", { class: "v", text: v }));
     });
   return el("li", { class: "event agency-" + e.agency },
     el("div", { class: "when" }, el("time", { datetime: e.time }, fmtTime(e.time))),
@@ -385,7 +388,7 @@ function evidenceItem(e) {
       el("strong", { text: t(typeKey) }), " · ", el("span", { class: "muted", text: e.source }),
       el("div", { class: "where", text: e.regionName ? `${e.regionName} (${e.region})` : e.region }),
       el("ul", { class: "entities" }, (e.entities || []).map((x) =>
-        el("li", {}, el("span", { class: "k", text: (x.role || x.kind || "").replace("ENTITY_KIND_", "").toLowerCase() }), " ", el("code", { text: x.id })))),
+        el("li", {}, el("span", { class: "k", text: label("r_", x.role || (x.kind || "").replace("ENTITY_KIND_", "").toLowerCase()) }), " ", el("code", { text: x.id })))),
       facts.length ? el("ul", { class: "facts" }, facts) : null,
       el("div", { class: "muted ref", text: `ref ${e.id}` })));
 }

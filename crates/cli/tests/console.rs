@@ -369,6 +369,25 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
         access.contains("operator") && access.contains("supervisor"),
         "{access}"
     );
+    // Logging out ends the session: its cookie opens nothing any more.
+    c.find(Locator::Id("logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id("login-form"))
+        .await
+        .unwrap();
+    let me = c
+        .execute("return fetch('/api/me').then(r => r.status);", vec![])
+        .await
+        .unwrap();
+    assert_eq!(me, json!(401));
+    c.goto(&format!("{base}/audit")).await.unwrap();
+    c.find(Locator::Id("login-form")).await.unwrap();
 
     // The region overview counts open alerts per regency, by name.
     a.goto(&format!("{base}/overview")).await.unwrap();

@@ -44,8 +44,24 @@ pub struct ConsoleConfig {
     pub idle_minutes: u64,
     /// A session ends this many hours after login, used or not (one shift).
     pub max_hours: u64,
+    /// Units (`agency/unit`) an alert can be assigned to from the console.
+    pub units: Vec<String>,
     /// Who may log in.
     pub accounts: Vec<Account>,
+    /// Client certificates the console presents to the gateway, one per identity its accounts
+    /// act as. Without one, the development credentials in the data directory are used.
+    pub clients: Vec<ClientCert>,
+    /// CA that issued the gateway's certificate (default: the development CA, if any).
+    pub gateway_ca: Option<PathBuf>,
+}
+
+/// A client certificate for one gateway identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCert {
+    pub identity: String,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl Default for ConsoleConfig {
@@ -54,7 +70,10 @@ impl Default for ConsoleConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             idle_minutes: 30,
             max_hours: 12,
+            units: ASSIGNABLE.iter().map(|u| (*u).to_owned()).collect(),
             accounts: Vec::new(),
+            clients: Vec::new(),
+            gateway_ca: None,
         }
     }
 }
@@ -69,6 +88,7 @@ const COOKIE: &str = "timpora_session";
 
 struct Shared {
     accounts: Vec<Account>,
+    units: Vec<String>,
     sessions: Sessions,
     cfg: Config,
     data_dir: PathBuf,
@@ -86,7 +106,14 @@ impl Shared {
         let conn = match conns.get(identity) {
             Some(c) => c.clone(),
             None => {
-                let args = ConnectArgs::as_identity(self.gateway.clone(), identity);
+                let mut args = ConnectArgs::as_identity(self.gateway.clone(), identity);
+                let c = &self.cfg.console;
+                if let Some(cc) = c.clients.iter().find(|cc| cc.identity == identity) {
+                    args.identity = None;
+                    args.cert = Some(cc.cert.clone());
+                    args.key = Some(cc.key.clone());
+                }
+                args.ca.clone_from(&c.gateway_ca);
                 let c = client::connect(&self.cfg, &self.data_dir, &args)
                     .await
                     .map_err(|e| {
@@ -145,6 +172,7 @@ pub async fn serve(
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
     let state = Arc::new(Shared {
         accounts: c.accounts.clone(),
+        units: c.units.clone(),
         sessions: Sessions::new(
             Duration::from_secs(c.idle_minutes.max(1) * 60),
             Duration::from_secs(c.max_hours.max(1) * 3600),
@@ -381,11 +409,11 @@ async fn me(State(app): State<App>, headers: HeaderMap) -> Result<Json<Value>, A
         "mayAct": a.role.may_act(),
         "mayResolve": a.role.may_resolve(),
         "mayAudit": a.role.may_audit(),
-        "units": ASSIGNABLE,
+        "units": app.units,
     })))
 }
 
-/// Units an alert can be assigned to.
+/// Units an alert can be assigned to, unless the config names others.
 const ASSIGNABLE: &[&str] = &[
     "imigrasi/kanim-kendari",
     "imigrasi/kanim-palu",

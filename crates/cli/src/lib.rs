@@ -61,8 +61,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The whole hub in one process: NATS (as a child), gateway and correlator, with development
-    /// credentials in the data directory.
+    /// The whole hub in one process: NATS (as a child), gateway, correlator and console, with
+    /// development credentials in the data directory; `--demo` adds the simulated agencies.
     Up(up::UpArgs),
     /// The scenario simulator: acts as the agencies through the gateway (each with its own
     /// identity), ordinary traffic with the storylines of R1-R6 woven in.

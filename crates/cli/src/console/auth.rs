@@ -59,6 +59,12 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
         .to_string())
 }
 
+/// A hash no password is known for: checked against when a username is unknown.
+pub static DECOY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let secret = crate::dev::random_hex(16).unwrap_or_else(|_| "decoy".into());
+    hash_password(&secret).unwrap_or_default()
+});
+
 /// Whether `password` matches the PHC string `hash` (false for a malformed hash).
 pub fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| {
@@ -154,6 +160,10 @@ impl Sessions {
 
     pub fn failed(&self, username: &str) {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        // Guessing at many usernames must not grow the table without bound.
+        if map.len() > 10_000 {
+            map.retain(|_, (_, at)| at.elapsed() < LOCKOUT);
+        }
         let e = map
             .entry(username.to_owned())
             .or_insert((0, Instant::now()));
@@ -184,6 +194,9 @@ mod tests {
         assert!(!verify_password("correct hors", &h));
         assert!(!verify_password("correct horse", "not a hash"));
         assert_ne!(h, hash_password("correct horse").unwrap(), "salted");
+        // The decoy for unknown usernames is a real hash that nothing matches.
+        assert!(DECOY_HASH.starts_with("$argon2id$"));
+        assert!(!verify_password("", &DECOY_HASH) && !verify_password("decoy", &DECOY_HASH));
     }
 
     #[test]

@@ -365,14 +365,17 @@ async fn login(
         ));
     }
     let found = app.accounts.iter().position(|a| a.username == f.username);
-    let hash = found.map(|i| app.accounts[i].password_hash.clone());
+    // An unknown username costs the same hashing as a known one, so timing tells nothing.
+    let hash = found.map_or_else(
+        || auth::DECOY_HASH.clone(),
+        |i| app.accounts[i].password_hash.clone(),
+    );
     let password = f.password.clone();
     // Hashing is slow on purpose: off the async threads.
-    let ok = tokio::task::spawn_blocking(move || {
-        hash.is_some_and(|h| auth::verify_password(&password, &h))
-    })
-    .await
-    .unwrap_or(false);
+    let verified = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    let ok = found.is_some() && verified;
     let Some(i) = found.filter(|_| ok) else {
         app.sessions.failed(&f.username);
         tracing::warn!(user = %f.username, "console login failed");

@@ -5,11 +5,14 @@
 
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 use timpora_natsd::{NatsServer, free_port};
+
+mod common;
+use common::{Killed, interrupt, wait_every_rule, wait_port};
 
 fn timpora(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_timpora"));
@@ -21,15 +24,6 @@ fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run timpora");
     eprintln!("stderr: {}", String::from_utf8_lossy(&out.stderr));
     out
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn rfc3339_now() -> String {
@@ -718,28 +712,11 @@ fn up_runs_the_hub_keeps_its_data_and_leaves_no_nats_server_behind() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", gw)).is_err() {
-            assert!(Instant::now() < deadline, "the hub did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_port(gw, "the hub");
         Killed(child)
     };
     let stop = |mut hub: Killed| {
-        let ok = Command::new("kill")
-            .args(["-INT", &hub.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = hub.0.try_wait().unwrap() {
-                assert!(status.success(), "{status:?}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "Ctrl-C did not stop the hub");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        interrupt(&mut hub, "the hub");
         assert!(
             TcpStream::connect(("127.0.0.1", np)).is_err(),
             "nats-server is still running after the hub stopped"
@@ -777,11 +754,7 @@ fn demo_alone_acts_as_the_agencies_through_the_gateway_and_every_rule_fires() {
             .spawn()
             .unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", gw)).is_err() {
-        assert!(Instant::now() < deadline, "the hub did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_port(gw, "the hub");
     // 80 acts at 40 per second: one set of storylines and ordinary traffic around it, each act
     // through the gateway's agency service with that agency's certificate.
     let out =
@@ -809,21 +782,7 @@ fn demo_alone_acts_as_the_agencies_through_the_gateway_and_every_rule_fires() {
     assert!(sources.contains("imigrasi/kanim-kendari") || sources.contains("imigrasi/kanim-palu"));
     assert!(sources.iter().any(|s| s.starts_with("desa/")));
     assert!(sources.iter().all(|s| !s.contains("demo")), "{sources:?}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let out = run(timpora(dir.path()).args(["alerts", "list", "--json", "--limit", "1000"]));
-        let mut rules: Vec<String> = lines(&out)
-            .iter()
-            .filter_map(|v| v["alert"]["ruleId"].as_str().map(str::to_owned))
-            .collect();
-        rules.sort();
-        rules.dedup();
-        if rules == ["R1", "R2", "R3", "R4", "R5", "R6"] {
-            break;
-        }
-        assert!(Instant::now() < deadline, "rules fired: {rules:?}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    wait_every_rule(dir.path(), 60);
     // A bad rate is a clear error.
     let bad = run(timpora(dir.path()).args(["demo", "--rate", "0"]));
     assert!(!bad.status.success());

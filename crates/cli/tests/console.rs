@@ -8,7 +8,7 @@
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -17,22 +17,8 @@ use serde_json::json;
 use timpora_natsd::free_port;
 use timpora_proto::v1::{AlertStatus, AlertTransition};
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not come up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+mod common;
+use common::{Killed, interrupt, wait_every_rule, wait_port};
 
 fn find_program(names: &[&str]) -> PathBuf {
     for name in names {
@@ -416,31 +402,7 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
 
     // The default demo run raises every rule's alert; the command-line client finds the hub's
     // development credentials with nothing but the data directory.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let out = Command::new(env!("CARGO_BIN_EXE_timpora"))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["alerts", "list", "--json", "--limit", "1000"])
-            .output()
-            .unwrap();
-        let mut rules: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| v["alert"]["ruleId"].as_str().map(str::to_owned))
-            .collect();
-        rules.sort();
-        rules.dedup();
-        if rules == ["R1", "R2", "R3", "R4", "R5", "R6"] {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "rules fired: {rules:?}; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_every_rule(dir.path(), 90);
     // With every rule's alert in, the list as the README shows it.
     a.goto(&format!("{base}/")).await.unwrap();
     wait_text(&a, "#alert-count", 20, |t| !t.is_empty()).await;
@@ -448,23 +410,7 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
 
     // Ctrl-C with three consoles still watching live: the hub drains, ends their streams,
     // stops nats-server and exits cleanly.
-    let ok = Command::new("kill")
-        .args(["-INT", &hub.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = hub.0.try_wait().unwrap() {
-            assert!(status.success(), "{status:?}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Ctrl-C did not stop the hub with consoles open"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    interrupt(&mut hub, "the hub with consoles open");
     assert!(
         TcpStream::connect(("127.0.0.1", np)).is_err(),
         "nats-server left running"

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
@@ -17,16 +17,10 @@ use timpora_natsd::NatsServer;
 use timpora_proto::v1::Alert;
 use timpora_scenario::{Scenario, Spec};
 
+mod common;
+use common::Killed;
+
 const LATENESS: Duration = Duration::from_secs(5);
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn correlator(url: &str, dir: &std::path::Path) -> Killed {
     Killed(

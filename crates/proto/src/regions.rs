@@ -53,6 +53,14 @@ pub fn villages_in(prefix: &str) -> Vec<&'static str> {
         .collect()
 }
 
+/// The regency part (`PP.RR`) of an area code of any depth; the code itself when shorter.
+pub fn regency_of(code: &str) -> &str {
+    match code.match_indices('.').nth(1) {
+        Some((i, _)) => &code[..i],
+        None => code,
+    }
+}
+
 /// The name of a village or district by its full code.
 pub fn local_name(code: &str) -> Option<&'static str> {
     local(code)
@@ -127,6 +135,9 @@ mod tests {
             Some("Kec. Sampara, Konawe, Sulawesi Tenggara")
         );
         assert_eq!(describe_full("31.71.01.1001"), None);
+        assert_eq!(regency_of("74.02.05.1001"), "74.02");
+        assert_eq!(regency_of("74.02"), "74.02");
+        assert_eq!(regency_of("74"), "74");
         for regency in [
             "74.02", "74.71", "72.09", "72.01", "62.02", "63.10", "72.71",
         ] {

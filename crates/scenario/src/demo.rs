@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use crate::mix;
 use timpora_proto::regions;
 use timpora_proto::v1::*;
 
@@ -27,19 +28,6 @@ pub enum Call {
 }
 
 impl Call {
-    /// The request's event metadata.
-    pub fn meta(&self) -> Option<&EventMeta> {
-        match self {
-            Call::Interview(r) => r.meta.as_ref(),
-            Call::Departure(r) => r.meta.as_ref(),
-            Call::Cpmi(r) => r.meta.as_ref(),
-            Call::Repatriation(r) => r.meta.as_ref(),
-            Call::Licence(r) => r.meta.as_ref(),
-            Call::Village(r) => r.meta.as_ref(),
-            Call::Recruiter(r) => r.meta.as_ref(),
-        }
-    }
-
     fn meta_mut(&mut self) -> &mut EventMeta {
         let m = match self {
             Call::Interview(r) => &mut r.meta,
@@ -113,14 +101,6 @@ const STORY_PERSONS: u64 = 1 << 32;
 /// Ordinary travellers, and ordinary recruiters known to the police.
 const PERSONS: u64 = 20_000;
 const RECRUITERS: u64 = 400;
-
-fn mix(seed: u64, n: u64) -> u64 {
-    // splitmix64
-    let mut z = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// A synthetic resident: the same number always gives the same identifiers.
 #[derive(Debug, Clone)]

@@ -73,12 +73,16 @@ impl Spec {
 
 /// A deterministic token for entity `n` of a kind.
 fn token(prefix: &str, seed: u64, n: u64) -> String {
-    // splitmix64: a bijection, so distinct entities get distinct tokens.
+    format!("{prefix}{:016x}", mix(seed, n))
+}
+
+/// splitmix64 of entity `n` under `seed`: a bijection in `n`, so distinct entities get distinct
+/// values.
+fn mix(seed: u64, n: u64) -> u64 {
     let mut z = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    format!("{prefix}{z:016x}")
+    z ^ (z >> 31)
 }
 
 /// The events of a [`Spec`], in event-time order.

@@ -438,11 +438,11 @@ fn proto_json<M: prost::Message>(name: &str, m: &M) -> Result<Value, ApiError> {
 fn record_view(r: &AlertRecord) -> Result<Value, ApiError> {
     let mut v = proto_json("timpora.v1.AlertRecord", r)?;
     let region = r.alert.as_ref().map_or("", |a| a.region.as_str());
-    let regency: String = region.split('.').take(2).collect::<Vec<_>>().join(".");
+    let regency = regions::regency_of(region);
     if let Some(o) = v.as_object_mut() {
         o.insert("regionName".into(), json!(regions::describe_full(region)));
         o.insert("regency".into(), json!(regency));
-        o.insert("regencyName".into(), json!(regions::describe(&regency)));
+        o.insert("regencyName".into(), json!(regions::describe(regency)));
         o.insert(
             "province".into(),
             json!(region.split('.').next().unwrap_or("")),
@@ -715,12 +715,7 @@ async fn overview(State(app): State<App>, headers: HeaderMap) -> Result<Json<Val
         .collect();
     for r in &records {
         let Some(alert) = &r.alert else { continue };
-        let regency: String = alert
-            .region
-            .split('.')
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(".");
+        let regency = regions::regency_of(&alert.region).to_owned();
         let c = counts.entry(regency).or_default();
         c[0] += 1;
         let sev = usize::try_from(alert.severity).unwrap_or(0).min(4);

@@ -2,16 +2,18 @@
 //! Text for people; `--json` prints one JSON object per line (the contract's proto3 JSON).
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 
+use timpora_client::actions::{self, Step};
+use timpora_client::{Conn, json};
+use timpora_hub::Config;
 use timpora_proto::v1::alert_service_client::AlertServiceClient;
 use timpora_proto::v1::*;
+use timpora_scenario::pilot;
 
-use crate::client::{ConnectArgs, connect};
-use crate::{Config, json};
+use crate::client::{ConnectArgs, next_or_idle};
 
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
@@ -58,15 +60,17 @@ pub enum AlertsCommand {
     Escalate {
         #[command(flatten)]
         act: ActArgs,
-        #[arg(long, value_enum, default_value = "tppo")]
-        kind: Kind,
+        /// The kind of case.
+        #[arg(long, default_value = "tppo", value_parser = clap::builder::PossibleValuesParser::new(actions::CASE_KINDS))]
+        kind: String,
     },
     /// Close an alert as confirmed or as a false positive.
     Resolve {
         #[command(flatten)]
         act: ActArgs,
-        #[arg(long = "as", value_enum)]
-        resolution: Outcome,
+        /// The outcome.
+        #[arg(long = "as", value_parser = clap::builder::PossibleValuesParser::new(actions::RESOLUTIONS))]
+        resolution: String,
     },
 }
 
@@ -85,14 +89,14 @@ pub struct FilterArgs {
     #[arg(long = "region")]
     regions: Vec<String>,
     /// At least this severity.
-    #[arg(long, value_enum)]
-    severity: Option<Level>,
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(actions::SEVERITIES))]
+    severity: Option<String>,
     /// Rule id; repeatable.
     #[arg(long = "rule")]
     rules: Vec<String>,
     /// Status; repeatable.
-    #[arg(long = "status", value_enum)]
-    statuses: Vec<State>,
+    #[arg(long = "status", value_parser = clap::builder::PossibleValuesParser::new(actions::STATUSES))]
+    statuses: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -112,63 +116,24 @@ pub struct ActArgs {
     out: Out,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Level {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum State {
-    Open,
-    Acknowledged,
-    Assigned,
-    Escalated,
-    Resolved,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Kind {
-    Tppo,
-    NonProcedural,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Outcome {
-    Confirmed,
-    FalsePositive,
-}
-
 impl FilterArgs {
     fn filter(&self) -> AlertFilter {
         AlertFilter {
             regions: self.regions.clone(),
-            min_severity: self.severity.map_or(0, |s| match s {
-                Level::Low => Severity::Low,
-                Level::Medium => Severity::Medium,
-                Level::High => Severity::High,
-                Level::Critical => Severity::Critical,
-            } as i32),
+            min_severity: self
+                .severity
+                .as_deref()
+                .and_then(actions::severity)
+                .map_or(0, |s| s as i32),
             rule_ids: self.rules.clone(),
             statuses: self
                 .statuses
                 .iter()
-                .map(|s| match s {
-                    State::Open => AlertStatus::Open,
-                    State::Acknowledged => AlertStatus::Acknowledged,
-                    State::Assigned => AlertStatus::Assigned,
-                    State::Escalated => AlertStatus::Escalated,
-                    State::Resolved => AlertStatus::Resolved,
-                } as i32)
+                .filter_map(|s| actions::status(s))
+                .map(|s| s as i32)
                 .collect(),
         }
     }
-}
-
-fn short(name: &str, prefix: &str) -> String {
-    name.trim_start_matches(prefix).to_owned()
 }
 
 /// One line about a record, for people.
@@ -184,8 +149,8 @@ fn line(r: &AlertRecord) -> String {
         "{}  {}  {:<8}  {:<12}  {}  {}  {}  {}",
         a.id,
         a.rule_id,
-        short(severity.as_str_name(), "SEVERITY_"),
-        short(status.as_str_name(), "ALERT_STATUS_"),
+        actions::short_name(severity.as_str_name()),
+        actions::short_name(status.as_str_name()),
         region,
         a.time.map(|t| t.to_string()).unwrap_or_default(),
         a.group_key,
@@ -214,22 +179,31 @@ fn refused(what: &str) -> impl FnOnce(tonic::Status) -> anyhow::Error + '_ {
     move |s| anyhow::anyhow!("{what} refused ({:?}): {}", s.code(), s.message())
 }
 
-fn action(a: &ActArgs) -> Option<AlertAction> {
-    Some(AlertAction {
+fn action(a: &ActArgs) -> AlertAction {
+    AlertAction {
         alert_id: a.id.clone(),
         expected_version: a.expect_version,
         note: a.note.clone(),
         operator: a.operator.clone(),
-    })
+    }
 }
 
 async fn client(
     cfg: &Config,
     data_dir: &Path,
     c: &ConnectArgs,
-) -> anyhow::Result<AlertServiceClient<crate::client::Conn>> {
-    let c = c.or_dev_identity(cfg, data_dir, crate::client::DEFAULT_READER);
-    Ok(AlertServiceClient::new(connect(cfg, data_dir, &c).await?))
+) -> anyhow::Result<AlertServiceClient<Conn>> {
+    Ok(AlertServiceClient::new(
+        c.connect(cfg, data_dir, pilot::SECRETARIAT).await?,
+    ))
+}
+
+/// Apply `step` as `a` says and print the record as it is afterwards.
+async fn act(cfg: &Config, data_dir: &Path, a: &ActArgs, step: Step) -> anyhow::Result<()> {
+    let mut c = client(cfg, data_dir, &a.out.connect).await?;
+    let name = step.name();
+    let r = step.apply(&mut c, action(a)).await.map_err(refused(name))?;
+    print_record(&r, a.out.json)
 }
 
 /// Run an `alerts` subcommand.
@@ -251,17 +225,7 @@ pub async fn run(cfg: &Config, data_dir: &Path, cmd: AlertsCommand) -> anyhow::R
                 .into_inner();
             let mut n = 0u64;
             while limit.is_none_or(|l| n < l) {
-                let next = match idle_exit {
-                    Some(secs) => {
-                        match tokio::time::timeout(Duration::from_secs_f64(secs), stream.message())
-                            .await
-                        {
-                            Ok(r) => r,
-                            Err(_) => break,
-                        }
-                    }
-                    None => stream.message().await,
-                };
+                let next = next_or_idle(&mut stream, idle_exit).await;
                 let Some(m) = next.map_err(refused("watch"))? else {
                     break;
                 };
@@ -316,7 +280,7 @@ pub async fn run(cfg: &Config, data_dir: &Path, cmd: AlertsCommand) -> anyhow::R
                 println!(
                     "  {}  {:<12}  by {}{}{}",
                     t.time.map(|x| x.to_string()).unwrap_or_default(),
-                    short(to.as_str_name(), "ALERT_STATUS_"),
+                    actions::short_name(to.as_str_name()),
                     t.actor,
                     if t.operator.is_empty() {
                         String::new()
@@ -345,56 +309,17 @@ pub async fn run(cfg: &Config, data_dir: &Path, cmd: AlertsCommand) -> anyhow::R
                 println!("  {w}  (withheld: not readable with your rights)");
             }
         }
-        AlertsCommand::Ack(a) => {
-            let mut c = client(cfg, data_dir, &a.out.connect).await?;
-            let r = c
-                .acknowledge_alert(AcknowledgeAlertRequest { action: action(&a) })
-                .await
-                .map_err(refused("acknowledge"))?
-                .into_inner();
-            print_record(&r.record.unwrap_or_default(), a.out.json)?;
+        AlertsCommand::Ack(a) => act(cfg, data_dir, &a, Step::Acknowledge).await?,
+        AlertsCommand::Assign { act: a, to } => {
+            act(cfg, data_dir, &a, Step::Assign { to }).await?;
         }
-        AlertsCommand::Assign { act, to } => {
-            let mut c = client(cfg, data_dir, &act.out.connect).await?;
-            let r = c
-                .assign_alert(AssignAlertRequest {
-                    action: action(&act),
-                    assignee: to,
-                })
-                .await
-                .map_err(refused("assign"))?
-                .into_inner();
-            print_record(&r.record.unwrap_or_default(), act.out.json)?;
+        AlertsCommand::Escalate { act: a, kind } => {
+            let kind = actions::case_kind(&kind).context("unknown case kind")?;
+            act(cfg, data_dir, &a, Step::Escalate(kind)).await?;
         }
-        AlertsCommand::Escalate { act, kind } => {
-            let mut c = client(cfg, data_dir, &act.out.connect).await?;
-            let r = c
-                .escalate_alert(EscalateAlertRequest {
-                    action: action(&act),
-                    kind: match kind {
-                        Kind::Tppo => CaseKind::Tppo,
-                        Kind::NonProcedural => CaseKind::NonProceduralDeparture,
-                    } as i32,
-                })
-                .await
-                .map_err(refused("escalate"))?
-                .into_inner();
-            print_record(&r.record.unwrap_or_default(), act.out.json)?;
-        }
-        AlertsCommand::Resolve { act, resolution } => {
-            let mut c = client(cfg, data_dir, &act.out.connect).await?;
-            let r = c
-                .resolve_alert(ResolveAlertRequest {
-                    action: action(&act),
-                    resolution: match resolution {
-                        Outcome::Confirmed => Resolution::Confirmed,
-                        Outcome::FalsePositive => Resolution::FalsePositive,
-                    } as i32,
-                })
-                .await
-                .map_err(refused("resolve"))?
-                .into_inner();
-            print_record(&r.record.unwrap_or_default(), act.out.json)?;
+        AlertsCommand::Resolve { act: a, resolution } => {
+            let r = actions::resolution(&resolution).context("unknown resolution")?;
+            act(cfg, data_dir, &a, Step::Resolve(r)).await?;
         }
     }
     Ok(())

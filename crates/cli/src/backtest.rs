@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use timpora_proto::v1::{Alert, Event};
 
-use crate::json;
+use timpora_client::json;
 
 /// `timpora rules test` options.
 #[derive(Debug, clap::Args)]
@@ -54,7 +54,7 @@ fn lines(path: &Path) -> anyhow::Result<Vec<(usize, serde_json::Value)>> {
 
 /// Run the backtest; exit status 1 when the alerts differ from the expected ones.
 pub fn run(args: &TestArgs) -> anyhow::Result<ExitCode> {
-    let Some((_, rules)) = crate::rules::load(Some(&args.file))? else {
+    let Some((_, rules)) = crate::rules::load(&args.file)? else {
         return Ok(ExitCode::FAILURE);
     };
     let lateness = crate::rules::duration("lateness", &args.lateness)?;

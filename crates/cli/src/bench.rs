@@ -1,32 +1,9 @@
-//! `timpora bench ingest`: the gateway's ingest path measured against raw async-nats JetStream
-//! publishing on the same NATS server, in the same run, with messages of the same size.
-//!
-//! (a) events/s through `PublishStream` (validation, pseudonymisation, JetStream ack);
-//! (b) raw pipelined JetStream publish of the same number of same-sized messages, with the same
-//!     window of acknowledgements in flight; (c) unary `Publish` latency p50/p99;
-//! (d) raw synchronous JetStream publish round trip p50/p99.
+//! `timpora bench ingest|correlate`: the benchmarks of `timpora-testkit`, each measured against
+//! raw async-nats in the same run, printed for people or as one JSON object.
 
-use std::time::{Duration, Instant, SystemTime};
+use timpora_testkit::{bench_correlate, bench_ingest};
 
-use anyhow::Context as _;
-use async_nats::jetstream::message::PublishMessage;
-use futures::StreamExt;
-use futures::stream::FuturesOrdered;
-use hdrhistogram::Histogram;
-use serde::Serialize;
-use tokio::sync::oneshot;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
-
-use timpora_bus::{Bus, Topology};
-use timpora_gateway::pki::DevCa;
-use timpora_gateway::{KeyConfig, PseudonymConfig, STREAM_WINDOW, TlsConfig, TokenConfig};
-use timpora_natsd::NatsServer;
-use timpora_proto::v1::event_bus_service_client::EventBusServiceClient;
-use timpora_proto::v1::*;
-
-use crate::client::Auth;
-use crate::dev::random_hex;
+use crate::rules::duration;
 
 /// `timpora bench ingest` options.
 #[derive(Debug, clap::Args)]
@@ -52,396 +29,74 @@ pub struct IngestArgs {
     pub tls: bool,
 }
 
-#[derive(Debug, Serialize)]
-struct Report {
-    events: usize,
-    rounds: usize,
-    samples: usize,
-    event_bytes: usize,
-    tls: bool,
-    hub_events_per_s: f64,
-    raw_events_per_s: f64,
-    ratio: f64,
-    /// Every round's rate, in run order.
-    hub_rounds: Vec<f64>,
-    raw_rounds: Vec<f64>,
-    unary_p50_us: u64,
-    unary_p99_us: u64,
-    raw_sync_p50_us: u64,
-    raw_sync_p99_us: u64,
-    latency_ratio: f64,
-    /// An empty gRPC round trip (health check) on the same channel: the transport's floor.
-    grpc_floor_p50_us: u64,
+/// `timpora bench correlate` options.
+#[derive(Debug, clap::Args)]
+pub struct CorrelateArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Use this NATS server instead of starting one (the benchmark uses streams of its own and
+    /// removes them afterwards).
+    #[arg(long)]
+    pub nats_url: Option<String>,
+    /// Background events loaded before the measurement (storyline events come on top).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Distinct persons in the scenario.
+    #[arg(long, default_value_t = 120_000)]
+    pub persons: u32,
+    /// Scenario seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Events per second in the latency phase.
+    #[arg(long, default_value_t = 5_000)]
+    pub rate: u64,
+    /// Seconds of the latency phase (several checkpoint intervals, so that their cost shows).
+    #[arg(long, default_value_t = 30)]
+    pub live_secs: u64,
+    /// Checkpoint interval of the correlator under test.
+    #[arg(long, default_value = "10s")]
+    pub checkpoint_every: String,
+    /// Allowed lateness of the correlator under test.
+    #[arg(long, default_value = "5s")]
+    pub lateness: String,
 }
 
-/// A valid, synthetic departure check: every `i` a different traveller, companion and recruiter.
-fn event(phase: &str, i: usize) -> Event {
-    let nik = |i: usize| {
-        format!(
-            "74{:02}{:02}{:02}{:02}{:02}{:04}",
-            1 + (i / 9999) % 20,
-            1 + (i / 199_980) % 30,
-            1 + i % 28,
-            1 + i % 12,
-            60 + i % 40,
-            1 + i % 9999
-        )
-    };
-    Event {
-        id: format!("{phase}-{i}"),
-        time: Some(SystemTime::now().into()),
-        region: "74.71.01.1001".into(),
-        payload: Some(event::Payload::DepartureCheck(DepartureCheck {
-            traveller: Some(Person {
-                nik: nik(i),
-                passport_number: format!("C{:07}", i % 10_000_000),
-                ..Default::default()
-            }),
-            checkpoint_code: "TPI-KDI".into(),
-            carrier: "Lion Air".into(),
-            flight_or_voyage: "JT-1234".into(),
-            destination_country: "MY".into(),
-            outcome: DepartureOutcome::Deferred as i32,
-            indicators: vec![
-                Indicator::PurposeInconsistent as i32,
-                Indicator::NoReturnTicket as i32,
-            ],
-            companions: vec![Person {
-                nik: nik(i + 1),
-                ..Default::default()
-            }],
-            recruiters: vec![Recruiter {
-                phone: format!("+62812{:08}", i % 100_000_000),
-                ..Default::default()
-            }],
-        })),
-        ..Default::default()
-    }
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
-}
-
-/// Run the benchmark and print its report.
-pub async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        a.events > 0 && a.samples > 0,
-        "--events and --samples must be positive"
-    );
-    let (own_server, url) = nats_for_bench(a.nats_url.as_deref())?;
-    let tag = random_hex(4)?;
-    let topo = |kind: &str| Topology {
-        events_stream: format!("BENCH_{}_{tag}", kind.to_uppercase()),
-        subject_prefix: format!("timpora.bench.{tag}.{kind}"),
-        alerts_stream: format!("BENCH_{}_ALERTS_{tag}", kind.to_uppercase()),
-        alerts_subject_prefix: format!("timpora.benchalerts.{tag}.{kind}"),
-        ..Default::default()
-    };
-    let hub_bus = Bus::connect(&url, "bench-gateway", topo("hub")).await?;
-    let raw_bus = Bus::connect(&url, "bench-raw", topo("raw")).await?;
-    hub_bus.ensure_topology().await?;
-    raw_bus.ensure_topology().await?;
-
-    // The gateway, in process, on a random port.
-    let dir = tempfile_dir()?;
-    let token = format!("bench-{}", random_hex(16)?);
-    let mut config = timpora_gateway::Config {
-        tokens: vec![TokenConfig {
-            token: token.clone(),
-            identity: "imigrasi/tpi-kdi".into(),
-        }],
-        pseudonym: PseudonymConfig {
-            active_version: None,
-            keys: vec![KeyConfig {
-                version: 1,
-                key_file: None,
-                key_hex: Some(random_hex(32)?),
-            }],
-        },
-        ..Default::default()
-    };
-    let ca = DevCa::generate("bench ca")?;
-    let client_cert = ca.client("imigrasi/tpi-kdi")?;
-    if a.tls {
-        let server = ca.server(&["localhost"])?;
-        let write = |name: &str, text: &str| -> anyhow::Result<std::path::PathBuf> {
-            let p = dir.join(name);
-            std::fs::write(&p, text)?;
-            Ok(p)
-        };
-        config.tokens.clear();
-        config.tls = Some(TlsConfig {
-            cert: write("server.pem", &server.cert_pem)?,
-            key: write("server.key", &server.key_pem)?,
-            client_ca: write("ca.pem", ca.cert_pem())?,
-        });
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let gateway = tokio::spawn(timpora_gateway::serve(
-        config,
-        hub_bus.clone(),
-        listener,
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    let mut endpoint = Channel::from_shared(format!(
-        "{}://localhost:{port}",
-        if a.tls { "https" } else { "http" }
-    ))?
-    .initial_stream_window_size(timpora_gateway::H2_STREAM_WINDOW)
-    .initial_connection_window_size(timpora_gateway::H2_CONNECTION_WINDOW)
-    .tcp_nodelay(true);
-    if a.tls {
-        endpoint = endpoint.tls_config(
-            ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(ca.cert_pem()))
-                .identity(Identity::from_pem(
-                    &client_cert.cert_pem,
-                    &client_cert.key_pem,
-                ))
-                .domain_name("localhost"),
-        )?;
-    }
-    let channel = endpoint.connect().await.context("bench gateway")?;
-    let auth = Auth(if a.tls {
-        None
+fn print(json: bool, report: &(impl serde::Serialize + std::fmt::Display)) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
     } else {
-        Some(format!("Bearer {token}").parse()?)
-    });
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-    let mut client = EventBusServiceClient::new(InterceptedService::new(channel, auth));
-
-    // Warm up both paths.
-    hub_stream(&mut client, "warm", 1_000).await?;
-    let sample = last_message(&hub_bus).await?;
-    raw_pipelined(&raw_bus, &sample, "warm", 1_000).await?;
-
-    // (a) and (b): throughput, alternating so that drift on the machine favours neither side.
-    let mut hub_rounds = Vec::new();
-    let mut raw_rounds = Vec::new();
-    for r in 0..a.rounds {
-        let phase = format!("tput{r}");
-        let secs = hub_stream(&mut client, &phase, a.events).await?;
-        hub_rounds.push((a.events as f64 / secs).round());
-        let secs = raw_pipelined(&raw_bus, &sample, &phase, a.events).await?;
-        raw_rounds.push((a.events as f64 / secs).round());
+        println!("{report}");
     }
-
-    // (c) and (d): latency of one call at a time.
-    let mut unary = Histogram::<u64>::new(3)?;
-    let mut raw_sync = Histogram::<u64>::new(3)?;
-    for i in 0..a.samples + 200 {
-        let t = Instant::now();
-        let r = client
-            .publish(PublishRequest {
-                event: Some(event("lat", i)),
-            })
-            .await?;
-        let us = micros(t.elapsed());
-        anyhow::ensure!(r.into_inner().ack.is_some(), "unary publish without ack");
-        if i >= 200 {
-            unary.record(us)?;
-        }
-    }
-    for i in 0..a.samples + 200 {
-        let msg = raw_message(&sample, "lat", i);
-        let t = Instant::now();
-        raw_bus
-            .jetstream()
-            .send_publish(sample.subject.clone(), msg)
-            .await?
-            .await?;
-        if i >= 200 {
-            raw_sync.record(micros(t.elapsed()))?;
-        }
-    }
-
-    let mut floor = Histogram::<u64>::new(3)?;
-    for i in 0..a.samples + 200 {
-        let t = Instant::now();
-        health
-            .check(tonic_health::pb::HealthCheckRequest::default())
-            .await?;
-        if i >= 200 {
-            floor.record(micros(t.elapsed()))?;
-        }
-    }
-
-    let _ = stop.send(());
-    gateway.await??;
-    for bus in [&hub_bus, &raw_bus] {
-        let _ = bus
-            .jetstream()
-            .delete_stream(&bus.topology().events_stream)
-            .await;
-    }
-    drop(own_server);
-
-    let hub_rate = median(&hub_rounds);
-    let raw_rate = median(&raw_rounds);
-    let report = Report {
-        events: a.events,
-        rounds: a.rounds,
-        hub_rounds,
-        raw_rounds,
-        samples: a.samples,
-        event_bytes: sample.payload.len(),
-        tls: a.tls,
-        hub_events_per_s: hub_rate.round(),
-        raw_events_per_s: raw_rate.round(),
-        ratio: (hub_rate / raw_rate * 1000.0).round() / 1000.0,
-        unary_p50_us: unary.value_at_quantile(0.5),
-        unary_p99_us: unary.value_at_quantile(0.99),
-        raw_sync_p50_us: raw_sync.value_at_quantile(0.5),
-        raw_sync_p99_us: raw_sync.value_at_quantile(0.99),
-        latency_ratio: (unary.value_at_quantile(0.5) as f64
-            / raw_sync.value_at_quantile(0.5) as f64
-            * 1000.0)
-            .round()
-            / 1000.0,
-        grpc_floor_p50_us: floor.value_at_quantile(0.5),
-    };
-    if a.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!(
-            "ingest benchmark ({} rounds of {} events of {} bytes, {} latency samples, {})",
-            report.rounds,
-            report.events,
-            report.event_bytes,
-            report.samples,
-            if report.tls {
-                "mutual TLS"
-            } else {
-                "plaintext + token"
-            }
-        );
-        println!(
-            "  throughput  hub PublishStream {:>10.0} events/s   raw JetStream {:>10.0} msgs/s   ratio {:.3} (target >= 0.5; medians)",
-            report.hub_events_per_s, report.raw_events_per_s, report.ratio
-        );
-        println!(
-            "  latency     hub unary p50 {} us  p99 {} us   raw sync p50 {} us  p99 {} us   p50 ratio {:.3} (target <= 2)",
-            report.unary_p50_us,
-            report.unary_p99_us,
-            report.raw_sync_p50_us,
-            report.raw_sync_p99_us,
-            report.latency_ratio
-        );
-        println!(
-            "  floor       empty gRPC round trip (health check) p50 {} us",
-            report.grpc_floor_p50_us
-        );
-    }
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
-/// The NATS server a benchmark runs against: `url`, or one started for it (kept running while
-/// the returned guard lives).
-pub(crate) fn nats_for_bench(url: Option<&str>) -> anyhow::Result<(Option<NatsServer>, String)> {
-    Ok(match url {
-        Some(u) => (None, u.to_owned()),
-        None => {
-            let s = NatsServer::start()?;
-            let u = s.url();
-            (Some(s), u)
-        }
+/// `timpora bench ingest`.
+pub async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
+    let report = bench_ingest::run(bench_ingest::Settings {
+        nats_url: a.nats_url,
+        events: a.events,
+        rounds: a.rounds,
+        samples: a.samples,
+        tls: a.tls,
     })
+    .await?;
+    print(a.json, &report)
 }
 
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or_default()
-}
-
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("timpora-bench-{}", random_hex(6)?));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
-/// Publish `n` events through one `PublishStream`; seconds until the last acknowledgement.
-async fn hub_stream(
-    client: &mut EventBusServiceClient<InterceptedService<Channel, Auth>>,
-    phase: &str,
-    n: usize,
-) -> anyhow::Result<f64> {
-    let requests: Vec<PublishStreamRequest> = (0..n)
-        .map(|i| PublishStreamRequest {
-            event: Some(event(phase, i)),
-        })
-        .collect();
-    let t = Instant::now();
-    let mut responses = client
-        .publish_stream(futures::stream::iter(requests))
-        .await?
-        .into_inner();
-    let mut stored = 0usize;
-    while let Some(r) = responses.message().await? {
-        match r.result {
-            Some(publish_stream_response::Result::Ack(a)) if !a.duplicate => stored += 1,
-            other => anyhow::bail!("benchmark event {} not stored: {other:?}", r.index),
-        }
-    }
-    let secs = t.elapsed().as_secs_f64();
-    anyhow::ensure!(stored == n, "{stored} of {n} benchmark events stored");
-    Ok(secs)
-}
-
-/// What the gateway stored, to publish raw messages of the same size and headers.
-struct Sample {
-    /// The subject in the raw stream that mirrors the gateway's.
-    subject: String,
-    headers: async_nats::HeaderMap,
-    payload: bytes::Bytes,
-}
-
-async fn last_message(bus: &Bus) -> anyhow::Result<Sample> {
-    let mut stream = bus
-        .jetstream()
-        .get_stream(&bus.topology().events_stream)
-        .await?;
-    let last = stream.info().await?.state.last_sequence;
-    let m = stream.get_raw_message(last).await?;
-    Ok(Sample {
-        subject: m.subject.replacen(".hub.", ".raw.", 1),
-        headers: m.headers,
-        payload: m.payload,
+/// `timpora bench correlate`.
+pub async fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
+    let report = bench_correlate::run(bench_correlate::Settings {
+        verbose: !a.json,
+        nats_url: a.nats_url,
+        events: a.events,
+        persons: a.persons,
+        seed: a.seed,
+        rate: a.rate,
+        live_secs: a.live_secs,
+        checkpoint_every: duration("checkpoint-every", &a.checkpoint_every)?,
+        lateness: duration("lateness", &a.lateness)?,
     })
-}
-
-fn raw_message(sample: &Sample, phase: &str, i: usize) -> PublishMessage {
-    PublishMessage::build()
-        .payload(sample.payload.clone())
-        .headers(sample.headers.clone())
-        .message_id(format!("raw-{phase}-{i}"))
-}
-
-/// Publish `n` raw messages with `STREAM_WINDOW` acknowledgements in flight; seconds taken.
-async fn raw_pipelined(bus: &Bus, sample: &Sample, phase: &str, n: usize) -> anyhow::Result<f64> {
-    let subject = sample.subject.clone();
-    let js = bus.jetstream();
-    let t = Instant::now();
-    let mut inflight = FuturesOrdered::new();
-    for i in 0..n {
-        let ack = js
-            .send_publish(subject.clone(), raw_message(sample, phase, i))
-            .await?;
-        inflight.push_back(ack.into_future());
-        if inflight.len() >= STREAM_WINDOW
-            && let Some(r) = inflight.next().await
-        {
-            anyhow::ensure!(!r?.duplicate, "raw message stored twice");
-        }
-    }
-    while let Some(r) = inflight.next().await {
-        anyhow::ensure!(!r?.duplicate, "raw message stored twice");
-    }
-    Ok(t.elapsed().as_secs_f64())
+    .await?;
+    print(a.json, &report)
 }

@@ -1,4 +1,5 @@
-//! Command-line clients of the gateway: `timpora publish` and `timpora subscribe`.
+//! Command-line clients of the gateway: who to be (`--identity`, `--cert`, `--token`, or a
+//! development identity by default), `timpora publish` and `timpora subscribe`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -6,16 +7,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::json;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
+use timpora_client::{Conn, Credentials, Keyring, Target, json};
+use timpora_hub::Config;
 use timpora_proto::v1::event_bus_service_client::EventBusServiceClient;
 use timpora_proto::v1::{
     PublishStreamRequest, SubscribeRequest, publish_stream_response, subscribe_request,
 };
-
-use crate::{Config, dev, json};
+use timpora_scenario::pilot;
 
 /// How to reach the gateway and who to be.
 #[derive(Debug, Clone, clap::Args)]
@@ -44,124 +43,57 @@ pub struct ConnectArgs {
     pub tls_domain: String,
 }
 
-/// The identity command-line readers act as by default against a development set-up.
-pub const DEFAULT_READER: &str = "ops/timpora-kendari";
+/// The keyring of a configuration and its data directory: development certificates and tokens.
+pub fn keyring(cfg: &Config, data_dir: &Path, tls: bool) -> Keyring {
+    cfg.gateway
+        .tokens
+        .iter()
+        .fold(Keyring::new(tls).with_dev_dir(data_dir), |k, t| {
+            k.token(&t.identity, &t.token)
+        })
+}
 
 impl ConnectArgs {
-    /// These arguments, acting as development identity `identity` when no credentials were
-    /// given and the data directory holds that identity's certificate or token (as `timpora up`
-    /// and `timpora dev init` create them).
-    pub fn or_dev_identity(&self, cfg: &Config, data_dir: &Path, identity: &str) -> Self {
-        let mut a = self.clone();
-        let given = a.identity.is_some() || a.token.is_some() || a.cert.is_some();
-        let known = dev::client_paths(data_dir, identity).0.exists()
-            || cfg.gateway.tokens.iter().any(|t| t.identity == identity);
-        if !given && known {
-            a.identity = Some(identity.to_owned());
-        }
-        a
+    /// Connect as the identity these arguments name; without credentials, as `default` when
+    /// the data directory or the config has credentials for it (as `timpora up` and
+    /// `timpora dev init` create them).
+    pub async fn connect(
+        &self,
+        cfg: &Config,
+        data_dir: &Path,
+        default: &str,
+    ) -> anyhow::Result<Conn> {
+        let tls = self
+            .gateway
+            .as_deref()
+            .map_or(cfg.gateway.tls.is_some(), |g| g.starts_with("https://"));
+        let mut target = match &self.gateway {
+            Some(url) => Target::new(url.clone()),
+            None => Target::listening(cfg.gateway.listen, tls),
+        };
+        target.domain.clone_from(&self.tls_domain);
+        target.ca.clone_from(&self.ca);
+        let target = target.or_dev_ca(data_dir);
+        let credentials = match (&self.cert, &self.key, &self.token) {
+            (Some(cert), Some(key), _) => Credentials::Certificate {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            (_, _, Some(token)) => Credentials::Token(token.clone()),
+            _ => {
+                let keyring = keyring(cfg, data_dir, tls);
+                let identity = self
+                    .identity
+                    .clone()
+                    .or_else(|| keyring.knows(default).then(|| default.to_owned()));
+                match identity {
+                    Some(id) => keyring.credentials(&id)?,
+                    None => Credentials::Anonymous,
+                }
+            }
+        };
+        Ok(timpora_client::connect(&target, &credentials).await?)
     }
-
-    /// Connect as a development identity, to the configured gateway unless `gateway` is given.
-    pub fn as_identity(gateway: Option<String>, identity: &str) -> Self {
-        Self {
-            gateway,
-            identity: Some(identity.to_owned()),
-            token: None,
-            cert: None,
-            key: None,
-            ca: None,
-            tls_domain: "localhost".into(),
-        }
-    }
-}
-
-/// Adds the bearer token, when there is one, to every call.
-#[derive(Clone)]
-pub struct Auth(pub Option<MetadataValue<Ascii>>);
-
-impl tonic::service::Interceptor for Auth {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(v) = &self.0 {
-            req.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(req)
-    }
-}
-
-/// An authenticated channel to the gateway.
-pub type Conn = InterceptedService<Channel, Auth>;
-
-fn read(p: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
-}
-
-/// Connect to the gateway as the identity the arguments name.
-pub async fn connect(cfg: &Config, data_dir: &Path, a: &ConnectArgs) -> anyhow::Result<Conn> {
-    let tls = a
-        .gateway
-        .as_deref()
-        .map_or(cfg.gateway.tls.is_some(), |g| g.starts_with("https://"));
-    let url = a.gateway.clone().unwrap_or_else(|| {
-        format!(
-            "{}://{}",
-            if tls { "https" } else { "http" },
-            cfg.gateway.listen
-        )
-    });
-    let mut token = a.token.clone();
-    let mut identity = None;
-    if let (Some(c), Some(k)) = (&a.cert, &a.key) {
-        identity = Some(Identity::from_pem(read(c)?, read(k)?));
-    } else if let Some(id) = &a.identity {
-        let (cert, key) = dev::client_paths(data_dir, id);
-        if tls && cert.exists() {
-            identity = Some(Identity::from_pem(read(&cert)?, read(&key)?));
-        } else {
-            token = Some(
-                cfg.gateway
-                    .tokens
-                    .iter()
-                    .find(|t| t.identity == *id)
-                    .map(|t| t.token.clone())
-                    .with_context(|| {
-                        format!(
-                            "no development certificate or token for {id} in {}; \
-                             run `timpora dev init`",
-                            data_dir.display()
-                        )
-                    })?,
-            );
-        }
-    }
-    let mut endpoint = Channel::from_shared(url.clone())
-        .with_context(|| format!("{url} is not a valid gateway URL"))?
-        .connect_timeout(Duration::from_secs(5))
-        .initial_stream_window_size(timpora_gateway::H2_STREAM_WINDOW)
-        .initial_connection_window_size(timpora_gateway::H2_CONNECTION_WINDOW);
-    if tls {
-        let mut cfg_tls = ClientTlsConfig::new().domain_name(&a.tls_domain);
-        let ca = a.ca.clone().or_else(|| {
-            let dev_ca = dev::ca_path(data_dir);
-            dev_ca.exists().then_some(dev_ca)
-        });
-        if let Some(ca) = ca {
-            cfg_tls = cfg_tls.ca_certificate(Certificate::from_pem(read(&ca)?));
-        }
-        if let Some(id) = identity {
-            cfg_tls = cfg_tls.identity(id);
-        }
-        endpoint = endpoint.tls_config(cfg_tls)?;
-    }
-    let channel = endpoint
-        .connect()
-        .await
-        .with_context(|| format!("cannot reach the gateway at {url}"))?;
-    let header = token
-        .map(|t| format!("Bearer {t}").parse())
-        .transpose()
-        .context("token is not a valid header value")?;
-    Ok(InterceptedService::new(channel, Auth(header)))
 }
 
 /// `timpora publish`.
@@ -199,31 +131,21 @@ pub async fn publish(cfg: &Config, data_dir: &Path, args: PublishArgs) -> anyhow
             }
             Err(e) => {
                 unreadable += 1;
-                println!("{}", json!({ "line": i + 1, "error": format!("{e:#}") }));
+                println!("{}", json!({ "line": i + 1, "error": e.to_string() }));
             }
         }
     }
     let (mut stored, mut duplicates, mut rejected) = (0usize, 0usize, 0usize);
     if !requests.is_empty() {
-        // Without credentials, act as a development unit of the first event's agency.
+        // Without credentials, act as a pilot unit of the first event's agency.
         let agency = requests
             .first()
             .and_then(|r| r.event.as_ref()?.payload.as_ref())
-            .map(|p| {
-                timpora_proto::type_of(p)
-                    .name
-                    .split('.')
-                    .nth(1)
-                    .unwrap_or("")
-            })
+            .map(|p| timpora_proto::type_of(p).domain)
             .unwrap_or("");
-        let unit = timpora_gateway::pki::DEV_IDENTITIES
-            .iter()
-            .find(|id| id.split('/').next() == Some(agency))
-            .copied()
-            .unwrap_or(DEFAULT_READER);
-        let conn_args = args.connect.or_dev_identity(cfg, data_dir, unit);
-        let mut client = EventBusServiceClient::new(connect(cfg, data_dir, &conn_args).await?);
+        let unit = pilot::unit_of(agency).unwrap_or(pilot::SECRETARIAT);
+        let conn = args.connect.connect(cfg, data_dir, unit).await?;
+        let mut client = EventBusServiceClient::new(conn);
         let mut responses = client
             .publish_stream(futures::stream::iter(requests))
             .await
@@ -308,6 +230,19 @@ pub struct SubscribeArgs {
     pub connect: ConnectArgs,
 }
 
+/// The next message of a stream, or `None` after `idle_exit` seconds without one.
+pub async fn next_or_idle<T>(
+    stream: &mut tonic::Streaming<T>,
+    idle_exit: Option<f64>,
+) -> Result<Option<T>, tonic::Status> {
+    match idle_exit {
+        Some(secs) => tokio::time::timeout(Duration::from_secs_f64(secs), stream.message())
+            .await
+            .unwrap_or(Ok(None)),
+        None => stream.message().await,
+    }
+}
+
 /// Print matching events as NDJSON (`{"sequence", "cursor", "event"}` per line).
 pub async fn subscribe(cfg: &Config, data_dir: &Path, a: SubscribeArgs) -> anyhow::Result<()> {
     use subscribe_request::Start;
@@ -332,28 +267,19 @@ pub async fn subscribe(cfg: &Config, data_dir: &Path, a: SubscribeArgs) -> anyho
         entity_tokens: a.entities,
         start,
     };
-    let conn_args = a.connect.or_dev_identity(cfg, data_dir, DEFAULT_READER);
-    let mut client = EventBusServiceClient::new(connect(cfg, data_dir, &conn_args).await?);
+    let conn = a.connect.connect(cfg, data_dir, pilot::SECRETARIAT).await?;
+    let mut client = EventBusServiceClient::new(conn);
     let mut stream = client
         .subscribe(req)
         .await
         .context("subscribe refused")?
         .into_inner();
     let mut n = 0u64;
-    loop {
-        if a.limit.is_some_and(|l| n >= l) {
-            break;
-        }
-        let next = match a.idle_exit {
-            Some(secs) => {
-                match tokio::time::timeout(Duration::from_secs_f64(secs), stream.message()).await {
-                    Ok(r) => r,
-                    Err(_) => break,
-                }
-            }
-            None => stream.message().await,
-        };
-        let Some(r) = next.context("subscription broken")? else {
+    while a.limit.is_none_or(|l| n < l) {
+        let Some(r) = next_or_idle(&mut stream, a.idle_exit)
+            .await
+            .context("subscription broken")?
+        else {
             break;
         };
         println!("{}", json::to_value("timpora.v1.SubscribeResponse", &r)?);

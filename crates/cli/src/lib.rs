@@ -1,17 +1,12 @@
 //! The `timpora` command line: argument parsing, layered configuration (defaults → file →
-//! `TIMPORA_` environment → flags), and the subcommands.
+//! `TIMPORA_` environment → flags), and the subcommands. Every command that runs services
+//! (`up`, `gateway`, `correlator`, `console`) builds them through `timpora-hub`; the rest are
+//! clients and printing.
 
 mod alerts;
 mod backtest;
 mod bench;
-mod bench_correlate;
 mod client;
-mod config;
-mod console;
-mod demo;
-mod dev;
-mod json;
-mod metrics;
 mod rules;
 mod signal;
 mod up;
@@ -21,8 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-
-pub use config::Config;
+use timpora_hub::{Components, Config, Options};
 
 /// TIMPORA integration hub: inter-agency coordination event bus.
 #[derive(Debug, Parser)]
@@ -66,7 +60,7 @@ pub enum Command {
     Up(up::UpArgs),
     /// The scenario simulator: acts as the agencies through the gateway (each with its own
     /// identity), ordinary traffic with the storylines of R1-R6 woven in.
-    Demo(demo::DemoArgs),
+    Demo(DemoArgs),
     /// The operations console (web): live alerts, evidence, actions, region overview. Serves it
     /// (a client of the gateway, as each account's configured identity) unless a subcommand is
     /// given.
@@ -99,24 +93,45 @@ pub enum Command {
     Bench(BenchCommand),
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Scenario seed: the same seed gives the same scenario (default: `demo.seed`, 1).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Acts (agency calls) per second (default: `demo.rate`, 5).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// One set of R1-R6 storylines at the start and then every this many acts (0: only at the
+    /// start; default: `demo.storyline_every`, 150).
+    #[arg(long)]
+    pub storyline_every: Option<u64>,
+    /// Stop after this many acts (default: until Ctrl-C).
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Gateway URL (default: the configured listen address).
+    #[arg(long, env = "TIMPORA_GATEWAY")]
+    pub gateway: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct CorrelatorArgs {
-    /// Rule file (TOML); the built-in rule set R1-R6 when absent.
+    /// Rule file (TOML); the built-in rule set R1-R6 when absent (default: `correlator.rules`).
     #[arg(long, env = "TIMPORA_RULES")]
     pub rules: Option<PathBuf>,
-    /// How far out of event-time order events may arrive and still be handled exactly.
-    #[arg(long, default_value = "5s")]
-    pub lateness: String,
-    /// How often a clock tick is recorded into the stream.
-    #[arg(long, default_value = "1s")]
-    pub tick: String,
-    /// How often the state and stream position are checkpointed.
-    #[arg(long, default_value = "10s")]
-    pub checkpoint_every: String,
+    /// How far out of event-time order events may arrive and still be handled exactly
+    /// (default: `correlator.lateness`, 5s).
+    #[arg(long)]
+    pub lateness: Option<String>,
+    /// How often a clock tick is recorded into the stream (default 1s).
+    #[arg(long)]
+    pub tick: Option<String>,
+    /// How often the state and stream position are checkpointed (default 10s).
+    #[arg(long)]
+    pub checkpoint_every: Option<String>,
     /// Most entries of state held; past it the groups idle longest are dropped (with a warning
-    /// and a counter in `timpora rules status`).
-    #[arg(long, default_value_t = 5_000_000)]
-    pub state_cap: usize,
+    /// and a counter in `timpora rules status`; default 5000000).
+    #[arg(long)]
+    pub state_cap: Option<usize>,
     /// Serve Prometheus metrics (`/metrics`: events, late events, alerts, state entries and
     /// cap, groups dropped, position) on this address.
     #[arg(long)]
@@ -226,7 +241,7 @@ pub enum BenchCommand {
     /// Gateway ingest against raw JetStream publish (throughput and latency).
     Ingest(bench::IngestArgs),
     /// The correlator against raw JetStream consumption (throughput, memory, alert latency).
-    Correlate(bench_correlate::CorrelateArgs),
+    Correlate(bench::CorrelateArgs),
 }
 
 impl Command {
@@ -260,18 +275,42 @@ pub fn init_tracing(format: LogFormat, default_filter: &str) {
 /// Run a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config_path = cli.config.clone().or_else(|| {
-        let p = cli.data_dir.join("timpora.toml");
+        let p = timpora_client::dev::config_path(&cli.data_dir);
         p.exists().then_some(p)
     });
-    let mut cfg = config::load(config_path.as_deref())?;
+    let mut cfg = Config::load(config_path.as_deref())?;
+    let dir = &cli.data_dir;
     match cli.command {
         Command::Gateway(args) => {
-            if let Some(l) = args.listen {
-                cfg.gateway.listen = l;
-            }
+            cfg.gateway.listen = args.listen.unwrap_or(cfg.gateway.listen);
             apply_nats(&mut cfg, &args.nats);
-            gateway(cfg).await?;
+            return serve(cfg, Components::gateway(), dir, None).await;
         }
+        Command::Correlator(args) => {
+            apply_nats(&mut cfg, &args.nats);
+            let c = &mut cfg.correlator;
+            c.rules = args.rules.or(c.rules.take());
+            c.lateness = args.lateness.unwrap_or(c.lateness.clone());
+            c.tick = args.tick.unwrap_or(c.tick.clone());
+            c.checkpoint_every = args.checkpoint_every.unwrap_or(c.checkpoint_every.clone());
+            c.state_cap = args.state_cap.unwrap_or(c.state_cap);
+            c.metrics = args.metrics.or(c.metrics);
+            if let Some(file) = &c.rules
+                && rules::load(file)?.is_none()
+            {
+                return Ok(ExitCode::FAILURE);
+            }
+            return serve(cfg, Components::correlator(), dir, None).await;
+        }
+        Command::Console(ConsoleArgs {
+            command: None,
+            listen,
+            gateway,
+        }) => {
+            cfg.console.listen = listen.unwrap_or(cfg.console.listen);
+            return serve(cfg, Components::console(), dir, gateway).await;
+        }
+        Command::Up(args) => return up::run(dir, args, signal::shutdown()).await,
         Command::Bus(BusCommand::Init(nats)) => {
             apply_nats(&mut cfg, &nats);
             let bus = connect(&cfg).await?;
@@ -290,28 +329,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print_status(&status);
             }
         }
-        Command::Publish(args) => return client::publish(&cfg, &cli.data_dir, args).await,
-        Command::Subscribe(args) => client::subscribe(&cfg, &cli.data_dir, args).await?,
+        Command::Publish(args) => return client::publish(&cfg, dir, args).await,
+        Command::Subscribe(args) => client::subscribe(&cfg, dir, args).await?,
         Command::Dev(DevCommand::Init {
             force,
             listen,
             nats_url,
-        }) => dev::init(&cli.data_dir, force, listen, &nats_url)?,
+        }) => println!(
+            "{}",
+            timpora_testkit::dev::init(dir, force, listen, &nats_url)?
+        ),
         Command::Config(ConfigCommand::Print) => print!("{}", toml::to_string_pretty(&cfg)?),
-        Command::Up(args) => return up::run(&cli.data_dir, args).await,
-        Command::Console(ConsoleArgs {
-            command: None,
-            listen,
-            gateway,
-        }) => {
-            console::validate(&cfg.console)?;
-            let addr = listen.unwrap_or(cfg.console.listen);
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
-            println!("console on http://{addr}");
-            console::serve(&cfg, &cli.data_dir, gateway, listener, signal::shutdown()).await?;
-        }
         Command::Console(ConsoleArgs {
             command: Some(ConsoleCommand::HashPassword),
             ..
@@ -323,25 +351,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 password.chars().count() >= 12,
                 "a console password needs at least 12 characters"
             );
-            println!("{}", console::auth::hash_password(password)?);
+            println!("{}", timpora_console::auth::hash_password(password)?);
         }
-        Command::Demo(args) => {
-            let t = demo::run(&cfg, &cli.data_dir, &args, signal::shutdown()).await?;
-            println!(
-                "demo: {} acts sent ({} already stored), {} refused",
-                t.sent, t.duplicates, t.refused
-            );
-            if t.refused > 0 {
-                return Ok(ExitCode::FAILURE);
-            }
-        }
-        Command::Alerts(cmd) => alerts::run(&cfg, &cli.data_dir, cmd).await?,
+        Command::Demo(args) => return demo(cfg, dir, args).await,
+        Command::Alerts(cmd) => alerts::run(&cfg, dir, cmd).await?,
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await?,
-        Command::Bench(BenchCommand::Correlate(args)) => bench_correlate::correlate(args).await?,
-        Command::Correlator(args) => {
-            apply_nats(&mut cfg, &args.nats);
-            return rules::correlator(cfg, args).await;
-        }
+        Command::Bench(BenchCommand::Correlate(args)) => bench::correlate(args).await?,
         Command::Rules(RulesCommand::Default) => print!("{}", timpora_rules::DEFAULT_RULES),
         Command::Rules(RulesCommand::Check { file }) => return rules::check(&file),
         Command::Rules(RulesCommand::Test(args)) => return backtest::run(&args),
@@ -357,6 +372,66 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Run `components` of the hub until SIGINT/SIGTERM, or until one of them stops by itself.
+async fn serve(
+    cfg: Config,
+    components: Components,
+    data_dir: &std::path::Path,
+    gateway_url: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let shutdown = signal::shutdown();
+    let hub = cfg
+        .build(Options {
+            components,
+            data_dir: Some(data_dir.to_path_buf()),
+            gateway_url,
+            nats_child: None,
+        })
+        .await?;
+    if let Some(addr) = hub.console_addr() {
+        println!("console on http://{addr}");
+    }
+    hub.spawn().run_until(shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `timpora demo`: the simulator alone, against a running gateway.
+async fn demo(
+    mut cfg: Config,
+    data_dir: &std::path::Path,
+    a: DemoArgs,
+) -> anyhow::Result<ExitCode> {
+    let d = &mut cfg.demo;
+    d.seed = a.seed.unwrap_or(d.seed);
+    d.rate = a.rate.unwrap_or(d.rate);
+    d.storyline_every = a.storyline_every.unwrap_or(d.storyline_every);
+    timpora_hub::demo::check(&cfg.demo)?;
+    let tls = a
+        .gateway
+        .as_deref()
+        .map_or(cfg.gateway.tls.is_some(), |g| g.starts_with("https://"));
+    let target = a
+        .gateway
+        .clone()
+        .map_or_else(
+            || timpora_client::Target::listening(cfg.gateway.listen, tls),
+            timpora_client::Target::new,
+        )
+        .or_dev_ca(data_dir);
+    let keyring = client::keyring(&cfg, data_dir, tls);
+    let t =
+        timpora_hub::demo::run(&target, &keyring, &cfg.demo, a.count, signal::shutdown()).await?;
+    println!(
+        "demo: {} acts sent ({} already stored), {} refused",
+        t.sent, t.duplicates, t.refused
+    );
+    Ok(if t.refused > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 fn apply_nats(cfg: &mut Config, args: &NatsArgs) {
     if let Some(url) = &args.nats_url {
         cfg.nats.url = url.clone();
@@ -367,31 +442,6 @@ async fn connect(cfg: &Config) -> anyhow::Result<timpora_bus::Bus> {
     timpora_bus::Bus::connect(&cfg.nats.url, "timpora-cli", cfg.bus.clone())
         .await
         .with_context(|| format!("is nats-server running at {}?", cfg.nats.url))
-}
-
-/// Connect to NATS, waiting for it to come up, and ensure the topology.
-async fn connect_waiting(cfg: &Config, name: &str) -> anyhow::Result<timpora_bus::Bus> {
-    let bus = loop {
-        match timpora_bus::Bus::connect(&cfg.nats.url, name, cfg.bus.clone()).await {
-            Ok(bus) => break bus,
-            Err(e) => {
-                tracing::warn!(error = %e, "waiting for nats");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-        }
-    };
-    bus.ensure_topology().await?;
-    Ok(bus)
-}
-
-async fn gateway(cfg: Config) -> anyhow::Result<()> {
-    let shutdown = signal::shutdown();
-    let bus = connect_waiting(&cfg, "timpora-gateway").await?;
-    let listener = tokio::net::TcpListener::bind(cfg.gateway.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.gateway.listen))?;
-    timpora_gateway::serve(cfg.gateway, bus, listener, shutdown).await?;
-    Ok(())
 }
 
 fn print_status(status: &timpora_bus::Status) {

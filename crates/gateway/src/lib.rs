@@ -7,7 +7,6 @@
 pub mod alerts;
 pub mod identity;
 pub mod ingest;
-pub mod pki;
 pub mod policy;
 pub mod pseudo;
 mod services;
@@ -123,10 +122,7 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
 }
 
-/// HTTP/2 stream flow-control window the gateway (and its clients) advertise.
-pub const H2_STREAM_WINDOW: u32 = 4 << 20;
-/// HTTP/2 connection flow-control window.
-pub const H2_CONNECTION_WINDOW: u32 = 8 << 20;
+pub use timpora_proto::{H2_CONNECTION_WINDOW, H2_STREAM_WINDOW};
 
 /// Serve the gateway on `listener` until `shutdown` completes, then drain in-flight calls.
 pub async fn serve(

@@ -2,6 +2,11 @@
 //! in a temporary or a given store directory; stops it on drop, restarts it on the same port and
 //! store, and starts three-node clusters. Used by the test suites, the benchmarks and
 //! `timpora up`.
+//!
+//! A server never outlives the process that started it: on Linux it is started through
+//! util-linux's `setpriv --pdeathsig TERM`, so the kernel stops it when the thread that started
+//! it ends, even after a `SIGKILL` of its parent. The kernel watches that *thread*: start (and
+//! restart) a server from a thread that lives as long as the server should.
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -178,6 +183,18 @@ impl NatsServer {
         s
     }
 
+    /// The child's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// How the child ended, if it has (`None` while it runs or after [`NatsServer::stop`]).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
     /// Whether the child process is still alive.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
@@ -223,7 +240,14 @@ impl NatsServer {
         std::fs::write(&conf, self.config_text()).map_err(io("config"))?;
         let log = self.work.path().join("nats.log");
         let port = self.opts.port.map_or("-1".to_owned(), |p| p.to_string());
-        let mut cmd = Command::new(&self.bin);
+        let mut cmd = match parent_death_wrapper() {
+            Some(setpriv) => {
+                let mut c = Command::new(setpriv);
+                c.args(["--pdeathsig", "TERM", "--"]).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
         cmd.arg("-c")
             .arg(&conf)
             .args(["-a", "127.0.0.1", "-p", &port, "-js", "-sd"])
@@ -285,6 +309,29 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `setpriv`, when this system has it: the child then gets SIGTERM when its parent thread ends.
+fn parent_death_wrapper() -> Option<PathBuf> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    static FOUND: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let found = ["/usr/bin/setpriv", "/bin/setpriv"]
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.is_file());
+            if found.is_none() {
+                tracing::warn!(
+                    "setpriv (util-linux) not found: a nats-server started here can outlive a \
+                     killed parent"
+                );
+            }
+            found
+        })
+        .clone()
 }
 
 fn read_ports_file(dir: &Path) -> Option<u16> {
@@ -355,6 +402,33 @@ mod tests {
         s.restart().expect("restart");
         assert_eq!(s.port(), port);
         assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
+    }
+
+    #[test]
+    fn a_server_does_not_outlive_the_thread_that_started_it() {
+        // Started from a thread that then ends without stopping it (as a killed parent would).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let s = NatsServer::start().expect("nats-server");
+            tx.send((s.pid().unwrap(), s.port())).unwrap();
+            // Leak it: no Drop, no stop; only the kernel's parent-death signal is left.
+            std::mem::forget(s);
+        })
+        .join()
+        .unwrap();
+        let (pid, port) = rx.recv().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server {pid} still running after its parent thread ended"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
     }
 
     #[test]

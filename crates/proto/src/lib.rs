@@ -17,6 +17,12 @@ use v1::event::Payload;
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/timpora_descriptor.bin"));
 
+/// HTTP/2 stream flow-control window the gateway and its clients advertise: large enough for a
+/// `PublishStream` to keep hundreds of events in flight.
+pub const H2_STREAM_WINDOW: u32 = 4 << 20;
+/// HTTP/2 connection flow-control window of the gateway and its clients.
+pub const H2_CONNECTION_WINDOW: u32 = 8 << 20;
+
 /// CloudEvents spec version the envelope follows.
 pub const SPEC_VERSION: &str = "1.0";
 

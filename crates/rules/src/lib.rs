@@ -38,6 +38,60 @@ impl fmt::Display for RuleError {
 #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
 pub struct Errors(pub Vec<RuleError>);
 
+impl Errors {
+    /// Every error as `NAME:LINE: rule ID: what`, one per line, then how many there were.
+    pub fn listing(&self, name: &str) -> String {
+        let mut out = String::new();
+        for e in &self.0 {
+            let rule = e
+                .rule
+                .as_ref()
+                .map(|r| format!(" rule {r}:"))
+                .unwrap_or_default();
+            out.push_str(&format!("{name}:{}:{rule} {}\n", e.line, e.message));
+        }
+        out.push_str(&format!(
+            "{name}: {} errors; the rule set is not valid",
+            self.0.len()
+        ));
+        out
+    }
+}
+
+/// Why a rule file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file does not check: every error, with its line and rule.
+    #[error("{}", errors.listing(name))]
+    Invalid { name: String, errors: Errors },
+}
+
+/// Read and check a rule file (the built-in set when `file` is `None`): its text and the set.
+/// A file that does not check is never used.
+pub fn load(file: Option<&std::path::Path>) -> Result<(String, RuleSet), LoadError> {
+    let (name, text) = match file {
+        Some(p) => (
+            p.display().to_string(),
+            std::fs::read_to_string(p).map_err(|source| LoadError::Read {
+                path: p.to_path_buf(),
+                source,
+            })?,
+        ),
+        None => ("built-in rules".to_owned(), DEFAULT_RULES.to_owned()),
+    };
+    match parse(&text) {
+        Ok(set) => Ok((text, set)),
+        Err(errors) => Err(LoadError::Invalid { name, errors }),
+    }
+}
+
 /// How urgent an alert of a rule is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use crate::mix;
+use crate::pilot::{BP3MI, CHECKPOINTS, DISNAKER, OFFICES, POLICE, VILLAGES};
 use timpora_proto::regions;
 use timpora_proto::v1::*;
 
@@ -52,30 +53,6 @@ pub struct Act {
     pub storyline: Option<&'static str>,
 }
 
-/// Immigration offices interviewing applicants, with the regency each serves.
-const OFFICES: [(&str, &str); 4] = [
-    ("imigrasi/kanim-kendari", "74.71"),
-    ("imigrasi/kanim-palu", "72.71"),
-    ("imigrasi/kanim-sampit", "62.02"),
-    ("imigrasi/kanim-batulicin", "63.10"),
-];
-/// Departure checkpoints: identity, checkpoint code, area code of the port.
-const CHECKPOINTS: [(&str, &str, &str); 3] = [
-    ("imigrasi/tpi-cgk", "TPI-CGK", "36.03"),
-    ("imigrasi/tpi-kdi", "TPI-KDI", "74.05"),
-    ("imigrasi/tpi-nnx", "TPI-NNX", "65.03"),
-];
-/// Villages that report through the hub themselves (one per pilot regency).
-const VILLAGES: [&str; 7] = [
-    "desa/74.02.01.2007",
-    "desa/74.71.01.1007",
-    "desa/72.09.01.2007",
-    "desa/72.01.01.1008",
-    "desa/62.02.01.2003",
-    "desa/63.10.01.2005",
-    "desa/72.71.01.1007",
-];
-const DISNAKER: [&str; 2] = ["disnaker/disnaker-konawe", "disnaker/disnaker-kotim"];
 const COUNTRIES: [&str; 6] = ["MY", "SA", "TW", "HK", "AE", "KH"];
 const GIVEN: [&str; 16] = [
     "Ayu", "Budi", "Citra", "Dewi", "Eka", "Fajar", "Gita", "Hadi", "Indah", "Joko", "Kartika",
@@ -272,9 +249,9 @@ impl Demo {
 
     fn bp3mi_for(r: &Resident) -> &'static str {
         if r.village.starts_with("72") {
-            "bp3mi/bp3mi-sulteng"
+            BP3MI[1]
         } else {
-            "bp3mi/bp3mi-sultra"
+            BP3MI[0]
         }
     }
 
@@ -341,9 +318,9 @@ impl Demo {
     fn police_report(&mut self, recruiter: Recruiter, r: &Resident) -> Act {
         Act {
             identity: if r.village.starts_with("72") {
-                "polri/polda-sulteng"
+                POLICE[1]
             } else {
-                "polri/polda-sultra"
+                POLICE[0]
             },
             call: Call::Recruiter(ReportRecruiterRequest {
                 meta: Self::meta(r.village),

@@ -7,6 +7,7 @@
 //! invented (`psn_…`, `rec_…`); nothing here refers to a real person.
 
 pub mod demo;
+pub mod pilot;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -62,7 +62,7 @@ async fn nats_outage_is_unavailable_and_acknowledged_events_survive_exactly_once
         acked.push(format!("o-{i}"));
         i += 1;
     }
-    hub.nats.stop();
+    hub.nats().stop();
     // While NATS is down every call fails UNAVAILABLE.
     for _ in 0..5 {
         let err = publish(&mut c, i).await.unwrap_err();
@@ -71,7 +71,7 @@ async fn nats_outage_is_unavailable_and_acknowledged_events_survive_exactly_once
         i += 1;
     }
     wait_health(&hub, ServingStatus::NotServing).await;
-    hub.nats.restart().unwrap();
+    hub.nats().restart().unwrap();
     // The gateway reconnects by itself; publish until it accepts again, retrying refused ids.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut next = i;

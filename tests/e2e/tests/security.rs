@@ -9,7 +9,7 @@ use timpora_e2e::v1::bp3mi_service_client::Bp3miServiceClient;
 use timpora_e2e::v1::event_bus_service_client::EventBusServiceClient;
 use timpora_e2e::v1::imigrasi_service_client::ImigrasiServiceClient;
 use timpora_e2e::v1::*;
-use timpora_gateway::pki::DevCa;
+use timpora_testkit::pki::DevCa;
 use tonic::Code;
 
 #[tokio::test]

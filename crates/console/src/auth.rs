@@ -9,6 +9,8 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use serde::{Deserialize, Serialize};
 
+use crate::Error;
+
 /// What an account may do in the console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -49,19 +51,19 @@ pub struct Account {
 }
 
 /// Hash a password for the config (argon2id, random salt).
-pub fn hash_password(password: &str) -> anyhow::Result<String> {
+pub fn hash_password(password: &str) -> Result<String, Error> {
     let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    getrandom::fill(&mut salt).map_err(|e| Error::Hash(format!("no randomness: {e}")))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| Error::Hash(e.to_string()))?;
     Ok(Argon2::default()
         .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?
+        .map_err(|e| Error::Hash(e.to_string()))?
         .to_string())
 }
 
 /// A hash no password is known for: checked against when a username is unknown.
 pub static DECOY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let secret = crate::dev::random_hex(16).unwrap_or_else(|_| "decoy".into());
+    let secret = timpora_client::random_hex(16).unwrap_or_else(|_| "decoy".into());
     hash_password(&secret).unwrap_or_default()
 });
 
@@ -106,8 +108,8 @@ impl Sessions {
     }
 
     /// A new session for account number `account`; its token.
-    pub fn open(&self, account: usize) -> anyhow::Result<String> {
-        let token = crate::dev::random_hex(32)?;
+    pub fn open(&self, account: usize) -> Result<String, Error> {
+        let token = timpora_client::random_hex(32)?;
         let now = Instant::now();
         let mut map = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
         // Expired sessions are dropped as new ones are made.

@@ -1,45 +1,14 @@
 //! Development PKI: a local CA, a server certificate and one client certificate per agency
-//! identity, generated at run time (nothing secret is kept in the repository).
+//! identity, generated at run time (nothing secret is kept in the repository). Production
+//! certificates come from the agencies' own PKI; this is for `timpora dev init`, `timpora up`,
+//! the test sandboxes and the benchmarks.
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose,
 };
 
-use crate::Error;
-
-/// Identities that development set-ups (`timpora dev init`, the test sandboxes, the demo) issue
-/// certificates and tokens for: one or more units of every agency.
-pub const DEV_IDENTITIES: &[&str] = &[
-    "imigrasi/kanim-kendari",
-    "imigrasi/tpi-cgk",
-    "imigrasi/kanim-palu",
-    "polri/polda-sultra",
-    "bp3mi/bp3mi-sultra",
-    "disnaker/disnaker-konawe",
-    "desa/74.02.05.2001",
-    // More units the demo simulator acts as: checkpoints, offices and villages (real area
-    // codes) across the pilot regencies.
-    "imigrasi/tpi-kdi",
-    "imigrasi/tpi-nnx",
-    "imigrasi/kanim-sampit",
-    "imigrasi/kanim-batulicin",
-    "polri/polda-sulteng",
-    "bp3mi/bp3mi-sulteng",
-    "disnaker/disnaker-kotim",
-    "desa/74.02.01.2007",
-    "desa/74.71.01.1007",
-    "desa/72.09.01.2007",
-    "desa/72.01.01.1008",
-    "desa/62.02.01.2003",
-    "desa/63.10.01.2005",
-    "desa/72.71.01.1007",
-    "dinsos/dinsos-sultra",
-    "kejaksaan/kejati-sultra",
-    "ops/timpora-kendari",
-    "audit/inspektorat",
-    "bps/bps-sultra",
-];
+use anyhow::Result;
 
 /// A PEM certificate and its PEM private key.
 #[derive(Debug, Clone)]
@@ -63,13 +32,13 @@ impl std::fmt::Debug for DevCa {
     }
 }
 
-fn pki_err(e: rcgen::Error) -> Error {
-    Error::Config(format!("certificate generation: {e}"))
+fn pki_err(e: rcgen::Error) -> anyhow::Error {
+    anyhow::anyhow!("certificate generation: {e}")
 }
 
 impl DevCa {
     /// Generate a new CA named `name`.
-    pub fn generate(name: &str) -> Result<Self, Error> {
+    pub fn generate(name: &str) -> Result<Self> {
         let key = KeyPair::generate().map_err(pki_err)?;
         let key_pem = key.serialize_pem();
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(pki_err)?;
@@ -82,7 +51,7 @@ impl DevCa {
     }
 
     /// Load a CA from its PEM certificate and key.
-    pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self, Error> {
+    pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self> {
         let key = KeyPair::from_pem(key_pem).map_err(pki_err)?;
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key).map_err(pki_err)?;
         Ok(Self {
@@ -103,7 +72,7 @@ impl DevCa {
     }
 
     /// A server certificate for these host names / IP addresses.
-    pub fn server(&self, hosts: &[&str]) -> Result<Issued, Error> {
+    pub fn server(&self, hosts: &[&str]) -> Result<Issued> {
         let names: Vec<String> = hosts.iter().map(|h| (*h).to_owned()).collect();
         let mut params = CertificateParams::new(names).map_err(pki_err)?;
         params
@@ -114,14 +83,14 @@ impl DevCa {
     }
 
     /// A client certificate whose common name is the identity `agency/unit`.
-    pub fn client(&self, identity: &str) -> Result<Issued, Error> {
+    pub fn client(&self, identity: &str) -> Result<Issued> {
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(pki_err)?;
         params.distinguished_name.push(DnType::CommonName, identity);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         self.issue(params)
     }
 
-    fn issue(&self, params: CertificateParams) -> Result<Issued, Error> {
+    fn issue(&self, params: CertificateParams) -> Result<Issued> {
         let key = KeyPair::generate().map_err(pki_err)?;
         let cert = params.signed_by(&key, &self.issuer).map_err(pki_err)?;
         Ok(Issued {
@@ -140,7 +109,7 @@ mod tests {
         let ca = DevCa::generate("test ca").unwrap();
         let issued = ca.client("imigrasi/kanim-kendari").unwrap();
         let (_, pem) = x509_parser::pem::parse_x509_pem(issued.cert_pem.as_bytes()).unwrap();
-        let id = crate::identity::identity_from_cert(&pem.contents).unwrap();
+        let id = timpora_gateway::identity::identity_from_cert(&pem.contents).unwrap();
         assert_eq!(id.source(), "imigrasi/kanim-kendari");
         let reloaded = DevCa::load(ca.cert_pem(), ca.key_pem()).unwrap();
         assert!(reloaded.server(&["localhost", "127.0.0.1"]).is_ok());

@@ -1,47 +1,53 @@
-//! Proto3 JSON for the command line, through the contract's own descriptors (prost-reflect).
+//! Proto3 JSON of the contract's messages, through the contract's own descriptors
+//! (prost-reflect): what the command line reads and prints, and what the console's page gets.
 
 use std::sync::OnceLock;
 
-use anyhow::Context as _;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use timpora_proto::v1::{Event, PublishRequest};
 
-fn pool() -> anyhow::Result<&'static DescriptorPool> {
+use crate::Error;
+
+fn pool() -> Result<&'static DescriptorPool, Error> {
     static POOL: OnceLock<Result<DescriptorPool, String>> = OnceLock::new();
     POOL.get_or_init(|| {
         DescriptorPool::decode(timpora_proto::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string())
     })
     .as_ref()
-    .map_err(|e| anyhow::anyhow!("contract descriptors: {e}"))
+    .map_err(|e| Error::Json(format!("contract descriptors: {e}")))
 }
 
-fn descriptor(name: &str) -> anyhow::Result<prost_reflect::MessageDescriptor> {
+fn descriptor(name: &str) -> Result<prost_reflect::MessageDescriptor, Error> {
     pool()?
         .get_message_by_name(name)
-        .with_context(|| format!("no message {name} in the contract"))
+        .ok_or_else(|| Error::Json(format!("no message {name} in the contract")))
 }
 
 /// Parse one proto3 JSON value as message `name` into `M`.
-pub fn from_value<M: Message + Default>(name: &str, value: serde_json::Value) -> anyhow::Result<M> {
-    let dynamic = DynamicMessage::deserialize(descriptor(name)?, value)?;
-    Ok(M::decode(dynamic.encode_to_vec().as_slice())?)
+pub fn from_value<M: Message + Default>(name: &str, value: serde_json::Value) -> Result<M, Error> {
+    let dynamic = DynamicMessage::deserialize(descriptor(name)?, value)
+        .map_err(|e| Error::Json(e.to_string()))?;
+    M::decode(dynamic.encode_to_vec().as_slice()).map_err(|e| Error::Json(e.to_string()))
 }
 
 /// Render `m` (a message named `name`) as proto3 JSON.
-pub fn to_value<M: Message>(name: &str, m: &M) -> anyhow::Result<serde_json::Value> {
-    let dynamic = DynamicMessage::decode(descriptor(name)?, m.encode_to_vec().as_slice())?;
-    Ok(serde_json::to_value(&dynamic)?)
+pub fn to_value<M: Message>(name: &str, m: &M) -> Result<serde_json::Value, Error> {
+    let dynamic = DynamicMessage::decode(descriptor(name)?, m.encode_to_vec().as_slice())
+        .map_err(|e| Error::Json(e.to_string()))?;
+    serde_json::to_value(&dynamic).map_err(|e| Error::Json(e.to_string()))
 }
 
 /// One NDJSON line of `timpora publish`: a `PublishRequest` (`{"event": {...}}`) or a bare
 /// `Event`.
-pub fn parse_publish_line(line: &str) -> anyhow::Result<Event> {
-    let value: serde_json::Value = serde_json::from_str(line).context("not valid JSON")?;
+pub fn parse_publish_line(line: &str) -> Result<Event, Error> {
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| Error::Json(format!("not valid JSON: {e}")))?;
     let is_request = value.as_object().is_some_and(|o| o.contains_key("event"));
     if is_request {
         let req: PublishRequest = from_value("timpora.v1.PublishRequest", value)?;
-        req.event.context("PublishRequest without an event")
+        req.event
+            .ok_or_else(|| Error::Json("PublishRequest without an event".into()))
     } else {
         from_value("timpora.v1.Event", value)
     }
@@ -65,9 +71,14 @@ mod tests {
         .unwrap();
         assert_eq!(bare.id, "b-1");
         assert!(
-            format!("{:#}", parse_publish_line("{nope").unwrap_err()).contains("not valid JSON")
+            parse_publish_line("{nope")
+                .unwrap_err()
+                .to_string()
+                .contains("not valid JSON")
         );
-        let unknown = format!("{:#}", parse_publish_line(r#"{"idd":"x"}"#).unwrap_err());
+        let unknown = parse_publish_line(r#"{"idd":"x"}"#)
+            .unwrap_err()
+            .to_string();
         assert!(unknown.contains("idd"), "{unknown}");
         let back = to_value("timpora.v1.Event", &bare).unwrap();
         assert_eq!(back["id"], "b-1");

@@ -7,7 +7,7 @@ use timpora_bus::CorrelatorStatus;
 use tokio::sync::watch;
 
 /// The Prometheus text of one status report.
-pub(crate) fn render(s: &CorrelatorStatus) -> String {
+pub fn render(s: &CorrelatorStatus) -> String {
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
         out.push_str(&format!(
@@ -80,13 +80,15 @@ async fn metrics(State(rx): State<watch::Receiver<CorrelatorStatus>>) -> String 
     render(&rx.borrow())
 }
 
-/// Serve `/metrics` on `listener` for as long as the process runs.
-pub(crate) async fn serve(
+/// Serve `/metrics` on `listener` until `shutdown` completes.
+pub async fn serve(
     listener: tokio::net::TcpListener,
     rx: watch::Receiver<CorrelatorStatus>,
-) -> anyhow::Result<()> {
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     tracing::info!(addr = ?listener.local_addr().ok(), "metrics on /metrics");
     let app = Router::new().route("/metrics", get(metrics)).with_state(rx);
-    axum::serve(listener, app).await?;
-    Ok(())
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -1,5 +1,5 @@
-//! `timpora console`: the operations console, a web page served by axum with its assets embedded
-//! in the binary (no CDN: the offices it runs in may have no internet).
+//! The operations console: a web page for duty officers and auditors, served by axum with its
+//! assets embedded in the binary (no CDN: the offices it runs in may have no internet).
 //!
 //! The console is a client of the gateway: every read and every action goes through the
 //! gateway's `AlertService` as the gateway identity of the logged-in account, so the gateway's
@@ -11,7 +11,7 @@ pub mod auth;
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,14 +30,33 @@ use timpora_proto::regions;
 use timpora_proto::v1::alert_service_client::AlertServiceClient;
 use timpora_proto::v1::*;
 
-use crate::Config;
-use crate::client::{self, Conn, ConnectArgs};
-use auth::{Account, Role, Sessions};
+use timpora_client::actions::{self, Step};
+use timpora_client::{Conn, Keyring, Target};
+
+use auth::Sessions;
+pub use auth::{Account, Role};
+
+/// Errors of the console.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration cannot be served.
+    #[error("console configuration: {0}")]
+    Config(String),
+    /// A password could not be hashed.
+    #[error("cannot hash the password: {0}")]
+    Hash(String),
+    /// The system gave no randomness.
+    #[error(transparent)]
+    Random(#[from] timpora_client::Error),
+    /// Serving failed.
+    #[error("console server: {0}")]
+    Serve(#[from] std::io::Error),
+}
 
 /// The console's configuration (`[console]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct ConsoleConfig {
+pub struct Config {
     /// Address to serve the console on.
     pub listen: SocketAddr,
     /// A session ends after this many minutes without use.
@@ -64,13 +83,13 @@ pub struct ClientCert {
     pub key: PathBuf,
 }
 
-impl Default for ConsoleConfig {
+impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             idle_minutes: 30,
             max_hours: 12,
-            units: ASSIGNABLE.iter().map(|u| (*u).to_owned()).collect(),
+            units: Vec::new(),
             accounts: Vec::new(),
             clients: Vec::new(),
             gateway_ca: None,
@@ -90,9 +109,8 @@ struct Shared {
     accounts: Vec<Account>,
     units: Vec<String>,
     sessions: Sessions,
-    cfg: Config,
-    data_dir: PathBuf,
-    gateway: Option<String>,
+    gateway: Target,
+    keyring: Keyring,
     conns: Mutex<HashMap<String, Conn>>,
     /// Becomes true at shutdown: live streams end so the server can drain.
     stopping: tokio::sync::watch::Receiver<bool>,
@@ -106,20 +124,14 @@ impl Shared {
         let conn = match conns.get(identity) {
             Some(c) => c.clone(),
             None => {
-                let mut args = ConnectArgs::as_identity(self.gateway.clone(), identity);
-                let c = &self.cfg.console;
-                if let Some(cc) = c.clients.iter().find(|cc| cc.identity == identity) {
-                    args.identity = None;
-                    args.cert = Some(cc.cert.clone());
-                    args.key = Some(cc.key.clone());
-                }
-                args.ca.clone_from(&c.gateway_ca);
-                let c = client::connect(&self.cfg, &self.data_dir, &args)
+                let unavailable = |e: timpora_client::Error| {
+                    tracing::error!(identity, error = %e, "console cannot reach the gateway");
+                    ApiError(StatusCode::BAD_GATEWAY, "gateway unavailable".into())
+                };
+                let credentials = self.keyring.credentials(identity).map_err(unavailable)?;
+                let c = timpora_client::connect(&self.gateway, &credentials)
                     .await
-                    .map_err(|e| {
-                        tracing::error!(identity, error = %format!("{e:#}"), "console cannot reach the gateway");
-                        ApiError(StatusCode::BAD_GATEWAY, "gateway unavailable".into())
-                    })?;
+                    .map_err(unavailable)?;
                 conns.insert(identity.to_owned(), c.clone());
                 c
             }
@@ -128,58 +140,83 @@ impl Shared {
     }
 }
 
-/// Refuse a console configuration it cannot serve: no accounts, or a password hash that is not
-/// an argon2 PHC string.
-pub fn validate(c: &ConsoleConfig) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        !c.accounts.is_empty(),
-        "no console accounts configured: add [[console.accounts]] (see `timpora console \
-         hash-password`) or run `timpora dev init` for development accounts"
-    );
-    let mut seen = std::collections::HashSet::new();
-    for a in &c.accounts {
-        anyhow::ensure!(
-            seen.insert(a.username.as_str()),
-            "console account {} is configured twice",
-            a.username
-        );
-        anyhow::ensure!(
-            argon2::password_hash::PasswordHash::new(&a.password_hash).is_ok(),
-            "console account {}: password_hash is not an argon2 PHC string",
-            a.username
-        );
-        anyhow::ensure!(
-            a.identity
-                .split_once('/')
-                .is_some_and(|(g, u)| !g.is_empty() && !u.is_empty()),
-            "console account {}: identity must be agency/unit, e.g. ops/timpora-kendari",
-            a.username
-        );
-    }
-    Ok(())
+fn invalid(what: String) -> Result<(), Error> {
+    Err(Error::Config(what))
 }
 
-/// Serve the console on `listener` until `shutdown` completes.
+impl Config {
+    /// Refuse a configuration the console cannot serve: no accounts, an account twice, a
+    /// password hash that is not an argon2 PHC string, an identity that is not `agency/unit`.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.accounts.is_empty() {
+            return invalid(
+                "no console accounts configured: add [[console.accounts]] (see `timpora console \
+                 hash-password`) or run `timpora dev init` for development accounts"
+                    .into(),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for a in &self.accounts {
+            if !seen.insert(a.username.as_str()) {
+                return invalid(format!(
+                    "console account {} is configured twice",
+                    a.username
+                ));
+            }
+            if argon2::password_hash::PasswordHash::new(&a.password_hash).is_err() {
+                return invalid(format!(
+                    "console account {}: password_hash is not an argon2 PHC string",
+                    a.username
+                ));
+            }
+            let agency_unit = a
+                .identity
+                .split_once('/')
+                .is_some_and(|(g, u)| !g.is_empty() && !u.is_empty());
+            if !agency_unit {
+                return invalid(format!(
+                    "console account {}: identity must be agency/unit, e.g. ops/timpora-kendari",
+                    a.username
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The gateway identities the console acts as, with the client certificates configured
+    /// for them added to `keyring`.
+    pub fn keyring(&self, keyring: Keyring) -> Keyring {
+        self.clients.iter().fold(keyring, |k, c| {
+            k.certificate(&c.identity, c.cert.clone(), c.key.clone())
+        })
+    }
+}
+
+/// Serve the console on `listener` until `shutdown` completes: every read and action goes to
+/// the gateway at `gateway`, as each account's identity with its credentials from `keyring`.
 pub async fn serve(
-    cfg: &Config,
-    data_dir: &Path,
-    gateway: Option<String>,
+    config: Config,
+    gateway: Target,
+    keyring: Keyring,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    validate(&cfg.console)?;
-    let c = &cfg.console;
+) -> Result<(), Error> {
+    config.validate()?;
+    let keyring = config.keyring(keyring);
+    let gateway = Target {
+        ca: config.gateway_ca.clone().or(gateway.ca),
+        ..gateway
+    };
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
     let state = Arc::new(Shared {
-        accounts: c.accounts.clone(),
-        units: c.units.clone(),
+        accounts: config.accounts,
+        units: config.units,
         sessions: Sessions::new(
-            Duration::from_secs(c.idle_minutes.max(1) * 60),
-            Duration::from_secs(c.max_hours.max(1) * 3600),
+            Duration::from_secs(config.idle_minutes.max(1) * 60),
+            Duration::from_secs(config.max_hours.max(1) * 3600),
         ),
-        cfg: cfg.clone(),
-        data_dir: data_dir.to_path_buf(),
         gateway,
+        keyring,
         conns: Mutex::default(),
         stopping,
     });
@@ -416,22 +453,9 @@ async fn me(State(app): State<App>, headers: HeaderMap) -> Result<Json<Value>, A
     })))
 }
 
-/// Units an alert can be assigned to, unless the config names others.
-const ASSIGNABLE: &[&str] = &[
-    "imigrasi/kanim-kendari",
-    "imigrasi/kanim-palu",
-    "imigrasi/tpi-cgk",
-    "polri/polda-sultra",
-    "polri/polda-sulteng",
-    "bp3mi/bp3mi-sultra",
-    "bp3mi/bp3mi-sulteng",
-    "disnaker/disnaker-konawe",
-    "dinsos/dinsos-sultra",
-];
-
 fn proto_json<M: prost::Message>(name: &str, m: &M) -> Result<Value, ApiError> {
-    crate::json::to_value(name, m)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))
+    timpora_client::json::to_value(name, m)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 /// An alert record as the page reads it: proto3 JSON, with place names added.
@@ -466,18 +490,6 @@ fn event_view(e: &Event) -> Result<Value, ApiError> {
     Ok(v)
 }
 
-fn all_open() -> AlertFilter {
-    AlertFilter {
-        statuses: vec![
-            AlertStatus::Open as i32,
-            AlertStatus::Acknowledged as i32,
-            AlertStatus::Assigned as i32,
-            AlertStatus::Escalated as i32,
-        ],
-        ..Default::default()
-    }
-}
-
 #[derive(Deserialize)]
 struct ListQuery {
     #[serde(default)]
@@ -493,7 +505,7 @@ async fn list(
     let filter = if q.all {
         AlertFilter::default()
     } else {
-        all_open()
+        actions::unresolved()
     };
     let records = app
         .alerts(&a.identity)
@@ -570,84 +582,33 @@ async fn act(
     if !a.role.may_act() {
         return Err(denied(&action));
     }
-    let act = Some(AlertAction {
+    let argument = match action.as_str() {
+        "assign" => b.assignee.as_str(),
+        "escalate" => b.case_kind.as_str(),
+        "resolve" => b.resolution.as_str(),
+        _ => "",
+    };
+    let step = Step::parse(&action, argument).map_err(|e| {
+        let code = if e.starts_with("no action") {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError(code, e)
+    })?;
+    if matches!(step, Step::Resolve(_)) && !a.role.may_resolve() {
+        return Err(denied("resolve"));
+    }
+    let act = AlertAction {
         alert_id: id,
         expected_version: b.expected_version,
         note: b.note,
         operator: a.username.clone(),
-    });
-    let mut c = app.alerts(&a.identity).await?;
-    let record = match action.as_str() {
-        "acknowledge" => {
-            c.acknowledge_alert(AcknowledgeAlertRequest { action: act })
-                .await?
-                .into_inner()
-                .record
-        }
-        "assign" => {
-            c.assign_alert(AssignAlertRequest {
-                action: act,
-                assignee: b.assignee,
-            })
-            .await?
-            .into_inner()
-            .record
-        }
-        "escalate" => {
-            c.escalate_alert(EscalateAlertRequest {
-                action: act,
-                kind: match b.case_kind.as_str() {
-                    "tppo" => CaseKind::Tppo,
-                    "non_procedural_departure" => CaseKind::NonProceduralDeparture,
-                    _ => {
-                        return Err(ApiError(
-                            StatusCode::BAD_REQUEST,
-                            "caseKind must be tppo or non_procedural_departure".into(),
-                        ));
-                    }
-                } as i32,
-            })
-            .await?
-            .into_inner()
-            .record
-        }
-        "resolve" => {
-            if !a.role.may_resolve() {
-                return Err(denied("resolve"));
-            }
-            let resolution = match b.resolution.as_str() {
-                "confirmed" => Resolution::Confirmed,
-                "false_positive" => Resolution::FalsePositive,
-                _ => {
-                    return Err(ApiError(
-                        StatusCode::BAD_REQUEST,
-                        "resolution must be confirmed or false_positive".into(),
-                    ));
-                }
-            };
-            c.resolve_alert(ResolveAlertRequest {
-                action: act,
-                resolution: resolution as i32,
-            })
-            .await?
-            .into_inner()
-            .record
-        }
-        other => {
-            return Err(ApiError(
-                StatusCode::NOT_FOUND,
-                format!("no action {other}"),
-            ));
-        }
     };
+    let mut c = app.alerts(&a.identity).await?;
+    let record = step.apply(&mut c, act).await?;
     tracing::info!(user = %a.username, action, "console action");
-    Ok(Json(
-        record
-            .as_ref()
-            .map(record_view)
-            .transpose()?
-            .unwrap_or(Value::Null),
-    ))
+    Ok(Json(record_view(&record)?))
 }
 
 async fn stream(
@@ -701,7 +662,7 @@ async fn overview(State(app): State<App>, headers: HeaderMap) -> Result<Json<Val
         .alerts(&a.identity)
         .await?
         .list_alerts(ListAlertsRequest {
-            filter: Some(all_open()),
+            filter: Some(actions::unresolved()),
             limit: 1000,
         })
         .await?
@@ -770,45 +731,4 @@ async fn access(
         .map(|r| proto_json("timpora.v1.AlertAccess", r))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(Value::Array(views)))
-}
-
-/// A username and its password.
-pub type Credential = (String, String);
-
-/// Development console accounts, one per role, with fresh random passwords: the config entries
-/// and the (username, password) pairs to hand out.
-pub fn dev_accounts() -> anyhow::Result<(Vec<Account>, Vec<Credential>)> {
-    let mut accounts = Vec::new();
-    let mut passwords = Vec::new();
-    for (username, display, role, identity) in [
-        (
-            "operator",
-            "Operator Piket (dev)",
-            Role::Operator,
-            "ops/timpora-kendari",
-        ),
-        (
-            "supervisor",
-            "Supervisor (dev)",
-            Role::Supervisor,
-            "ops/timpora-kendari",
-        ),
-        (
-            "auditor",
-            "Auditor (dev)",
-            Role::Auditor,
-            "audit/inspektorat",
-        ),
-    ] {
-        let password = crate::dev::random_hex(8)?;
-        accounts.push(Account {
-            username: username.into(),
-            display_name: display.into(),
-            role,
-            identity: identity.into(),
-            password_hash: auth::hash_password(&password)?,
-        });
-        passwords.push((username.to_owned(), password));
-    }
-    Ok((accounts, passwords))
 }

@@ -1,4 +1,4 @@
-//! `timpora bench correlate`: the correlation service measured against raw async-nats consumption
+//! The correlator benchmark (`timpora bench correlate`): the correlation service measured against raw async-nats consumption
 //! of the same stream, in the same run.
 //!
 //! A seeded scenario (background traffic across many persons, recruiters and villages, with the
@@ -27,72 +27,80 @@ use timpora_bus::{Bus, Topology};
 use timpora_proto::v1::Alert;
 use timpora_scenario::{Scenario, Spec};
 
-use crate::bench::nats_for_bench;
-use crate::dev::random_hex;
-use crate::rules::duration;
+use timpora_client::random_hex;
 
-/// `timpora bench correlate` options.
-#[derive(Debug, clap::Args)]
-pub struct CorrelateArgs {
-    /// Print one JSON object.
-    #[arg(long)]
-    pub json: bool,
+use crate::bench_ingest::nats_for_bench;
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Progress on standard error as it goes.
+    pub verbose: bool,
     /// Use this NATS server instead of starting one (the benchmark uses streams of its own and
     /// removes them afterwards).
-    #[arg(long)]
     pub nats_url: Option<String>,
     /// Background events loaded before the measurement (storyline events come on top).
-    #[arg(long, default_value_t = 1_000_000)]
     pub events: u64,
     /// Distinct persons in the scenario.
-    #[arg(long, default_value_t = 120_000)]
     pub persons: u32,
     /// Scenario seed.
-    #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Events per second in the latency phase.
-    #[arg(long, default_value_t = 5_000)]
     pub rate: u64,
     /// Seconds of the latency phase (several checkpoint intervals, so that their cost shows).
-    #[arg(long, default_value_t = 30)]
     pub live_secs: u64,
     /// Checkpoint interval of the correlator under test.
-    #[arg(long, default_value = "10s")]
-    pub checkpoint_every: String,
+    pub checkpoint_every: Duration,
     /// Allowed lateness of the correlator under test.
-    #[arg(long, default_value = "5s")]
-    pub lateness: String,
+    pub lateness: Duration,
 }
 
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            verbose: false,
+            nats_url: None,
+            events: 1_000_000,
+            persons: 120_000,
+            seed: 1,
+            rate: 5_000,
+            live_secs: 30,
+            checkpoint_every: Duration::from_secs(10),
+            lateness: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What was measured.
 #[derive(Debug, Serialize)]
-struct Report {
-    events: u64,
-    persons: u32,
-    recruiters: u32,
-    villages: u32,
-    seed: u64,
-    correlator_events_per_s: f64,
-    raw_consume_per_s: f64,
-    ratio: f64,
+pub struct Report {
+    pub events: u64,
+    pub persons: u32,
+    pub recruiters: u32,
+    pub villages: u32,
+    pub seed: u64,
+    pub correlator_events_per_s: f64,
+    pub raw_consume_per_s: f64,
+    pub ratio: f64,
     /// Distinct entities holding state after the load, and the entries of state.
-    entities: u64,
-    state_entries: u64,
-    rss_before_bytes: u64,
-    rss_after_bytes: u64,
+    pub entities: u64,
+    pub state_entries: u64,
+    pub rss_before_bytes: u64,
+    pub rss_after_bytes: u64,
     /// Highest resident set size during the load (includes checkpoint copies and buffers).
-    rss_peak_bytes: u64,
-    bytes_per_entity: f64,
-    alerts_from_load: u64,
-    checkpoint_every_ms: u64,
-    checkpoint_bytes: u64,
-    lateness_ms: u64,
-    live_rate_per_s: u64,
-    live_events: u64,
+    pub rss_peak_bytes: u64,
+    pub bytes_per_entity: f64,
+    pub alerts_from_load: u64,
+    pub checkpoint_every_ms: u64,
+    pub checkpoint_bytes: u64,
+    pub lateness_ms: u64,
+    pub live_rate_per_s: u64,
+    pub live_events: u64,
     /// Sequence-rule alerts measured in the live phase.
-    alert_samples: u64,
-    alert_p50_ms: f64,
-    alert_p99_ms: f64,
-    alert_max_ms: f64,
+    pub alert_samples: u64,
+    pub alert_p50_ms: f64,
+    pub alert_p99_ms: f64,
+    pub alert_max_ms: f64,
 }
 
 /// Highest resident set size of this process so far.
@@ -158,16 +166,15 @@ async fn load(
     Ok(n)
 }
 
-/// Run the benchmark and print its report.
-pub async fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
+/// Run the benchmark.
+pub async fn run(a: Settings) -> anyhow::Result<Report> {
     anyhow::ensure!(
         a.events > 0 && a.persons > 0,
         "--events and --persons must be positive"
     );
-    let checkpoint_every = duration("checkpoint-every", &a.checkpoint_every)?;
-    let lateness = duration("lateness", &a.lateness)?;
+    let (checkpoint_every, lateness) = (a.checkpoint_every, a.lateness);
     let say = |m: &str| {
-        if !a.json {
+        if a.verbose {
             eprintln!("{m}");
         }
     };
@@ -396,32 +403,37 @@ pub async fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
         alert_max_ms: (latency.max() as f64 / 10.0).round() / 100.0,
     };
     tracing::debug!(?stats, "correlator under test stopped");
-    if a.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        println!(
+    Ok(report)
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
             "correlate benchmark: {} events, {} persons, {} recruiters, {} villages (seed {})",
-            report.events, report.persons, report.recruiters, report.villages, report.seed
-        );
-        println!(
+            self.events, self.persons, self.recruiters, self.villages, self.seed
+        )?;
+        writeln!(
+            f,
             "  throughput  correlator {:>10.0} events/s   raw pull-consume {:>10.0} msgs/s   ratio {:.3} (target >= 0.5; checkpoint every {} ms)",
-            report.correlator_events_per_s,
-            report.raw_consume_per_s,
-            report.ratio,
-            report.checkpoint_every_ms
-        );
-        println!(
+            self.correlator_events_per_s,
+            self.raw_consume_per_s,
+            self.ratio,
+            self.checkpoint_every_ms
+        )?;
+        writeln!(
+            f,
             "  memory      {} entities, {} entries of state, {:.0} bytes per entity (target <= 2048); checkpoint {} bytes",
-            report.entities, report.state_entries, report.bytes_per_entity, report.checkpoint_bytes
-        );
-        println!(
+            self.entities, self.state_entries, self.bytes_per_entity, self.checkpoint_bytes
+        )?;
+        write!(
+            f,
             "  latency     publish -> alert at {} events/s: p50 {} ms  p99 {} ms  max {} ms over {} sequence-rule alerts (target p99 <= 20)",
-            report.live_rate_per_s,
-            report.alert_p50_ms,
-            report.alert_p99_ms,
-            report.alert_max_ms,
-            report.alert_samples
-        );
+            self.live_rate_per_s,
+            self.alert_p50_ms,
+            self.alert_p99_ms,
+            self.alert_max_ms,
+            self.alert_samples
+        )
     }
-    Ok(())
 }

@@ -1,13 +1,10 @@
-//! `timpora demo`: the scenario simulator. It acts as the agencies — each act sent through the
-//! gateway's own gRPC service for that agency, with that agency's development identity — at a
-//! steady rate, so that alerts appear within seconds of starting.
+//! The demo simulator: it acts as the agencies — each act sent through the gateway's own gRPC
+//! service for that agency, as that agency's unit — at a steady rate, so that alerts appear
+//! within seconds of starting.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use anyhow::Context as _;
-use clap::Args;
 use tonic::Code;
 
 use timpora_proto::v1::bp3mi_service_client::Bp3miServiceClient;
@@ -17,48 +14,42 @@ use timpora_proto::v1::imigrasi_service_client::ImigrasiServiceClient;
 use timpora_proto::v1::polri_service_client::PolriServiceClient;
 use timpora_scenario::demo::{Act, Call, Demo};
 
-use crate::Config;
-use crate::client::{self, Conn, ConnectArgs};
+use timpora_client::{Conn, Keyring, Target};
 
-#[derive(Debug, Clone, Args)]
-pub struct DemoArgs {
-    /// Scenario seed: the same seed gives the same scenario.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Acts (agency calls) per second.
-    #[arg(long, default_value_t = 5.0)]
-    pub rate: f64,
-    /// One set of R1-R6 storylines at the start and then every this many acts (0: only at the
-    /// start).
-    #[arg(long, default_value_t = 150)]
-    pub storyline_every: u64,
-    /// Stop after this many acts (default: until Ctrl-C).
-    #[arg(long)]
-    pub count: Option<u64>,
-    /// Gateway URL (default: the configured listen address).
-    #[arg(long, env = "TIMPORA_GATEWAY")]
-    pub gateway: Option<String>,
-}
+use crate::{DemoConfig, Error};
 
 /// What a run did.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Tally {
+    /// Acts the gateway acknowledged.
     pub sent: u64,
+    /// Of those, acts it had already stored.
     pub duplicates: u64,
+    /// Acts the gateway refused (a defect of the simulator or of the gateway).
     pub refused: u64,
 }
 
-/// Run the simulator until `count` acts are sent or `shutdown` completes.
+/// Refuse settings the simulator cannot run with.
+pub fn check(a: &DemoConfig) -> Result<(), Error> {
+    if a.rate > 0.0 && a.rate <= 10_000.0 {
+        Ok(())
+    } else {
+        Err(Error::Config(
+            "the demo rate (--rate) must be between 0 and 10000 acts per second".into(),
+        ))
+    }
+}
+
+/// Run the simulator against the gateway at `gateway`, each act with its unit's credentials
+/// from `keyring`, until `count` acts are sent (if given) or `shutdown` completes.
 pub async fn run(
-    cfg: &Config,
-    data_dir: &Path,
-    a: &DemoArgs,
+    gateway: &Target,
+    keyring: &Keyring,
+    a: &DemoConfig,
+    count: Option<u64>,
     shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<Tally> {
-    anyhow::ensure!(
-        a.rate > 0.0 && a.rate <= 10_000.0,
-        "--rate must be between 0 and 10000 acts per second"
-    );
+) -> Result<Tally, Error> {
+    check(a)?;
     let start = SystemTime::now();
     let mut demo = Demo::new(a.seed, start, a.rate, a.storyline_every);
     let mut conns: HashMap<&'static str, Conn> = HashMap::new();
@@ -67,7 +58,7 @@ pub async fn run(
     let began = tokio::time::Instant::now();
     tracing::info!(seed = a.seed, rate = a.rate, "demo simulator started");
     let mut i = 0u64;
-    while a.count.is_none_or(|c| i < c) {
+    while count.is_none_or(|c| i < c) {
         let due = began
             + demo
                 .time_of(i)
@@ -81,12 +72,8 @@ pub async fn run(
         let conn = match conns.get(act.identity) {
             Some(c) => c.clone(),
             None => {
-                let args = ConnectArgs::as_identity(a.gateway.clone(), act.identity);
-                let c = client::connect(cfg, data_dir, &args)
-                    .await
-                    .with_context(|| {
-                        format!("cannot connect to the gateway as {}", act.identity)
-                    })?;
+                let credentials = keyring.credentials(act.identity)?;
+                let c = timpora_client::connect(gateway, &credentials).await?;
                 conns.insert(act.identity, c.clone());
                 c
             }

@@ -1,0 +1,240 @@
+//! The hub's configuration, one section per component, layered: defaults → TOML file →
+//! `TIMPORA_<SECTION>__<KEY>` environment variables (the command line adds its flags on top).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// Where NATS is, and how `timpora up` looks after the server it starts itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Server URL(s), comma-separated.
+    pub url: String,
+    /// A `nats-server` the hub started itself that exits is started again on the same store;
+    /// if it is not back within this many seconds the hub stops (non-zero).
+    pub restart_within_secs: u64,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".into(),
+            restart_within_secs: 30,
+        }
+    }
+}
+
+/// The correlation service (`[correlator]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorrelatorConfig {
+    /// Rule file (TOML); the built-in rule set R1-R6 when absent. SIGHUP re-reads it.
+    pub rules: Option<PathBuf>,
+    /// How far out of event-time order events may arrive and still be handled exactly.
+    pub lateness: String,
+    /// How often a clock tick is recorded into the stream.
+    pub tick: String,
+    /// How often the state and stream position are checkpointed.
+    pub checkpoint_every: String,
+    /// Most entries of state held; past it the groups idle longest are dropped.
+    pub state_cap: usize,
+    /// Serve Prometheus metrics (`/metrics`) on this address.
+    pub metrics: Option<SocketAddr>,
+}
+
+impl Default for CorrelatorConfig {
+    fn default() -> Self {
+        Self {
+            rules: None,
+            lateness: "5s".into(),
+            tick: "1s".into(),
+            checkpoint_every: "10s".into(),
+            state_cap: 5_000_000,
+            metrics: None,
+        }
+    }
+}
+
+/// A duration setting's value (`250ms`, `5s`, `1m`), or an error naming the setting.
+pub fn duration(setting: &str, value: &str) -> Result<Duration, Error> {
+    timpora_rules::parse_duration(value).ok_or_else(|| {
+        Error::Config(format!(
+            "{setting} {value:?} is not a duration; write e.g. 250ms, 5s, 1m"
+        ))
+    })
+}
+
+impl CorrelatorConfig {
+    /// The service's options, checked.
+    pub fn options(&self) -> Result<timpora_correlator::Options, Error> {
+        let options = timpora_correlator::Options {
+            lateness: duration("correlator.lateness", &self.lateness)?,
+            tick_every: duration("correlator.tick", &self.tick)?,
+            checkpoint_every: duration("correlator.checkpoint_every", &self.checkpoint_every)?,
+            state_cap: self.state_cap,
+            progress: None,
+            status: None,
+        };
+        if options.tick_every.is_zero() || options.checkpoint_every.is_zero() {
+            return Err(Error::Config(
+                "correlator.tick and correlator.checkpoint_every must be positive".into(),
+            ));
+        }
+        Ok(options)
+    }
+}
+
+/// The demo simulator (`[demo]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Scenario seed: the same seed gives the same scenario.
+    pub seed: u64,
+    /// Acts (agency calls) per second.
+    pub rate: f64,
+    /// One set of R1-R6 storylines at the start and then every this many acts (0: only at
+    /// the start).
+    pub storyline_every: u64,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            rate: 5.0,
+            storyline_every: 150,
+        }
+    }
+}
+
+/// How the hub stops (`[shutdown]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// Components get this many seconds to drain after a stop; what is still running then is
+    /// abandoned (nothing unacknowledged is lost: it is redone from the stream at the next
+    /// start).
+    pub drain_secs: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self { drain_secs: 10 }
+    }
+}
+
+/// Everything the hub can be configured with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// NATS connection.
+    pub nats: NatsConfig,
+    /// JetStream topology.
+    pub bus: timpora_bus::Topology,
+    /// The gateway.
+    pub gateway: timpora_gateway::Config,
+    /// The correlation service.
+    pub correlator: CorrelatorConfig,
+    /// The operations console.
+    pub console: timpora_console::Config,
+    /// The demo simulator.
+    pub demo: DemoConfig,
+    /// Stopping.
+    pub shutdown: ShutdownConfig,
+}
+
+impl Config {
+    /// Load the configuration: defaults, then `file`, then `TIMPORA_<SECTION>__<KEY>`
+    /// variables. A file that is missing or does not parse is an error naming it.
+    pub fn load(file: Option<&Path>) -> Result<Self, Error> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            if !f.exists() {
+                return Err(Error::Config(format!(
+                    "config file {} does not exist",
+                    f.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(f));
+        }
+        fig = fig.merge(
+            Env::prefixed("TIMPORA_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        );
+        let what = file.map_or_else(|| "defaults".to_owned(), |f| f.display().to_string());
+        fig.extract()
+            .map_err(|e| Error::Config(format!("invalid configuration ({what}): {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_overrides_defaults_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.toml");
+        std::fs::write(
+            &p,
+            "[nats]\nurl = \"nats://10.0.0.1:4222\"\n[bus]\nreplicas = 3\n[correlator]\nlateness = \"2s\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&p)).unwrap();
+        assert_eq!(c.nats.url, "nats://10.0.0.1:4222");
+        assert_eq!(c.bus.replicas, 3);
+        assert_eq!(c.bus.duplicate_window_secs, 600);
+        assert_eq!(
+            c.correlator.options().unwrap().lateness,
+            Duration::from_secs(2)
+        );
+        std::fs::write(&p, "[nats]\nurll = \"x\"\n").unwrap();
+        let err = Config::load(Some(&p)).unwrap_err().to_string();
+        assert!(err.contains("urll"), "{err}");
+        assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+    }
+
+    #[test]
+    fn bad_correlator_durations_name_the_setting() {
+        let c = CorrelatorConfig {
+            tick: "soon".into(),
+            ..Default::default()
+        };
+        let err = c.options().unwrap_err().to_string();
+        assert!(
+            err.contains("correlator.tick") && err.contains("soon"),
+            "{err}"
+        );
+        let c = CorrelatorConfig {
+            checkpoint_every: "0s".into(),
+            ..Default::default()
+        };
+        assert!(c.options().is_err());
+    }
+
+    #[test]
+    fn the_deployment_example_is_a_valid_config() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/timpora.example.toml");
+        let c = Config::load(Some(&p)).unwrap();
+        assert_eq!(c.bus.replicas, 3);
+        assert!(c.gateway.tls.is_some() && c.gateway.tokens.is_empty());
+        c.gateway.policy.validate().unwrap();
+        c.correlator.options().unwrap();
+    }
+
+    #[test]
+    fn effective_config_round_trips_through_toml() {
+        let c = Config::default();
+        let text = toml::to_string_pretty(&c).unwrap();
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back, c);
+    }
+}

@@ -1,0 +1,480 @@
+//! The one composition layer of the TIMPORA hub. A [`Config`] has one section per component;
+//! [`Config::build`] checks it, binds every address, connects to NATS and provisions the
+//! topology, returning a [`Hub`]; [`Hub::spawn`] starts the chosen components and returns a
+//! [`Running`] hub, which runs until it is told to stop or until a component stops by itself,
+//! and then drains every component within a deadline.
+//!
+//! Components: the gateway, the correlator (with its metrics endpoint and SIGHUP rule reload),
+//! the operations console, the demo simulator, and — for `timpora up` — the `nats-server` child
+//! it looks after. Every command that runs services (`timpora up`, `gateway`, `correlator`,
+//! `console`) goes through here, choosing which components run.
+//!
+//! A component that stops by itself (an error, or an unexpected end) stops the hub: the others
+//! are drained and [`Running::run_until`] returns [`Error::Stopped`] naming it and why, so a
+//! process never goes on as half a hub that looks healthy. The demo simulator is the one
+//! component that may end normally (after a given number of acts).
+
+mod config;
+mod correlator;
+pub mod demo;
+pub mod metrics;
+pub mod nats;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use timpora_bus::Bus;
+use timpora_client::{Keyring, Target};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{Config, CorrelatorConfig, DemoConfig, NatsConfig, ShutdownConfig, duration};
+
+/// Errors of the hub.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration cannot be run.
+    #[error("{0}")]
+    Config(String),
+    /// An address could not be bound.
+    #[error("cannot listen on {addr} for the {what}: {source}")]
+    Listen {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// NATS: connection or topology.
+    #[error(transparent)]
+    Bus(#[from] timpora_bus::Error),
+    /// The `nats-server` child could not be started.
+    #[error(transparent)]
+    Nats(#[from] timpora_natsd::Error),
+    /// The rule file cannot be used.
+    #[error(transparent)]
+    Rules(#[from] timpora_rules::LoadError),
+    /// The gateway failed.
+    #[error(transparent)]
+    Gateway(#[from] timpora_gateway::Error),
+    /// The correlator failed.
+    #[error(transparent)]
+    Correlator(#[from] timpora_correlator::Error),
+    /// The console failed.
+    #[error(transparent)]
+    Console(#[from] timpora_console::Error),
+    /// Reaching the gateway as a client (console, demo) failed.
+    #[error(transparent)]
+    Client(#[from] timpora_client::Error),
+    /// A component stopped by itself, and so the hub stopped.
+    #[error("{component} stopped: {reason}")]
+    Stopped {
+        component: &'static str,
+        reason: String,
+    },
+}
+
+/// Which components run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Components {
+    pub gateway: bool,
+    pub correlator: bool,
+    pub console: bool,
+    pub demo: bool,
+}
+
+impl Components {
+    /// Only the gateway.
+    pub fn gateway() -> Self {
+        Self {
+            gateway: true,
+            ..Self::default()
+        }
+    }
+
+    /// Only the correlator.
+    pub fn correlator() -> Self {
+        Self {
+            correlator: true,
+            ..Self::default()
+        }
+    }
+
+    /// Only the console.
+    pub fn console() -> Self {
+        Self {
+            console: true,
+            ..Self::default()
+        }
+    }
+
+    fn need_bus(self) -> bool {
+        self.gateway || self.correlator
+    }
+}
+
+/// What a build needs besides the config.
+#[derive(Debug, Default)]
+pub struct Options {
+    /// The components to run.
+    pub components: Components,
+    /// A data directory whose development credentials the console and the demo may use.
+    pub data_dir: Option<PathBuf>,
+    /// The gateway the console and the demo talk to (default: the configured one).
+    pub gateway_url: Option<String>,
+    /// A `nats-server` to start and look after (`timpora up`); the hub then uses it.
+    pub nats_child: Option<timpora_natsd::Builder>,
+}
+
+/// Bind `addr` for `what`.
+pub(crate) async fn bind(
+    addr: SocketAddr,
+    what: &'static str,
+) -> Result<tokio::net::TcpListener, Error> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Listen { what, addr, source })
+}
+
+/// A stop request that every component watches.
+#[derive(Clone)]
+pub(crate) struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    /// Completes once a stop is requested.
+    pub(crate) async fn stopped(mut self) {
+        let _ = self.0.wait_for(|s| *s).await;
+    }
+}
+
+/// Connect to NATS, waiting for it to come up, and ensure the topology.
+pub async fn connect_waiting(cfg: &Config, name: &str) -> Result<Bus, Error> {
+    let bus = loop {
+        match Bus::connect(&cfg.nats.url, name, cfg.bus.clone()).await {
+            Ok(bus) => break bus,
+            Err(e) => {
+                tracing::warn!(url = %cfg.nats.url, error = %e, "waiting for nats");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    bus.ensure_topology().await?;
+    Ok(bus)
+}
+
+/// A hub built and ready to start: its configuration checked, addresses bound, NATS reached.
+pub struct Hub {
+    config: Config,
+    components: Components,
+    nats: Option<nats::Supervised>,
+    bus: Option<Bus>,
+    gateway: Option<tokio::net::TcpListener>,
+    correlator: Option<correlator::Prepared>,
+    console: Option<tokio::net::TcpListener>,
+    target: Target,
+    keyring: Keyring,
+}
+
+impl Config {
+    /// Check the configuration of the chosen components, start the `nats-server` child if
+    /// asked, bind every address, connect to NATS and provision the topology. Nothing runs
+    /// yet; a failure here leaves nothing behind.
+    pub async fn build(mut self, o: Options) -> Result<Hub, Error> {
+        let c = o.components;
+        if c.gateway {
+            self.gateway.policy.validate()?;
+        }
+        if c.console {
+            self.console.validate()?;
+        }
+        if c.demo {
+            demo::check(&self.demo)?;
+        }
+        let correlator = match c.correlator {
+            true => Some(correlator::prepare(&self.correlator).await?),
+            false => None,
+        };
+        let gateway = match c.gateway {
+            true => Some(bind(self.gateway.listen, "gateway").await?),
+            false => None,
+        };
+        if let Some(l) = &gateway {
+            // Port 0 in the config: the console and the demo reach the port actually bound.
+            self.gateway.listen = l.local_addr().map_err(|source| Error::Listen {
+                what: "gateway",
+                addr: self.gateway.listen,
+                source,
+            })?;
+        }
+        let console = match c.console {
+            true => Some(bind(self.console.listen, "console").await?),
+            false => None,
+        };
+        let tls = self.gateway.tls.is_some();
+        let mut target = o
+            .gateway_url
+            .clone()
+            .map_or_else(|| Target::listening(self.gateway.listen, tls), Target::new);
+        let mut keyring = Keyring::new(target.tls());
+        if let Some(dir) = &o.data_dir {
+            target = target.or_dev_ca(dir);
+            keyring = keyring.with_dev_dir(dir);
+        }
+        for t in &self.gateway.tokens {
+            keyring = keyring.token(&t.identity, &t.token);
+        }
+        let nats = match o.nats_child {
+            Some(b) => {
+                let restart = Duration::from_secs(self.nats.restart_within_secs);
+                let s = nats::Supervised::start(b, restart)?;
+                self.nats.url = s.url().to_owned();
+                Some(s)
+            }
+            None => None,
+        };
+        let bus = match c.need_bus() {
+            true => Some(connect_waiting(&self, "timpora-hub").await?),
+            false => None,
+        };
+        Ok(Hub {
+            config: self,
+            components: c,
+            nats,
+            bus,
+            gateway,
+            correlator,
+            console,
+            target,
+            keyring,
+        })
+    }
+}
+
+fn local(l: &Option<tokio::net::TcpListener>) -> Option<SocketAddr> {
+    l.as_ref().and_then(|l| l.local_addr().ok())
+}
+
+impl Hub {
+    /// The effective configuration (with the NATS URL and ports actually used).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where the gateway listens, if it runs.
+    pub fn gateway_addr(&self) -> Option<SocketAddr> {
+        local(&self.gateway)
+    }
+
+    /// Where the console listens, if it runs.
+    pub fn console_addr(&self) -> Option<SocketAddr> {
+        local(&self.console)
+    }
+
+    /// Where the correlator's metrics are served, if they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.correlator.as_ref().and_then(|c| local(&c.metrics))
+    }
+
+    /// The bus connection, when a component needs one.
+    pub fn bus(&self) -> Option<&Bus> {
+        self.bus.as_ref()
+    }
+
+    /// The `nats-server` child, when the hub started one.
+    pub fn nats_child(&self) -> Option<&nats::Supervised> {
+        self.nats.as_ref()
+    }
+
+    /// Start the components.
+    pub fn spawn(self) -> Running {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop = Stop(stop_rx);
+        let mut tasks = Vec::new();
+        let cfg = self.config;
+        if let (Some(listener), Some(bus)) = (self.gateway, &self.bus) {
+            let s = stop.clone();
+            let fut =
+                timpora_gateway::serve(cfg.gateway.clone(), bus.clone(), listener, s.stopped());
+            tasks.push(Task::new("gateway", true, async move { Ok(fut.await?) }));
+        }
+        if let (Some(p), Some(bus)) = (self.correlator, &self.bus) {
+            let fut = correlator::run(bus.clone(), p, stop.clone());
+            tasks.push(Task::new("correlator", true, fut));
+        }
+        if let Some(listener) = self.console {
+            let fut = timpora_console::serve(
+                cfg.console.clone(),
+                self.target.clone(),
+                self.keyring.clone(),
+                listener,
+                stop.clone().stopped(),
+            );
+            tasks.push(Task::new("console", true, async move { Ok(fut.await?) }));
+        }
+        if self.components.demo {
+            let (target, keyring, settings, s) =
+                (self.target, self.keyring, cfg.demo.clone(), stop.clone());
+            tasks.push(Task::new("demo", false, async move {
+                let t = demo::run(&target, &keyring, &settings, None, s.stopped()).await?;
+                tracing::info!(acts = t.sent, refused = t.refused, "demo stopped");
+                Ok(())
+            }));
+        }
+        Running {
+            stop: stop_tx,
+            tasks,
+            nats: self.nats,
+            bus: self.bus,
+            drain: Duration::from_secs(cfg.shutdown.drain_secs),
+        }
+    }
+}
+
+/// One running component.
+struct Task {
+    name: &'static str,
+    /// Whether its end, without a stop request, is a failure.
+    essential: bool,
+    handle: JoinHandle<Result<(), Error>>,
+}
+
+impl Task {
+    fn new(
+        name: &'static str,
+        essential: bool,
+        fut: impl Future<Output = Result<(), Error>> + Send + 'static,
+    ) -> Self {
+        Self {
+            name,
+            essential,
+            handle: tokio::spawn(fut),
+        }
+    }
+}
+
+/// The reason a finished component gives.
+fn outcome(r: Result<Result<(), Error>, tokio::task::JoinError>) -> Result<(), String> {
+    match r {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) if e.is_panic() => Err("it panicked".into()),
+        Err(_) => Err("it was cancelled".into()),
+    }
+}
+
+/// A running hub.
+pub struct Running {
+    stop: watch::Sender<bool>,
+    tasks: Vec<Task>,
+    nats: Option<nats::Supervised>,
+    bus: Option<Bus>,
+    drain: Duration,
+}
+
+impl Running {
+    /// Whether component `name` is still running.
+    pub fn is_running(&self, name: &str) -> bool {
+        self.tasks
+            .iter()
+            .any(|t| t.name == name && !t.handle.is_finished())
+    }
+
+    /// Run until `shutdown` completes or a component stops by itself, then drain. `Ok` when
+    /// the hub was told to stop and every component drained in time; otherwise the first
+    /// component that stopped or failed, and why.
+    pub async fn run_until(mut self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let failure = loop {
+            let Running { tasks, nats, .. } = &mut self;
+            let first = async {
+                if tasks.is_empty() {
+                    return futures::future::pending().await;
+                }
+                let pending = tasks
+                    .iter_mut()
+                    .map(|t| Box::pin(async move { (t.name, t.essential, (&mut t.handle).await) }));
+                futures::future::select_all(pending).await.0
+            };
+            let nats_ended = async {
+                match nats.as_mut() {
+                    Some(n) => n.ended().await,
+                    None => futures::future::pending().await,
+                }
+            };
+            let (name, essential, r) = tokio::select! {
+                () = &mut shutdown => break None,
+                r = nats_ended => break Some(Error::Stopped {
+                    component: "nats-server",
+                    reason: r.err().unwrap_or_else(|| "it stopped".into()),
+                }),
+                done = first => done,
+            };
+            // Its handle has been awaited: it is no longer one to drain.
+            self.tasks.retain(|t| t.name != name);
+            match outcome(r) {
+                Ok(()) if !essential => tracing::info!(component = name, "component finished"),
+                Ok(()) => {
+                    break Some(Error::Stopped {
+                        component: name,
+                        reason: "it ended unexpectedly".into(),
+                    });
+                }
+                Err(reason) => {
+                    break Some(Error::Stopped {
+                        component: name,
+                        reason,
+                    });
+                }
+            }
+        };
+        if let Some(e) = &failure {
+            tracing::error!(error = %e, "a component stopped; stopping the hub");
+        }
+        let drained = self.drain().await;
+        match failure {
+            Some(e) => Err(e),
+            None => drained,
+        }
+    }
+
+    /// Ask every component to stop and wait for them to drain, within the configured
+    /// deadline; then stop the `nats-server` child, if any. The first component that failed
+    /// while draining, if one did.
+    pub async fn drain(&mut self) -> Result<(), Error> {
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + self.drain;
+        let mut first_error = None;
+        for t in self.tasks.drain(..) {
+            let name = t.name;
+            let mut handle = t.handle;
+            match tokio::time::timeout_at(deadline, &mut handle).await {
+                Ok(r) => {
+                    if let Err(reason) = outcome(r) {
+                        tracing::error!(component = name, error = %reason, "component failed while stopping");
+                        first_error.get_or_insert(Error::Stopped {
+                            component: name,
+                            reason,
+                        });
+                    }
+                }
+                Err(_) => {
+                    handle.abort();
+                    tracing::warn!(
+                        component = name,
+                        deadline_secs = self.drain.as_secs(),
+                        "component did not drain in time; abandoned (its unfinished work is redone from the stream at the next start)"
+                    );
+                }
+            }
+        }
+        self.bus = None;
+        if let Some(n) = self.nats.take() {
+            n.shutdown().await;
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! The ingest benchmark (`timpora bench ingest`): the gateway's ingest path measured against raw async-nats JetStream
+//! publishing on the same NATS server, in the same run, with messages of the same size.
+//!
+//! (a) events/s through `PublishStream` (validation, pseudonymisation, JetStream ack);
+//! (b) raw pipelined JetStream publish of the same number of same-sized messages, with the same
+//!     window of acknowledgements in flight; (c) unary `Publish` latency p50/p99;
+//! (d) raw synchronous JetStream publish round trip p50/p99.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context as _;
+use async_nats::jetstream::message::PublishMessage;
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use timpora_bus::{Bus, Topology};
+use timpora_client::{Conn, Credentials, Target, random_hex};
+use timpora_gateway::STREAM_WINDOW;
+use timpora_natsd::NatsServer;
+use timpora_proto::v1::event_bus_service_client::EventBusServiceClient;
+use timpora_proto::v1::*;
+
+use crate::sandbox::Sandbox;
+
+/// The unit the benchmark publishes as.
+const UNIT: &str = "imigrasi/tpi-kdi";
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Use this NATS server instead of starting one (the benchmark uses streams of its own and
+    /// removes them afterwards).
+    pub nats_url: Option<String>,
+    /// Events in each throughput run.
+    pub events: usize,
+    /// Alternating hub/raw throughput rounds; the report gives each side's median.
+    pub rounds: usize,
+    /// Sequential calls in each latency run.
+    pub samples: usize,
+    /// Serve the gateway with mutual TLS (client certificate) rather than plaintext with a token.
+    pub tls: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            nats_url: None,
+            events: 50_000,
+            rounds: 3,
+            samples: 2_000,
+            tls: false,
+        }
+    }
+}
+
+/// What was measured.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub events: usize,
+    pub rounds: usize,
+    pub samples: usize,
+    pub event_bytes: usize,
+    pub tls: bool,
+    pub hub_events_per_s: f64,
+    pub raw_events_per_s: f64,
+    pub ratio: f64,
+    /// Every round's rate, in run order.
+    pub hub_rounds: Vec<f64>,
+    pub raw_rounds: Vec<f64>,
+    pub unary_p50_us: u64,
+    pub unary_p99_us: u64,
+    pub raw_sync_p50_us: u64,
+    pub raw_sync_p99_us: u64,
+    pub latency_ratio: f64,
+    /// An empty gRPC round trip (health check) on the same channel: the transport's floor.
+    pub grpc_floor_p50_us: u64,
+}
+
+/// A valid, synthetic departure check: every `i` a different traveller, companion and recruiter.
+fn event(phase: &str, i: usize) -> Event {
+    let nik = |i: usize| {
+        format!(
+            "74{:02}{:02}{:02}{:02}{:02}{:04}",
+            1 + (i / 9999) % 20,
+            1 + (i / 199_980) % 30,
+            1 + i % 28,
+            1 + i % 12,
+            60 + i % 40,
+            1 + i % 9999
+        )
+    };
+    Event {
+        id: format!("{phase}-{i}"),
+        time: Some(SystemTime::now().into()),
+        region: "74.71.01.1001".into(),
+        payload: Some(event::Payload::DepartureCheck(DepartureCheck {
+            traveller: Some(Person {
+                nik: nik(i),
+                passport_number: format!("C{:07}", i % 10_000_000),
+                ..Default::default()
+            }),
+            checkpoint_code: "TPI-KDI".into(),
+            carrier: "Lion Air".into(),
+            flight_or_voyage: "JT-1234".into(),
+            destination_country: "MY".into(),
+            outcome: DepartureOutcome::Deferred as i32,
+            indicators: vec![
+                Indicator::PurposeInconsistent as i32,
+                Indicator::NoReturnTicket as i32,
+            ],
+            companions: vec![Person {
+                nik: nik(i + 1),
+                ..Default::default()
+            }],
+            recruiters: vec![Recruiter {
+                phone: format!("+62812{:08}", i % 100_000_000),
+                ..Default::default()
+            }],
+        })),
+        ..Default::default()
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Run the benchmark.
+pub async fn run(a: Settings) -> anyhow::Result<Report> {
+    anyhow::ensure!(
+        a.events > 0 && a.samples > 0,
+        "--events and --samples must be positive"
+    );
+    let (own_server, url) = nats_for_bench(a.nats_url.as_deref())?;
+    let tag = random_hex(4)?;
+    let topo = |kind: &str| Topology {
+        events_stream: format!("BENCH_{}_{tag}", kind.to_uppercase()),
+        subject_prefix: format!("timpora.bench.{tag}.{kind}"),
+        alerts_stream: format!("BENCH_{}_ALERTS_{tag}", kind.to_uppercase()),
+        alerts_subject_prefix: format!("timpora.benchalerts.{tag}.{kind}"),
+        ..Default::default()
+    };
+    let raw_bus = Bus::connect(&url, "bench-raw", topo("raw")).await?;
+    raw_bus.ensure_topology().await?;
+
+    // The gateway, in process, on a random port: the sandbox every end-to-end test uses.
+    let mut sandbox = Sandbox::builder()
+        .nats_url(url.clone())
+        .topology(topo("hub"));
+    if a.tls {
+        sandbox = sandbox.tls();
+    }
+    let mut sandbox = sandbox.start().await?;
+    let hub_bus = sandbox.bus.clone();
+    let port = sandbox.addr.port();
+    let dir = tempfile::tempdir()?;
+    let (target, credentials) = match (sandbox.ca(), &sandbox.config.tls) {
+        (Some(ca), Some(tls)) if a.tls => {
+            let issued = ca.client(UNIT)?;
+            let (cert, key) = (dir.path().join("client.pem"), dir.path().join("client.key"));
+            std::fs::write(&cert, &issued.cert_pem)?;
+            std::fs::write(&key, &issued.key_pem)?;
+            let mut target = Target::new(format!("https://localhost:{port}"));
+            target.ca = Some(tls.client_ca.clone());
+            (target, Credentials::Certificate { cert, key })
+        }
+        _ => (
+            Target::new(format!("http://127.0.0.1:{port}")),
+            Credentials::Token(sandbox.token(UNIT)),
+        ),
+    };
+    let conn = timpora_client::connect(&target, &credentials)
+        .await
+        .context("bench gateway")?;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(conn.clone());
+    let mut client = EventBusServiceClient::new(conn);
+
+    // Warm up both paths.
+    hub_stream(&mut client, "warm", 1_000).await?;
+    let sample = last_message(&hub_bus).await?;
+    raw_pipelined(&raw_bus, &sample, "warm", 1_000).await?;
+
+    // (a) and (b): throughput, alternating so that drift on the machine favours neither side.
+    let mut hub_rounds = Vec::new();
+    let mut raw_rounds = Vec::new();
+    for r in 0..a.rounds {
+        let phase = format!("tput{r}");
+        let secs = hub_stream(&mut client, &phase, a.events).await?;
+        hub_rounds.push((a.events as f64 / secs).round());
+        let secs = raw_pipelined(&raw_bus, &sample, &phase, a.events).await?;
+        raw_rounds.push((a.events as f64 / secs).round());
+    }
+
+    // (c) and (d): latency of one call at a time.
+    let mut unary = Histogram::<u64>::new(3)?;
+    let mut raw_sync = Histogram::<u64>::new(3)?;
+    for i in 0..a.samples + 200 {
+        let t = Instant::now();
+        let r = client
+            .publish(PublishRequest {
+                event: Some(event("lat", i)),
+            })
+            .await?;
+        let us = micros(t.elapsed());
+        anyhow::ensure!(r.into_inner().ack.is_some(), "unary publish without ack");
+        if i >= 200 {
+            unary.record(us)?;
+        }
+    }
+    for i in 0..a.samples + 200 {
+        let msg = raw_message(&sample, "lat", i);
+        let t = Instant::now();
+        raw_bus
+            .jetstream()
+            .send_publish(sample.subject.clone(), msg)
+            .await?
+            .await?;
+        if i >= 200 {
+            raw_sync.record(micros(t.elapsed()))?;
+        }
+    }
+
+    let mut floor = Histogram::<u64>::new(3)?;
+    for i in 0..a.samples + 200 {
+        let t = Instant::now();
+        health
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await?;
+        if i >= 200 {
+            floor.record(micros(t.elapsed()))?;
+        }
+    }
+
+    sandbox.stop_gateway().await?;
+    for bus in [&hub_bus, &raw_bus] {
+        let _ = bus
+            .jetstream()
+            .delete_stream(&bus.topology().events_stream)
+            .await;
+    }
+    drop(own_server);
+
+    let hub_rate = median(&hub_rounds);
+    let raw_rate = median(&raw_rounds);
+    let report = Report {
+        events: a.events,
+        rounds: a.rounds,
+        hub_rounds,
+        raw_rounds,
+        samples: a.samples,
+        event_bytes: sample.payload.len(),
+        tls: a.tls,
+        hub_events_per_s: hub_rate.round(),
+        raw_events_per_s: raw_rate.round(),
+        ratio: (hub_rate / raw_rate * 1000.0).round() / 1000.0,
+        unary_p50_us: unary.value_at_quantile(0.5),
+        unary_p99_us: unary.value_at_quantile(0.99),
+        raw_sync_p50_us: raw_sync.value_at_quantile(0.5),
+        raw_sync_p99_us: raw_sync.value_at_quantile(0.99),
+        latency_ratio: (unary.value_at_quantile(0.5) as f64
+            / raw_sync.value_at_quantile(0.5) as f64
+            * 1000.0)
+            .round()
+            / 1000.0,
+        grpc_floor_p50_us: floor.value_at_quantile(0.5),
+    };
+    Ok(report)
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "ingest benchmark ({} rounds of {} events of {} bytes, {} latency samples, {})",
+            self.rounds,
+            self.events,
+            self.event_bytes,
+            self.samples,
+            if self.tls {
+                "mutual TLS"
+            } else {
+                "plaintext + token"
+            }
+        )?;
+        writeln!(
+            f,
+            "  throughput  hub PublishStream {:>10.0} events/s   raw JetStream {:>10.0} msgs/s   ratio {:.3} (target >= 0.5; medians)",
+            self.hub_events_per_s, self.raw_events_per_s, self.ratio
+        )?;
+        writeln!(
+            f,
+            "  latency     hub unary p50 {} us  p99 {} us   raw sync p50 {} us  p99 {} us   p50 ratio {:.3} (target <= 2)",
+            self.unary_p50_us,
+            self.unary_p99_us,
+            self.raw_sync_p50_us,
+            self.raw_sync_p99_us,
+            self.latency_ratio
+        )?;
+        write!(
+            f,
+            "  floor       empty gRPC round trip (health check) p50 {} us",
+            self.grpc_floor_p50_us
+        )
+    }
+}
+
+/// The NATS server a benchmark runs against: `url`, or one started for it (kept running while
+/// the returned guard lives).
+pub fn nats_for_bench(url: Option<&str>) -> anyhow::Result<(Option<NatsServer>, String)> {
+    Ok(match url {
+        Some(u) => (None, u.to_owned()),
+        None => {
+            let s = NatsServer::start()?;
+            let u = s.url();
+            (Some(s), u)
+        }
+    })
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
+/// Publish `n` events through one `PublishStream`; seconds until the last acknowledgement.
+async fn hub_stream(
+    client: &mut EventBusServiceClient<Conn>,
+    phase: &str,
+    n: usize,
+) -> anyhow::Result<f64> {
+    let requests: Vec<PublishStreamRequest> = (0..n)
+        .map(|i| PublishStreamRequest {
+            event: Some(event(phase, i)),
+        })
+        .collect();
+    let t = Instant::now();
+    let mut responses = client
+        .publish_stream(futures::stream::iter(requests))
+        .await?
+        .into_inner();
+    let mut stored = 0usize;
+    while let Some(r) = responses.message().await? {
+        match r.result {
+            Some(publish_stream_response::Result::Ack(a)) if !a.duplicate => stored += 1,
+            other => anyhow::bail!("benchmark event {} not stored: {other:?}", r.index),
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(stored == n, "{stored} of {n} benchmark events stored");
+    Ok(secs)
+}
+
+/// What the gateway stored, to publish raw messages of the same size and headers.
+struct Sample {
+    /// The subject in the raw stream that mirrors the gateway's.
+    subject: String,
+    headers: async_nats::HeaderMap,
+    payload: bytes::Bytes,
+}
+
+async fn last_message(bus: &Bus) -> anyhow::Result<Sample> {
+    let mut stream = bus
+        .jetstream()
+        .get_stream(&bus.topology().events_stream)
+        .await?;
+    let last = stream.info().await?.state.last_sequence;
+    let m = stream.get_raw_message(last).await?;
+    Ok(Sample {
+        subject: m.subject.replacen(".hub.", ".raw.", 1),
+        headers: m.headers,
+        payload: m.payload,
+    })
+}
+
+fn raw_message(sample: &Sample, phase: &str, i: usize) -> PublishMessage {
+    PublishMessage::build()
+        .payload(sample.payload.clone())
+        .headers(sample.headers.clone())
+        .message_id(format!("raw-{phase}-{i}"))
+}
+
+/// Publish `n` raw messages with `STREAM_WINDOW` acknowledgements in flight; seconds taken.
+async fn raw_pipelined(bus: &Bus, sample: &Sample, phase: &str, n: usize) -> anyhow::Result<f64> {
+    let subject = sample.subject.clone();
+    let js = bus.jetstream();
+    let t = Instant::now();
+    let mut inflight = FuturesOrdered::new();
+    for i in 0..n {
+        let ack = js
+            .send_publish(subject.clone(), raw_message(sample, phase, i))
+            .await?;
+        inflight.push_back(ack.into_future());
+        if inflight.len() >= STREAM_WINDOW
+            && let Some(r) = inflight.next().await
+        {
+            anyhow::ensure!(!r?.duplicate, "raw message stored twice");
+        }
+    }
+    while let Some(r) = inflight.next().await {
+        anyhow::ensure!(!r?.duplicate, "raw message stored twice");
+    }
+    Ok(t.elapsed().as_secs_f64())
+}

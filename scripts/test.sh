@@ -28,8 +28,26 @@ echo "buf lint: ok"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# nats-server processes already running before the tests are not the tests' to account for.
+running_nats() { pgrep -x nats-server 2>/dev/null | sort || true; }
+before=$(running_nats)
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
+  cargo nextest run --workspace --locked --no-fail-fast || status=$?
 else
-  cargo test --workspace --locked --no-fail-fast
+  cargo test --workspace --locked --no-fail-fast || status=$?
 fi
+
+# Every nats-server a test started must be gone with it (parent-death signal, stop on drop).
+sleep 1
+stray=$(comm -13 <(echo "$before") <(running_nats) | tr '\n' ' ')
+if [ -n "${stray// /}" ]; then
+  echo "the tests left nats-server processes running:" >&2
+  ps -o pid,ppid,lstart,args -p ${stray// /,} >&2 || true
+  kill $stray 2>/dev/null || true
+  status=1
+else
+  echo "no nats-server left behind by the tests"
+fi
+exit $status

@@ -5,45 +5,18 @@
 
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use timpora_natsd::{NatsServer, free_port};
 
 mod common;
-use common::{Killed, interrupt, wait_every_rule, wait_port};
+use common::*;
 
-fn timpora(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_timpora"));
-    c.arg("--data-dir").arg(dir).env_remove("RUST_LOG");
-    c
-}
 
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run timpora");
-    eprintln!("stderr: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
 
-fn rfc3339_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    prost_types::Timestamp {
-        seconds: secs,
-        nanos: 0,
-    }
-    .to_string()
-}
 
-fn lines(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect()
-}
 
 #[test]
 fn publish_subscribe_and_status_through_the_binary() {
@@ -547,26 +520,6 @@ fn rules_apply_and_sighup_switch_the_running_set_and_bad_files_change_nothing() 
     wait_status(dir.path(), &url, |v| running(v, "2026.11-3"));
 }
 
-/// Through the binary, with the data directory's credentials: the same person deferred at
-/// Kendari, then interviewed at Palu (R3's input).
-fn publish_deferred_then_another_office(dir: &Path) {
-    let now = rfc3339_now();
-    for (identity, id) in [
-        ("imigrasi/kanim-kendari", "kdi-1"),
-        ("imigrasi/kanim-palu", "plw-1"),
-    ] {
-        let line = format!(
-            r#"{{"event":{{"id":"{id}","time":"{now}","region":"74.02.05.2001","passport_interview":{{"applicant":{{"nik":"7402054107900001"}},"declared_purpose":"TRAVEL_PURPOSE_TOURISM","destination_country":"KH","outcome":"INTERVIEW_OUTCOME_DEFERRED"}}}}}}"#
-        );
-        let file = dir.join(format!("{id}.ndjson"));
-        std::fs::write(&file, line).unwrap();
-        let out = run(timpora(dir)
-            .arg("publish")
-            .arg(&file)
-            .args(["--identity", identity]));
-        assert!(out.status.success());
-    }
-}
 
 #[test]
 fn alerts_commands_list_show_and_act_through_the_binary() {
@@ -674,26 +627,6 @@ fn alerts_commands_list_show_and_act_through_the_binary() {
 }
 
 /// Poll `alerts list --json` as operations staff until `n` alerts are listed.
-fn wait_alerts(dir: &Path, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = run(timpora(dir).args([
-            "alerts",
-            "list",
-            "--json",
-            "--identity",
-            "ops/timpora-kendari",
-        ]));
-        if out.status.success() {
-            let listed = lines(&out);
-            if listed.len() >= n {
-                return listed;
-            }
-        }
-        assert!(Instant::now() < deadline, "{n} alerts never listed");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 #[test]
 fn up_runs_the_hub_keeps_its_data_and_leaves_no_nats_server_behind() {

@@ -421,3 +421,65 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
         client.close().await.unwrap();
     }
 }
+
+/// The live indicator's state (`on`, `off`, `connecting`).
+async fn live_state(c: &Client) -> String {
+    let v = c
+        .execute(
+            "return document.getElementById('live').dataset.state;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    v.as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_says_it_is_not_live_while_its_stream_from_the_gateway_is_broken() {
+    let dir = tempfile::tempdir().unwrap();
+    // The hub runs a copy of nats-server that is then removed: once killed it stays away (for
+    // a minute of restart attempts), while the gateway and the console go on.
+    let bin = dir.path().join("nats-server");
+    std::fs::copy(timpora_natsd::find_binary().unwrap(), &bin).unwrap();
+    let (gw, np, cp) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
+    let hub = Killed(
+        Command::new(env!("CARGO_BIN_EXE_timpora"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["up", "--listen", &format!("127.0.0.1:{gw}")])
+            .args(["--nats-port", &np.to_string()])
+            .args(["--console-listen", &format!("127.0.0.1:{cp}")])
+            .env("NATS_SERVER_BIN", &bin)
+            .env("TIMPORA_NATS__RESTART_WITHIN_SECS", "60")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(cp, "the console");
+    let base = format!("http://127.0.0.1:{cp}");
+    let pw = passwords(dir.path());
+    let (_driver, dport) = chromedriver();
+    let a = browser(dport, 1280, 900).await;
+    login(&a, &base, "operator", &pw["operator"]).await;
+    wait_text(&a, "#live", 20, |t| t == "Langsung").await;
+    assert_eq!(live_state(&a).await, "on");
+
+    let nats = common::nats_child(hub.0.id());
+    std::fs::remove_file(&bin).unwrap();
+    common::signal(nats, "-KILL");
+    // The gateway no longer follows the alerts: the page says it is not live, and stays so
+    // (its reconnections are refused) instead of showing a green dot over a stale list.
+    wait_text(&a, "#live", 15, |t| t != "Langsung").await;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_ne!(live_state(&a).await, "on");
+    }
+    a.close().await.unwrap();
+    drop(hub);
+}

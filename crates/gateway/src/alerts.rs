@@ -6,169 +6,24 @@
 //! subject sequence": two operators acting on the same alert at once cannot both succeed, and an
 //! action that the alert's status does not allow is refused with `FAILED_PRECONDITION`.
 
-use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use futures::{Stream, StreamExt};
 use tokio::sync::broadcast;
 use tonic::{Request, Response, Status};
 
-use timpora_bus::{AlertMessage, Bus, TransitionError};
+use timpora_bus::{AlertMessage, TransitionError};
 use timpora_proto::v1::alert_service_server::AlertService;
 use timpora_proto::v1::event::Payload;
 use timpora_proto::v1::*;
 
+pub use crate::book::{AlertBook, follow};
+use crate::book::{matches, status_name};
 use crate::identity::{Identity, caller};
 use crate::ingest::{Ingest, Paths};
 use crate::validate::Violations;
 use crate::{Error, trace};
-
-/// What the book holds: records by id, and ids in the order they were raised.
-#[derive(Default)]
-struct Inner {
-    records: HashMap<String, AlertRecord>,
-    order: Vec<String>,
-}
-
-/// The alerts and their handling, kept up to date from the alerts stream.
-#[derive(Clone)]
-pub struct AlertBook {
-    inner: Arc<RwLock<Inner>>,
-    changes: broadcast::Sender<AlertRecord>,
-}
-
-impl Default for AlertBook {
-    fn default() -> Self {
-        Self {
-            inner: Arc::default(),
-            changes: broadcast::channel(4096).0,
-        }
-    }
-}
-
-/// The status a transition leads to from `from`, if allowed.
-fn allowed(from: AlertStatus, to: AlertStatus) -> bool {
-    use AlertStatus::*;
-    match to {
-        Acknowledged => from == Open,
-        Assigned => matches!(from, Open | Acknowledged | Assigned),
-        Escalated => matches!(from, Open | Acknowledged | Assigned),
-        Resolved => matches!(from, Open | Acknowledged | Assigned | Escalated),
-        Open | Unspecified => false,
-    }
-}
-
-fn status_name(s: AlertStatus) -> &'static str {
-    s.as_str_name().trim_start_matches("ALERT_STATUS_")
-}
-
-impl AlertBook {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
-        self.inner.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
-        self.inner.write().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Take one alerts-stream message into the book (idempotent by sequence).
-    fn apply(&self, sequence: u64, message: AlertMessage) {
-        let changed = {
-            let mut inner = self.write();
-            match message {
-                AlertMessage::Raised(alert) => {
-                    if inner.records.contains_key(&alert.id) {
-                        None
-                    } else {
-                        let record = AlertRecord {
-                            status: AlertStatus::Open as i32,
-                            alert: Some(alert.clone()),
-                            ..Default::default()
-                        };
-                        inner.order.push(alert.id.clone());
-                        inner.records.insert(alert.id, record.clone());
-                        Some(record)
-                    }
-                }
-                AlertMessage::Transition(t) => match inner.records.get_mut(&t.alert_id) {
-                    Some(r) if sequence > r.version => {
-                        r.status = t.to_status;
-                        if !t.assignee.is_empty() {
-                            r.assignee = t.assignee.clone();
-                        }
-                        if !t.case_id.is_empty() {
-                            r.case_id = t.case_id.clone();
-                        }
-                        if t.resolution != 0 {
-                            r.resolution = t.resolution;
-                        }
-                        r.history.push(t);
-                        r.version = sequence;
-                        Some(r.clone())
-                    }
-                    _ => None,
-                },
-            }
-        };
-        if let Some(r) = changed {
-            let _ = self.changes.send(r);
-        }
-    }
-
-    fn get(&self, id: &str) -> Option<AlertRecord> {
-        self.read().records.get(id).cloned()
-    }
-
-    /// Records matching `filter`, newest first.
-    fn matching(&self, filter: &AlertFilter, open_only: bool) -> Vec<AlertRecord> {
-        let inner = self.read();
-        inner
-            .order
-            .iter()
-            .rev()
-            .filter_map(|id| inner.records.get(id))
-            .filter(|r| matches(filter, r))
-            .filter(|r| !open_only || r.status != AlertStatus::Resolved as i32)
-            .cloned()
-            .collect()
-    }
-}
-
-fn matches(f: &AlertFilter, r: &AlertRecord) -> bool {
-    let Some(a) = &r.alert else { return false };
-    let region_ok = f.regions.is_empty()
-        || f.regions.iter().any(|p| {
-            a.region == *p
-                || a.region
-                    .strip_prefix(p.as_str())
-                    .is_some_and(|rest| rest.starts_with('.'))
-        });
-    region_ok
-        && a.severity >= f.min_severity
-        && (f.rule_ids.is_empty() || f.rule_ids.contains(&a.rule_id))
-        && (f.statuses.is_empty() || f.statuses.contains(&r.status))
-}
-
-/// Keep `book` following the alerts stream, from its start, for as long as the gateway runs.
-pub async fn follow(bus: Bus, book: AlertBook) {
-    loop {
-        match bus.alert_feed().await {
-            Ok(mut feed) => {
-                while let Some(item) = feed.next().await {
-                    match item {
-                        Ok(d) => book.apply(d.sequence, d.message),
-                        Err(e) => tracing::warn!(error = %e, "alerts stream message skipped"),
-                    }
-                }
-                tracing::warn!("alerts stream feed ended; following again");
-            }
-            Err(e) => tracing::debug!(error = %e, "alerts stream not readable yet"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
 
 /// The service.
 #[derive(Clone)]
@@ -179,7 +34,12 @@ pub struct Alerts {
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchAlertsResponse, Status>> + Send>>;
 
-fn required(field: &str) -> Status {
+/// The alerts cannot be followed: the gateway does not reach NATS.
+fn not_current() -> Status {
+    Status::unavailable("alerts are not current: the gateway cannot reach NATS; try again")
+}
+
+pub(crate) fn required(field: &str) -> Status {
     let mut vs = Violations::default();
     vs.add(field, "required");
     Error::Invalid(vs).into()
@@ -198,40 +58,6 @@ impl Alerts {
         }
     }
 
-    /// Check and store one transition; the record after it.
-    /// Check `action` against the book: a valid request, a known alert, a transition its
-    /// status allows, the expected version. The record as it stands.
-    fn check(&self, action: &AlertAction, to: AlertStatus) -> Result<AlertRecord, Status> {
-        if action.alert_id.is_empty() {
-            return Err(required("action.alert_id"));
-        }
-        if action.note.chars().count() > 2000 {
-            let mut vs = Violations::default();
-            vs.add("action.note", "at most 2000 characters");
-            return Err(Error::Invalid(vs).into());
-        }
-        let record = self
-            .book
-            .get(&action.alert_id)
-            .ok_or_else(|| Status::not_found(format!("no alert {}", action.alert_id)))?;
-        let from = AlertStatus::try_from(record.status).unwrap_or_default();
-        if !allowed(from, to) {
-            return Err(Status::failed_precondition(format!(
-                "alert {} is {}; it cannot become {}",
-                action.alert_id,
-                status_name(from),
-                status_name(to)
-            )));
-        }
-        if action.expected_version != 0 && action.expected_version != record.version {
-            return Err(Status::aborted(format!(
-                "alert {} changed meanwhile (version {}, not {}); reload it",
-                action.alert_id, record.version, action.expected_version
-            )));
-        }
-        Ok(record)
-    }
-
     async fn act(
         &self,
         who: &Identity,
@@ -240,7 +66,7 @@ impl Alerts {
         fill: impl FnOnce(&mut AlertTransition),
     ) -> Result<AlertRecord, Status> {
         let action = action.ok_or_else(|| required("action"))?;
-        let record = self.check(&action, to)?;
+        let record = self.book.check(&action, to)?;
         let from = AlertStatus::try_from(record.status).unwrap_or_default();
         let mut t = AlertTransition {
             alert_id: action.alert_id.clone(),
@@ -289,6 +115,10 @@ impl AlertService for Alerts {
     ) -> Result<Response<Self::WatchAlertsStream>, Status> {
         self.admit(&req)?;
         let filter = req.into_inner().filter.unwrap_or_default();
+        let mut currency = self.book.currency();
+        if !*currency.borrow_and_update() {
+            return Err(not_current());
+        }
         // Subscribe before the snapshot, so nothing falls between the two.
         let mut changes = self.book.changes.subscribe();
         let open_only = filter.statuses.is_empty();
@@ -297,7 +127,15 @@ impl AlertService for Alerts {
         let book = self.book.clone();
         let stream = async_stream(initial, move |tx| async move {
             loop {
-                match changes.recv().await {
+                let change = tokio::select! {
+                    c = changes.recv() => c,
+                    // The watcher is told, rather than left with a list that no longer changes.
+                    () = async { let _ = currency.wait_for(|current| !current).await; } => {
+                        let _ = tx.send(Err(not_current())).await;
+                        return;
+                    }
+                };
+                match change {
                     Ok(r) if matches(&filter, &r) => {
                         let msg = WatchAlertsResponse {
                             record: Some(r),
@@ -485,7 +323,7 @@ impl AlertService for Alerts {
         let r = req.into_inner();
         let action = r.action.ok_or_else(|| required("action"))?;
         // Checked before the case is opened, so a refused escalation opens none.
-        let record = self.check(&action, AlertStatus::Escalated)?;
+        let record = self.book.check(&action, AlertStatus::Escalated)?;
         let alert = record.alert.unwrap_or_default();
         // The case, opened on the bus in the caller's name: the same id for the same alert, so
         // a retried escalation opens no second case.

@@ -5,6 +5,7 @@
 //! stored their event.
 
 pub mod alerts;
+pub mod book;
 pub mod identity;
 pub mod ingest;
 pub mod policy;
@@ -163,11 +164,12 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(timpora_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| Error::Config(format!("reflection: {e}")))?;
-    let book = alerts::AlertBook::default();
+    let book = book::AlertBook::default();
+    book.set_current(bus.is_connected());
     let follower = tokio::spawn(alerts::follow(bus.clone(), book.clone()));
     let alert_service = tonic::service::interceptor::InterceptedService::new(
         v1::alert_service_server::AlertServiceServer::new(alerts::Alerts {
-            book,
+            book: book.clone(),
             ingest: ingest.clone(),
         })
         .max_decoding_message_size(config.limits.max_request_bytes),
@@ -182,7 +184,7 @@ pub async fn serve(
         &auth,
         config.limits.max_request_bytes,
     );
-    let watcher = tokio::spawn(watch_bus(bus, health));
+    let watcher = tokio::spawn(watch_bus(bus, health, book.clone()));
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, tls = config.tls.is_some(), "gateway listening");
     // `serve_with_incoming` ignores the builder's TCP settings, so they are set on the incoming
@@ -199,8 +201,9 @@ pub async fn serve(
     Ok(result?)
 }
 
-/// Report the event services as not serving while NATS is unreachable.
-async fn watch_bus(bus: Bus, health: tonic_health::server::HealthReporter) {
+/// Report the event services as not serving, and the alert book as not current, while NATS is
+/// unreachable.
+async fn watch_bus(bus: Bus, health: tonic_health::server::HealthReporter, book: book::AlertBook) {
     use tonic_health::ServingStatus::{NotServing, Serving};
     let names = services::NAMES;
     let mut last = None;
@@ -211,6 +214,7 @@ async fn watch_bus(bus: Bus, health: tonic_health::server::HealthReporter) {
             for name in names.iter().copied().chain([""]) {
                 health.set_service_status(name, status).await;
             }
+            book.set_current(up);
             if up {
                 tracing::info!("nats connected; serving");
             } else {

@@ -36,6 +36,9 @@ pub enum Error {
     /// The server did not come up in time.
     #[error("nats-server did not become ready within {0:?}; its log:\n{1}")]
     NotReady(Duration, String),
+    /// The server exited before it was ready.
+    #[error("nats-server exited before it was ready ({0}); its log:\n{1}")]
+    Exited(String, String),
 }
 
 type Result<T, E = Error> = std::result::Result<T, E>;
@@ -270,7 +273,12 @@ impl NatsServer {
                 tracing::debug!(port = p, "nats-server ready");
                 return Ok(());
             }
-            if !self.is_running() || Instant::now() > deadline {
+            if let Some(status) = self.exit_status() {
+                let log = self.log();
+                self.stop();
+                return Err(Error::Exited(status.to_string(), log));
+            }
+            if Instant::now() > deadline {
                 let log = self.log();
                 self.stop();
                 return Err(Error::NotReady(timeout, log));

@@ -110,3 +110,43 @@ async fn nats_outage_is_unavailable_and_acknowledged_events_survive_exactly_once
     }
     assert!(counts.values().all(|&n| n == 1), "no event stored twice");
 }
+
+#[tokio::test]
+async fn alert_watchers_are_told_when_nats_is_gone_and_can_watch_again_after() {
+    use timpora_e2e::v1::alert_service_client::AlertServiceClient;
+    let mut hub = Hub::start().await.unwrap();
+    let mut alerts =
+        AlertServiceClient::new(hub.as_agency("ops/timpora-kendari").await.unwrap());
+    wait_health(&hub, ServingStatus::Serving).await;
+    let mut watch = alerts
+        .watch_alerts(WatchAlertsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    hub.nats().stop();
+    // The open watch ends with UNAVAILABLE instead of going quiet over a stale list.
+    let ended = tokio::time::timeout(Duration::from_secs(10), watch.message())
+        .await
+        .expect("the watch was not told");
+    assert_eq!(ended.unwrap_err().code(), Code::Unavailable);
+    // A new watch is refused while NATS is away.
+    let refused = alerts
+        .watch_alerts(WatchAlertsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable);
+    assert!(refused.message().contains("not current"), "{refused:?}");
+    hub.nats().restart().unwrap();
+    wait_health(&hub, ServingStatus::Serving).await;
+    let mut again = alerts
+        .watch_alerts(WatchAlertsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    // Live again: nothing is wrong with the stream (no alerts yet, so it waits).
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), again.message())
+            .await
+            .is_err()
+    );
+}

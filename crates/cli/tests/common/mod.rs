@@ -5,8 +5,10 @@
 
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
 
 /// A child process killed when the test ends, however it ends.
 pub struct Killed(pub Child);
@@ -76,4 +78,137 @@ pub fn wait_every_rule(dir: &Path, secs: u64) {
         assert!(Instant::now() < deadline, "rules fired: {rules:?}");
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+pub fn timpora(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_timpora"));
+    c.arg("--data-dir").arg(dir).env_remove("RUST_LOG");
+    c
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run timpora");
+    eprintln!("stderr: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+pub fn rfc3339_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    prost_types::Timestamp {
+        seconds: secs,
+        nanos: 0,
+    }
+    .to_string()
+}
+
+pub fn lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+/// Through the binary, with the data directory's credentials: the same person deferred at
+/// Kendari, then interviewed at Palu (R3's input).
+pub fn publish_deferred_then_another_office(dir: &Path) {
+    let now = rfc3339_now();
+    for (identity, id) in [
+        ("imigrasi/kanim-kendari", "kdi-1"),
+        ("imigrasi/kanim-palu", "plw-1"),
+    ] {
+        let line = format!(
+            r#"{{"event":{{"id":"{id}","time":"{now}","region":"74.02.05.2001","passport_interview":{{"applicant":{{"nik":"7402054107900001"}},"declared_purpose":"TRAVEL_PURPOSE_TOURISM","destination_country":"KH","outcome":"INTERVIEW_OUTCOME_DEFERRED"}}}}}}"#
+        );
+        let file = dir.join(format!("{id}.ndjson"));
+        std::fs::write(&file, line).unwrap();
+        let out = run(timpora(dir)
+            .arg("publish")
+            .arg(&file)
+            .args(["--identity", identity]));
+        assert!(out.status.success());
+    }
+}
+
+pub fn wait_alerts(dir: &Path, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = run(timpora(dir).args([
+            "alerts",
+            "list",
+            "--json",
+            "--identity",
+            "ops/timpora-kendari",
+        ]));
+        if out.status.success() {
+            let listed = lines(&out);
+            if listed.len() >= n {
+                return listed;
+            }
+        }
+        assert!(Instant::now() < deadline, "{n} alerts never listed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The `nats-server` processes whose parent is `pid`.
+pub fn nats_children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid …
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if ppid == pid && head.ends_with("(nats-server") && state != "Z" {
+            out.push(child);
+        }
+    }
+    out
+}
+
+/// Whether process `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+}
+
+/// Wait until `pid` is gone, or fail after `secs` seconds.
+pub fn wait_gone(pid: u32, what: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while alive(pid) {
+        assert!(Instant::now() < deadline, "{what} ({pid}) is still running");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The one `nats-server` child of `pid`, waiting for it to appear.
+pub fn nats_child(pid: u32) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let [one] = nats_children(pid)[..] {
+            return one;
+        }
+        assert!(Instant::now() < deadline, "no single nats-server child of {pid}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Send `signal` (e.g. `-KILL`, `-HUP`) to `pid`.
+pub fn signal(pid: u32, signal: &str) {
+    let ok = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill {signal} {pid}");
 }

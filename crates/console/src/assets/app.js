@@ -115,6 +115,8 @@ function connect() {
     setLive("off");
     // A stream refused or ended because the session did: back to the login page.
     setTimeout(() => { api("/api/me").catch(() => {}); }, 2000);
+    // Refused outright (the gateway or NATS is away): the browser gives up, so try again.
+    if (es.readyState === EventSource.CLOSED) setTimeout(connect, 3000);
   };
 }
 

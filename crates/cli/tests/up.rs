@@ -1,0 +1,200 @@
+//! `timpora up` as a hub that looks after itself: the correlator's metrics and SIGHUP reload are
+//! wired as in `timpora correlator`; a `nats-server` child that dies is started again on the same
+//! store, or, if it cannot come back, the hub stops with a message naming it; and no
+//! `nats-server` outlives a `timpora up` that was killed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use timpora_natsd::free_port;
+
+mod common;
+use common::*;
+
+/// `timpora up` on free ports in `dir`, with extra arguments and environment.
+struct Up {
+    hub: Killed,
+    gateway: u16,
+    nats: u16,
+}
+
+fn up(dir: &Path, extra: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Up {
+    let (gateway, nats, console) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
+    let mut cmd = timpora(dir);
+    cmd.args(["up", "--listen", &format!("127.0.0.1:{gateway}")])
+        .args(["--nats-port", &nats.to_string()])
+        .args(["--console-listen", &format!("127.0.0.1:{console}")])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let hub = Killed(cmd.spawn().unwrap());
+    wait_port(gateway, "the hub");
+    Up { hub, gateway, nats }
+}
+
+fn scrape(port: u16) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// `rules status --json` against the hub's NATS, until `pred` holds.
+fn wait_status(dir: &Path, nats: u16, pred: impl Fn(&Value) -> bool) -> Value {
+    let url = format!("nats://127.0.0.1:{nats}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = run(timpora(dir).args(["rules", "status", "--json", "--nats-url", &url]));
+        if out.status.success() {
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            if pred(&v) {
+                return v;
+            }
+        }
+        assert!(Instant::now() < deadline, "status never matched");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn up_serves_the_correlators_metrics_and_applies_its_rule_file_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let default = include_str!("../../../rules/default.toml");
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(&rules, default).unwrap();
+    let metrics = free_port().unwrap();
+    let metrics_addr = format!("127.0.0.1:{metrics}");
+    let mut hub = up(
+        dir.path(),
+        &["--metrics", &metrics_addr, "--rules", rules.to_str().unwrap()],
+        &[],
+        Stdio::null(),
+    );
+    wait_status(dir.path(), hub.nats, |v| {
+        v["correlator"]["version"] == "2026.11-1"
+    });
+    wait_port(metrics, "the correlator's metrics");
+    let text = scrape(metrics);
+    assert!(text.starts_with("HTTP/1.0 200"), "{text}");
+    assert!(text.contains("timpora_correlator_state_cap 5000000"), "{text}");
+    assert!(text.contains("version=\"2026.11-1\""), "{text}");
+
+    // SIGHUP: an invalid file changes nothing, a valid one becomes the running set.
+    std::fs::write(&rules, "version = \"x\"\n[[rule]]\nid = 1\n").unwrap();
+    signal(hub.hub.0.id(), "-HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    let v = wait_status(dir.path(), hub.nats, |_| true);
+    assert_eq!(v["correlator"]["version"], "2026.11-1", "{v}");
+    std::fs::write(&rules, default.replacen("2026.11-1", "2026.11-7", 1)).unwrap();
+    signal(hub.hub.0.id(), "-HUP");
+    wait_status(dir.path(), hub.nats, |v| {
+        v["correlator"]["version"] == "2026.11-7"
+    });
+    // The metrics follow the running set.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !scrape(metrics).contains("version=\"2026.11-7\"") {
+        assert!(Instant::now() < deadline, "metrics never showed the new set");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    interrupt(&mut hub.hub, "the hub");
+}
+
+#[test]
+fn a_nats_server_child_that_dies_is_started_again_on_the_same_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hub = up(dir.path(), &[], &[], Stdio::null());
+    publish_deferred_then_another_office(dir.path());
+    let before = wait_alerts(dir.path(), 1);
+    let first = nats_child(hub.hub.0.id());
+    signal(first, "-KILL");
+    wait_gone(first, "the killed nats-server", 10);
+    // A new server on the same port and store: the alert is still there, the hub still serves.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let second = loop {
+        if let [pid] = nats_children(hub.hub.0.id())[..] {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "nats-server was not started again");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_ne!(first, second);
+    wait_port(hub.nats, "the restarted nats-server");
+    let after = wait_alerts(dir.path(), 1);
+    assert_eq!(after[0]["alert"]["id"], before[0]["alert"]["id"]);
+    assert!(hub.hub.0.try_wait().unwrap().is_none(), "the hub stopped");
+    interrupt(&mut hub.hub, "the hub");
+    assert!(!alive(second), "nats-server left running");
+    let _ = hub.gateway;
+}
+
+#[test]
+fn a_nats_server_that_cannot_come_back_stops_the_hub_with_a_message_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // The hub runs a copy of nats-server that is then removed: it cannot be started again.
+    let bin = dir.path().join("nats-server");
+    std::fs::copy(timpora_natsd::find_binary().unwrap(), &bin).unwrap();
+    // To a file: a pipe nobody reads would fill and stall the hub's logging.
+    let log = dir.path().join("stderr.txt");
+    let mut hub = up(
+        dir.path(),
+        &[],
+        &[
+            ("TIMPORA_NATS__RESTART_WITHIN_SECS", "2"),
+            ("TIMPORA_SHUTDOWN__DRAIN_SECS", "3"),
+            ("NATS_SERVER_BIN", bin.to_str().unwrap()),
+        ],
+        Stdio::from(std::fs::File::create(&log).unwrap()),
+    );
+    // Up and running (not still starting): the correlator reports.
+    wait_status(dir.path(), hub.nats, |v| v["correlator"]["version"].is_string());
+    let child = nats_child(hub.hub.0.id());
+    std::fs::remove_file(&bin).unwrap();
+    signal(child, "-KILL");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let status = loop {
+        if let Some(s) = hub.hub.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the hub went on without NATS");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "{status:?}");
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        stderr.contains("error: nats-server stopped: nats-server exited")
+            && stderr.contains("did not come back within 2s"),
+        "{stderr}"
+    );
+    // What cannot drain without NATS is abandoned at the deadline, and said so.
+    assert!(
+        !stderr.contains("did not drain in time") || stderr.contains("correlator"),
+        "{stderr}"
+    );
+    assert!(nats_children(hub.hub.0.id()).is_empty());
+    assert!(!alive(child));
+}
+
+#[test]
+fn a_killed_up_leaves_no_nats_server_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = up(dir.path(), &["--demo"], &[], Stdio::null());
+    let child = nats_child(hub.hub.0.id());
+    signal(hub.hub.0.id(), "-KILL");
+    wait_gone(child, "nats-server after its parent was killed", 10);
+    assert!(TcpStream::connect(("127.0.0.1", hub.nats)).is_err());
+}

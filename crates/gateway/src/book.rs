@@ -1,0 +1,381 @@
+//! The alert book: every alert with its status and handling history, kept up to date from the
+//! alerts stream, and the lifecycle rules of its transitions. Apart from the gRPC handlers and
+//! from NATS, so the rules are unit-tested alone.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{broadcast, watch};
+use tonic::Status;
+
+use timpora_bus::{AlertMessage, Bus};
+use timpora_proto::v1::*;
+
+use crate::Error;
+use crate::alerts::required;
+use crate::validate::Violations;
+
+/// What the book holds: records by id, and ids in the order they were raised.
+#[derive(Default)]
+struct Inner {
+    records: HashMap<String, AlertRecord>,
+    order: Vec<String>,
+}
+
+/// The alerts and their handling, kept up to date from the alerts stream.
+#[derive(Clone)]
+pub struct AlertBook {
+    inner: Arc<RwLock<Inner>>,
+    pub(crate) changes: broadcast::Sender<AlertRecord>,
+    /// Whether the book follows the stream (the gateway reaches NATS): a watcher is told when
+    /// it stops being current, rather than left looking at a list that no longer changes.
+    current: watch::Sender<bool>,
+}
+
+impl Default for AlertBook {
+    fn default() -> Self {
+        Self {
+            inner: Arc::default(),
+            changes: broadcast::channel(4096).0,
+            current: watch::channel(true).0,
+        }
+    }
+}
+
+/// The status a transition leads to from `from`, if allowed.
+pub fn allowed(from: AlertStatus, to: AlertStatus) -> bool {
+    use AlertStatus::*;
+    match to {
+        Acknowledged => from == Open,
+        Assigned => matches!(from, Open | Acknowledged | Assigned),
+        Escalated => matches!(from, Open | Acknowledged | Assigned),
+        Resolved => matches!(from, Open | Acknowledged | Assigned | Escalated),
+        Open | Unspecified => false,
+    }
+}
+
+pub(crate) fn status_name(s: AlertStatus) -> &'static str {
+    s.as_str_name().trim_start_matches("ALERT_STATUS_")
+}
+
+impl AlertBook {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Say whether the book is current (the gateway reaches NATS).
+    pub fn set_current(&self, current: bool) {
+        self.current.send_if_modified(|c| std::mem::replace(c, current) != current);
+    }
+
+    /// Whether the book is current.
+    pub fn is_current(&self) -> bool {
+        *self.current.borrow()
+    }
+
+    /// Follows whether the book is current.
+    pub fn currency(&self) -> watch::Receiver<bool> {
+        self.current.subscribe()
+    }
+
+    /// Take one alerts-stream message into the book (idempotent by sequence).
+    pub fn apply(&self, sequence: u64, message: AlertMessage) {
+        let changed = {
+            let mut inner = self.write();
+            match message {
+                AlertMessage::Raised(alert) => {
+                    if inner.records.contains_key(&alert.id) {
+                        None
+                    } else {
+                        let record = AlertRecord {
+                            status: AlertStatus::Open as i32,
+                            alert: Some(alert.clone()),
+                            ..Default::default()
+                        };
+                        inner.order.push(alert.id.clone());
+                        inner.records.insert(alert.id, record.clone());
+                        Some(record)
+                    }
+                }
+                AlertMessage::Transition(t) => match inner.records.get_mut(&t.alert_id) {
+                    Some(r) if sequence > r.version => {
+                        r.status = t.to_status;
+                        if !t.assignee.is_empty() {
+                            r.assignee = t.assignee.clone();
+                        }
+                        if !t.case_id.is_empty() {
+                            r.case_id = t.case_id.clone();
+                        }
+                        if t.resolution != 0 {
+                            r.resolution = t.resolution;
+                        }
+                        r.history.push(t);
+                        r.version = sequence;
+                        Some(r.clone())
+                    }
+                    _ => None,
+                },
+            }
+        };
+        if let Some(r) = changed {
+            let _ = self.changes.send(r);
+        }
+    }
+
+    /// One record.
+    pub fn get(&self, id: &str) -> Option<AlertRecord> {
+        self.read().records.get(id).cloned()
+    }
+
+    /// Check `action` against the book: a valid request, a known alert, a transition its
+    /// status allows, the expected version. The record as it stands.
+    pub fn check(&self, action: &AlertAction, to: AlertStatus) -> Result<AlertRecord, Status> {
+        if action.alert_id.is_empty() {
+            return Err(required("action.alert_id"));
+        }
+        if action.note.chars().count() > 2000 {
+            let mut vs = Violations::default();
+            vs.add("action.note", "at most 2000 characters");
+            return Err(Error::Invalid(vs).into());
+        }
+        let record = self
+            .get(&action.alert_id)
+            .ok_or_else(|| Status::not_found(format!("no alert {}", action.alert_id)))?;
+        let from = AlertStatus::try_from(record.status).unwrap_or_default();
+        if !allowed(from, to) {
+            return Err(Status::failed_precondition(format!(
+                "alert {} is {}; it cannot become {}",
+                action.alert_id,
+                status_name(from),
+                status_name(to)
+            )));
+        }
+        if action.expected_version != 0 && action.expected_version != record.version {
+            return Err(Status::aborted(format!(
+                "alert {} changed meanwhile (version {}, not {}); reload it",
+                action.alert_id, record.version, action.expected_version
+            )));
+        }
+        Ok(record)
+    }
+
+    /// Records matching `filter`, newest first.
+    pub fn matching(&self, filter: &AlertFilter, open_only: bool) -> Vec<AlertRecord> {
+        let inner = self.read();
+        inner
+            .order
+            .iter()
+            .rev()
+            .filter_map(|id| inner.records.get(id))
+            .filter(|r| matches(filter, r))
+            .filter(|r| !open_only || r.status != AlertStatus::Resolved as i32)
+            .cloned()
+            .collect()
+    }
+}
+
+pub(crate) fn matches(f: &AlertFilter, r: &AlertRecord) -> bool {
+    let Some(a) = &r.alert else { return false };
+    let region_ok = f.regions.is_empty()
+        || f.regions.iter().any(|p| {
+            a.region == *p
+                || a.region
+                    .strip_prefix(p.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+        });
+    region_ok
+        && a.severity >= f.min_severity
+        && (f.rule_ids.is_empty() || f.rule_ids.contains(&a.rule_id))
+        && (f.statuses.is_empty() || f.statuses.contains(&r.status))
+}
+
+/// Keep `book` following the alerts stream, from its start, for as long as the gateway runs.
+pub async fn follow(bus: Bus, book: AlertBook) {
+    loop {
+        match bus.alert_feed().await {
+            Ok(mut feed) => {
+                while let Some(item) = feed.next().await {
+                    match item {
+                        Ok(d) => book.apply(d.sequence, d.message),
+                        Err(e) => tracing::warn!(error = %e, "alerts stream message skipped"),
+                    }
+                }
+                tracing::warn!("alerts stream feed ended; following again");
+            }
+            Err(e) => tracing::debug!(error = %e, "alerts stream not readable yet"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [AlertStatus; 6] = [
+        AlertStatus::Unspecified,
+        AlertStatus::Open,
+        AlertStatus::Acknowledged,
+        AlertStatus::Assigned,
+        AlertStatus::Escalated,
+        AlertStatus::Resolved,
+    ];
+
+    fn raised(id: &str, region: &str) -> AlertMessage {
+        AlertMessage::Raised(Alert {
+            id: id.into(),
+            rule_id: "R2".into(),
+            region: region.into(),
+            severity: Severity::High as i32,
+            ..Default::default()
+        })
+    }
+
+    fn to(id: &str, from: AlertStatus, to: AlertStatus) -> AlertMessage {
+        AlertMessage::Transition(AlertTransition {
+            alert_id: id.into(),
+            from_status: from as i32,
+            to_status: to as i32,
+            ..Default::default()
+        })
+    }
+
+    fn action(id: &str, version: u64) -> AlertAction {
+        AlertAction {
+            alert_id: id.into(),
+            expected_version: version,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_allowed_and_refused_transition() {
+        use AlertStatus::*;
+        let allowed_pairs = [
+            (Open, Acknowledged),
+            (Open, Assigned),
+            (Acknowledged, Assigned),
+            (Assigned, Assigned),
+            (Open, Escalated),
+            (Acknowledged, Escalated),
+            (Assigned, Escalated),
+            (Open, Resolved),
+            (Acknowledged, Resolved),
+            (Assigned, Resolved),
+            (Escalated, Resolved),
+        ];
+        for from in ALL {
+            for target in ALL {
+                assert_eq!(
+                    allowed(from, target),
+                    allowed_pairs.contains(&(from, target)),
+                    "{from:?} -> {target:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_book_checks_actions_against_status_and_version() {
+        let book = AlertBook::default();
+        book.apply(1, raised("alr_1", "74.02.05.2001"));
+        // Unknown alert, missing id, too long a note.
+        assert_eq!(
+            book.check(&action("alr_x", 0), AlertStatus::Acknowledged)
+                .unwrap_err()
+                .code(),
+            tonic::Code::NotFound
+        );
+        assert_eq!(
+            book.check(&action("", 0), AlertStatus::Acknowledged)
+                .unwrap_err()
+                .code(),
+            tonic::Code::InvalidArgument
+        );
+        let mut long = action("alr_1", 0);
+        long.note = "x".repeat(2001);
+        assert_eq!(
+            book.check(&long, AlertStatus::Acknowledged)
+                .unwrap_err()
+                .code(),
+            tonic::Code::InvalidArgument
+        );
+        // Open: acknowledge is fine; the stored transition moves it on and sets the version.
+        book.check(&action("alr_1", 0), AlertStatus::Acknowledged)
+            .unwrap();
+        book.apply(
+            7,
+            to("alr_1", AlertStatus::Open, AlertStatus::Acknowledged),
+        );
+        let r = book.get("alr_1").unwrap();
+        assert_eq!(r.status, AlertStatus::Acknowledged as i32);
+        assert_eq!((r.version, r.history.len()), (7, 1));
+        // A second acknowledgement is refused, naming the status.
+        let refused = book
+            .check(&action("alr_1", 0), AlertStatus::Acknowledged)
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+        assert!(refused.message().contains("ACKNOWLEDGED"), "{refused:?}");
+        // A stale expected version is refused; the current one is accepted.
+        assert_eq!(
+            book.check(&action("alr_1", 3), AlertStatus::Assigned)
+                .unwrap_err()
+                .code(),
+            tonic::Code::Aborted
+        );
+        book.check(&action("alr_1", 7), AlertStatus::Assigned).unwrap();
+        // Replaying an old or the same message changes nothing.
+        book.apply(7, to("alr_1", AlertStatus::Open, AlertStatus::Acknowledged));
+        book.apply(1, raised("alr_1", "74.02.05.2001"));
+        assert_eq!(book.get("alr_1").unwrap().history.len(), 1);
+    }
+
+    #[test]
+    fn filters_select_by_region_prefix_severity_rule_and_status() {
+        let book = AlertBook::default();
+        book.apply(1, raised("a", "74.02.05.2001"));
+        book.apply(2, raised("b", "72.71.01.1007"));
+        book.apply(3, to("b", AlertStatus::Open, AlertStatus::Resolved));
+        let ids = |f: AlertFilter, open_only: bool| -> Vec<String> {
+            book.matching(&f, open_only)
+                .into_iter()
+                .map(|r| r.alert.unwrap().id)
+                .collect()
+        };
+        assert_eq!(ids(AlertFilter::default(), false), ["b", "a"]);
+        assert_eq!(ids(AlertFilter::default(), true), ["a"]);
+        let region = |p: &str| AlertFilter {
+            regions: vec![p.into()],
+            ..Default::default()
+        };
+        assert_eq!(ids(region("74.02"), false), ["a"]);
+        assert!(ids(region("74.0"), false).is_empty(), "a prefix stops at a dot");
+        let severe = AlertFilter {
+            min_severity: Severity::Critical as i32,
+            ..Default::default()
+        };
+        assert!(ids(severe, false).is_empty());
+        let resolved = AlertFilter {
+            statuses: vec![AlertStatus::Resolved as i32],
+            ..Default::default()
+        };
+        assert_eq!(ids(resolved, false), ["b"]);
+    }
+
+    #[test]
+    fn currency_is_reported_once_per_change() {
+        let book = AlertBook::default();
+        let mut rx = book.currency();
+        assert!(book.is_current());
+        book.set_current(true);
+        assert!(!rx.has_changed().unwrap());
+        book.set_current(false);
+        assert!(rx.has_changed().unwrap() && !*rx.borrow_and_update());
+    }
+}

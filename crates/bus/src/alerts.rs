@@ -9,7 +9,8 @@ use futures::stream::BoxStream;
 use prost::Message as _;
 use timpora_proto::v1::{Alert, AlertAccess, AlertTransition, Event};
 
-use crate::{Bus, Error, Result};
+use crate::error::err;
+use crate::{Bus, Error, ErrorKind, Result};
 
 /// One message of the alerts stream.
 #[derive(Debug, Clone)]
@@ -58,14 +59,14 @@ impl Bus {
             .js
             .send_publish(self.lifecycle_subject(&t.alert_id), msg)
             .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?
+            .map_err(err("publish transition"))?
             .await;
         match ack {
             Ok(a) => Ok(a.sequence),
             Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
                 Err(TransitionError::Conflict)
             }
-            Err(e) => Err(Error::Unavailable(e.to_string()).into()),
+            Err(e) => Err(err("publish transition")(e).into()),
         }
     }
 
@@ -75,20 +76,17 @@ impl Bus {
             .js
             .get_stream(&self.topology.alerts_stream)
             .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
+            .map_err(err("get alerts stream"))?;
         let messages = crate::ordered(&stream, consumer::pull::OrderedConfig::default()).await?;
         let lifecycle = format!("{}.lifecycle.", self.topology.alerts_subject_prefix);
         Ok(messages
             .map(move |m| {
-                let m = m.map_err(|e| Error::Unavailable(e.to_string()))?;
+                let m = m.map_err(err("read alerts"))?;
                 let sequence = m
                     .info()
-                    .map_err(|e| Error::Unavailable(e.to_string()))?
+                    .map_err(|e| Error::msg(ErrorKind::Malformed, "read alerts", e.to_string()))?
                     .stream_sequence;
-                let malformed = |e: prost::DecodeError| Error::Malformed {
-                    sequence,
-                    message: e.to_string(),
-                };
+                let malformed = |e: prost::DecodeError| Error::malformed(sequence, e);
                 let message = if m.subject.starts_with(&lifecycle) {
                     AlertMessage::Transition(
                         AlertTransition::decode(m.payload.clone()).map_err(malformed)?,
@@ -111,9 +109,9 @@ impl Bus {
             .js
             .publish(subject, Bytes::from(a.encode_to_vec()))
             .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?
+            .map_err(err("record access"))?
             .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
+            .map_err(err("record access"))?;
         Ok(ack.sequence)
     }
 
@@ -127,11 +125,8 @@ impl Bus {
             .js
             .get_stream(&self.topology.access_stream)
             .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
-        let info = stream
-            .info()
-            .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
+            .map_err(err("get access stream"))?;
+        let info = stream.info().await.map_err(err("access stream info"))?;
         if info.state.messages == 0 {
             return Ok(Vec::new());
         }
@@ -160,13 +155,13 @@ impl Bus {
         while let Ok(Some(m)) =
             tokio::time::timeout(std::time::Duration::from_secs(2), messages.next()).await
         {
-            let m = m.map_err(|e| Error::Unavailable(e.to_string()))?;
-            let meta = m.info().map_err(|e| Error::Unavailable(e.to_string()))?;
-            let (sequence, pending) = (meta.stream_sequence, meta.pending);
-            let a = AlertAccess::decode(m.payload.clone()).map_err(|e| Error::Malformed {
-                sequence,
-                message: e.to_string(),
+            let m = m.map_err(err("read access records"))?;
+            let meta = m.info().map_err(|e| {
+                Error::msg(ErrorKind::Malformed, "read access records", e.to_string())
             })?;
+            let (sequence, pending) = (meta.stream_sequence, meta.pending);
+            let a = AlertAccess::decode(m.payload.clone())
+                .map_err(|e| Error::malformed(sequence, e))?;
             if out.len() == limit {
                 out.pop_front();
             }
@@ -185,7 +180,7 @@ impl Bus {
             .js
             .get_stream(&self.topology.events_stream)
             .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
+            .map_err(err("get events stream"))?;
         let mut out = Vec::with_capacity(sequences.len());
         for &sequence in sequences {
             let event = match sequence {

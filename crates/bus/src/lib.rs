@@ -33,31 +33,24 @@ pub const HEADER_SOURCE: &str = "Timpora-Source";
 /// Header carrying the classification name.
 pub const HEADER_CLASSIFICATION: &str = "Timpora-Classification";
 
-/// Errors of the bus.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// NATS is not reachable or did not answer in time: nothing was acknowledged.
-    #[error("nats is unavailable: {0}")]
-    Unavailable(String),
-    /// A JetStream API call failed.
-    #[error("jetstream {op} failed: {message}")]
-    JetStream { op: &'static str, message: String },
-    /// A stored message is not a valid event.
-    #[error("message at stream sequence {sequence} is not a valid event: {message}")]
-    Malformed { sequence: u64, message: String },
-    /// The event's type is not in the catalogue.
-    #[error("unknown event type {0:?}")]
-    UnknownType(String),
-}
+mod error;
+use error::err;
+pub use error::{Error, ErrorKind};
 
 type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A JetStream API error as [`Error::JetStream`], naming the operation.
-pub(crate) fn js_err<E: std::fmt::Display>(op: &'static str) -> impl FnOnce(E) -> Error {
-    move |e| Error::JetStream {
-        op,
-        message: e.to_string(),
-    }
+/// A JetStream error whose kind async-nats does not give in a form [`Classify`] knows (key-value
+/// and object stores): transient while the connection is down, refused otherwise.
+pub(crate) fn js_err<E: std::error::Error + Send + Sync + 'static>(
+    bus: &Bus,
+    op: &'static str,
+) -> impl FnOnce(E) -> Error {
+    let kind = if bus.is_connected() {
+        ErrorKind::Refused
+    } else {
+        ErrorKind::Unavailable
+    };
+    move |e| Error::new(kind, op, e)
 }
 
 /// Where JetStream keeps a stream.
@@ -273,14 +266,23 @@ impl Bus {
             .split(',')
             .map(|u| u.trim().parse::<async_nats::ServerAddr>())
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::Unavailable(format!("{url} is not a NATS URL list: {e}")))?;
+            .map_err(|e| Error::new(ErrorKind::Refused, "parse the NATS URL list", e))?;
         let client = async_nats::ConnectOptions::new()
             .name(name)
             .connection_timeout(Duration::from_secs(3))
             .max_reconnects(None)
             .connect(servers)
             .await
-            .map_err(|e| Error::Unavailable(format!("cannot connect to {url}: {e}")))?;
+            .map_err(|e| {
+                let kind = match e.kind() {
+                    async_nats::ConnectErrorKind::Authentication
+                    | async_nats::ConnectErrorKind::AuthorizationViolation
+                    | async_nats::ConnectErrorKind::Tls
+                    | async_nats::ConnectErrorKind::ServerParse => ErrorKind::Refused,
+                    _ => ErrorKind::Unavailable,
+                };
+                Error::msg(kind, "connect", format!("cannot connect to {url}: {e}"))
+            })?;
         Ok(Self {
             url: Some(url.to_owned()),
             ..Self::new(client, topology, DEFAULT_TIMEOUT)
@@ -341,7 +343,7 @@ impl Bus {
             self.js
                 .create_or_update_stream(config)
                 .await
-                .map_err(js_err("create or update stream"))?;
+                .map_err(err("create or update stream"))?;
         }
         self.rules_store().await?;
         self.checkpoint_store().await?;
@@ -357,10 +359,19 @@ impl Bus {
     /// the returned [`PendingAck`] resolves when JetStream has stored it.
     pub async fn publish(&self, event: &Event) -> Result<PendingAck> {
         if !self.is_connected() {
-            return Err(Error::Unavailable("not connected to nats".into()));
+            return Err(Error::msg(
+                ErrorKind::Unavailable,
+                "publish",
+                "not connected to nats",
+            ));
         }
-        let info =
-            type_by_name(&event.r#type).ok_or_else(|| Error::UnknownType(event.r#type.clone()))?;
+        let info = type_by_name(&event.r#type).ok_or_else(|| {
+            Error::msg(
+                ErrorKind::UnknownType,
+                "publish",
+                format!("unknown event type {:?}", event.r#type),
+            )
+        })?;
         let subject = self.topology.subject_for(info, &event.region);
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(HEADER_TYPE, event.r#type.as_str());
@@ -382,7 +393,7 @@ impl Bus {
             .js
             .send_publish(subject, msg)
             .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
+            .map_err(err("publish"))?;
         Ok(PendingAck(fut))
     }
 
@@ -403,7 +414,7 @@ impl Bus {
             .js
             .send_publish(self.topology.alert_subject(&alert.id), msg)
             .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
+            .map_err(err("publish alert"))?;
         Ok(PendingAlert(pending))
     }
 
@@ -443,7 +454,7 @@ impl Bus {
             .js
             .get_stream(&self.topology.events_stream)
             .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
+            .map_err(err("get events stream"))?;
         let deliver_policy = match start {
             Start::All => consumer::DeliverPolicy::All,
             Start::New => consumer::DeliverPolicy::New,
@@ -463,15 +474,13 @@ impl Bus {
         .await?;
         Ok(messages
             .map(|m| {
-                let m = m.map_err(|e| Error::Unavailable(e.to_string()))?;
+                let m = m.map_err(err("read events"))?;
                 let sequence = m
                     .info()
-                    .map_err(|e| Error::Unavailable(e.to_string()))?
+                    .map_err(|e| Error::msg(ErrorKind::Malformed, "read events", e.to_string()))?
                     .stream_sequence;
-                let event = Event::decode(m.payload.clone()).map_err(|e| Error::Malformed {
-                    sequence,
-                    message: e.to_string(),
-                })?;
+                let event =
+                    Event::decode(m.payload.clone()).map_err(|e| Error::malformed(sequence, e))?;
                 Ok(Delivered { sequence, event })
             })
             .boxed())
@@ -483,8 +492,8 @@ impl Bus {
             .js
             .get_stream(&self.topology.events_stream)
             .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
-        let info = stream.info().await.map_err(js_err("stream info"))?;
+            .map_err(err("get events stream"))?;
+        let info = stream.info().await.map_err(err("stream info"))?;
         Ok(info.state.last_sequence)
     }
 
@@ -496,19 +505,15 @@ impl Bus {
             .stream_names()
             .try_collect()
             .await
-            .map_err(js_err("list streams"))?;
+            .map_err(js_err(self, "list streams"))?;
         for name in names {
-            let mut stream = self
-                .js
-                .get_stream(&name)
-                .await
-                .map_err(js_err("get stream"))?;
-            let info = stream.info().await.map_err(js_err("stream info"))?.clone();
+            let mut stream = self.js.get_stream(&name).await.map_err(err("get stream"))?;
+            let info = stream.info().await.map_err(err("stream info"))?.clone();
             let consumers: Vec<consumer::Info> = stream
                 .consumers()
                 .try_collect()
                 .await
-                .map_err(js_err("list consumers"))?;
+                .map_err(js_err(self, "list consumers"))?;
             streams.push(StreamStatus {
                 name: info.config.name.clone(),
                 subjects: info.config.subjects.clone(),
@@ -545,10 +550,10 @@ pub(crate) async fn ordered(
     stream
         .create_consumer(config)
         .await
-        .map_err(|e| Error::Unavailable(e.to_string()))?
+        .map_err(err("create consumer"))?
         .messages()
         .await
-        .map_err(|e| Error::Unavailable(e.to_string()))
+        .map_err(err("read from consumer"))
 }
 
 /// What became of a published alert.
@@ -573,7 +578,7 @@ impl PendingAlert {
             Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
                 Ok(AlertOutcome::Duplicate)
             }
-            Err(e) => Err(Error::Unavailable(e.to_string())),
+            Err(e) => Err(err("store alert")(e)),
         }
     }
 }
@@ -585,9 +590,7 @@ pub struct PendingAck(jetstream::context::PublishAckFuture);
 impl PendingAck {
     /// Wait for JetStream to store the message (or report it as a duplicate).
     pub async fn ack(self) -> Result<jetstream::publish::PublishAck> {
-        self.0
-            .await
-            .map_err(|e| Error::Unavailable(format!("no acknowledgement from jetstream: {e}")))
+        self.0.await.map_err(err("acknowledgement"))
     }
 }
 

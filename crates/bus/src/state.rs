@@ -81,11 +81,11 @@ impl Bus {
                 ..Default::default()
             })
             .await
-            .map_err(js_err("create rules bucket"))?;
+            .map_err(js_err(self, "create rules bucket"))?;
         self.js
             .get_key_value(&t.rules_bucket)
             .await
-            .map_err(js_err("open rules bucket"))
+            .map_err(js_err(self, "open rules bucket"))
     }
 
     /// The checkpoint object store, created when missing.
@@ -103,7 +103,7 @@ impl Bus {
                 ..Default::default()
             })
             .await
-            .map_err(js_err("create checkpoint store"))
+            .map_err(js_err(self, "create checkpoint store"))
     }
 
     /// Make `text` (a checked rule file) the active rule set; its bucket revision.
@@ -112,7 +112,7 @@ impl Bus {
             .await?
             .put(RULES_ACTIVE, Bytes::copy_from_slice(text.as_bytes()))
             .await
-            .map_err(js_err("put rules"))
+            .map_err(js_err(self, "put rules"))
     }
 
     /// The active rule file's text, if one was ever applied.
@@ -122,7 +122,7 @@ impl Bus {
             .await?
             .get(RULES_ACTIVE)
             .await
-            .map_err(js_err("get rules"))?;
+            .map_err(js_err(self, "get rules"))?;
         Ok(value.map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
@@ -133,7 +133,7 @@ impl Bus {
             .await?
             .watch(RULES_ACTIVE)
             .await
-            .map_err(js_err("watch rules"))?;
+            .map_err(js_err(self, "watch rules"))?;
         Ok(watch.filter_map(|entry| async move {
             match entry {
                 Ok(e) if e.operation == kv::Operation::Put => {
@@ -150,12 +150,12 @@ impl Bus {
 
     /// Report what the correlator runs.
     pub async fn put_correlator_status(&self, status: &CorrelatorStatus) -> Result<()> {
-        let json = serde_json::to_vec(status).map_err(js_err("encode correlator status"))?;
+        let json = serde_json::to_vec(status).map_err(js_err(self, "encode correlator status"))?;
         self.rules_store()
             .await?
             .put(CORRELATOR_STATUS, json.into())
             .await
-            .map_err(js_err("put correlator status"))?;
+            .map_err(js_err(self, "put correlator status"))?;
         Ok(())
     }
 
@@ -166,7 +166,7 @@ impl Bus {
             .await?
             .get(CORRELATOR_STATUS)
             .await
-            .map_err(js_err("get correlator status"))?;
+            .map_err(js_err(self, "get correlator status"))?;
         Ok(value.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
@@ -187,7 +187,7 @@ impl Bus {
         store
             .put(name, reader)
             .await
-            .map_err(js_err("save checkpoint"))?;
+            .map_err(js_err(self, "save checkpoint"))?;
         Ok(())
     }
 
@@ -197,7 +197,7 @@ impl Bus {
         match store.info(name).await {
             Ok(info) => Ok(info.size as u64),
             Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => Ok(0),
-            Err(e) => Err(js_err("checkpoint info")(e)),
+            Err(e) => Err(js_err(self, "checkpoint info")(e)),
         }
     }
 
@@ -207,13 +207,13 @@ impl Bus {
         let mut object = match store.get(name).await {
             Ok(o) => o,
             Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(js_err("load checkpoint")(e)),
+            Err(e) => return Err(js_err(self, "load checkpoint")(e)),
         };
         let mut bytes = Vec::new();
         tokio::time::timeout(Duration::from_secs(120), object.read_to_end(&mut bytes))
             .await
-            .map_err(js_err("load checkpoint"))?
-            .map_err(js_err("load checkpoint"))?;
+            .map_err(js_err(self, "load checkpoint"))?
+            .map_err(js_err(self, "load checkpoint"))?;
         Ok(Some(bytes))
     }
 }

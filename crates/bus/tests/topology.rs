@@ -157,3 +157,31 @@ async fn an_alert_is_stored_once_however_late_it_is_repeated() {
     let again = bus.record_tick(now).await.unwrap().ack().await.unwrap();
     assert!(!first.duplicate && again.duplicate);
 }
+
+#[tokio::test]
+async fn errors_say_whether_a_retry_can_help() {
+    // Nobody listens: unavailable, worth retrying.
+    let port = timpora_natsd::free_port().unwrap();
+    let e = Bus::connect(
+        &format!("nats://127.0.0.1:{port}"),
+        "t",
+        Topology::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind(), timpora_bus::ErrorKind::Unavailable);
+    assert!(e.is_transient());
+    // A stream that is gone: missing, not transient.
+    let nats = NatsServer::start().unwrap();
+    let bus = Bus::connect(&nats.url(), "t", Topology::default())
+        .await
+        .unwrap();
+    bus.ensure_topology().await.unwrap();
+    bus.jetstream()
+        .delete_stream(&bus.topology().events_stream)
+        .await
+        .unwrap();
+    let e = bus.events_last_sequence().await.unwrap_err();
+    assert_eq!(e.kind(), timpora_bus::ErrorKind::Missing, "{e}");
+    assert!(!e.is_transient());
+}

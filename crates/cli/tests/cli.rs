@@ -14,10 +14,6 @@ use timpora_natsd::{NatsServer, free_port};
 mod common;
 use common::*;
 
-
-
-
-
 #[test]
 fn publish_subscribe_and_status_through_the_binary() {
     let nats = NatsServer::start().unwrap();
@@ -519,7 +515,6 @@ fn rules_apply_and_sighup_switch_the_running_set_and_bad_files_change_nothing() 
     hup();
     wait_status(dir.path(), &url, |v| running(v, "2026.11-3"));
 }
-
 
 #[test]
 fn alerts_commands_list_show_and_act_through_the_binary() {

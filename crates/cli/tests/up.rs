@@ -81,7 +81,12 @@ fn up_serves_the_correlators_metrics_and_applies_its_rule_file_on_sighup() {
     let metrics_addr = format!("127.0.0.1:{metrics}");
     let mut hub = up(
         dir.path(),
-        &["--metrics", &metrics_addr, "--rules", rules.to_str().unwrap()],
+        &[
+            "--metrics",
+            &metrics_addr,
+            "--rules",
+            rules.to_str().unwrap(),
+        ],
         &[],
         Stdio::null(),
     );
@@ -91,7 +96,10 @@ fn up_serves_the_correlators_metrics_and_applies_its_rule_file_on_sighup() {
     wait_port(metrics, "the correlator's metrics");
     let text = scrape(metrics);
     assert!(text.starts_with("HTTP/1.0 200"), "{text}");
-    assert!(text.contains("timpora_correlator_state_cap 5000000"), "{text}");
+    assert!(
+        text.contains("timpora_correlator_state_cap 5000000"),
+        "{text}"
+    );
     assert!(text.contains("version=\"2026.11-1\""), "{text}");
 
     // SIGHUP: an invalid file changes nothing, a valid one becomes the running set.
@@ -108,7 +116,10 @@ fn up_serves_the_correlators_metrics_and_applies_its_rule_file_on_sighup() {
     // The metrics follow the running set.
     let deadline = Instant::now() + Duration::from_secs(30);
     while !scrape(metrics).contains("version=\"2026.11-7\"") {
-        assert!(Instant::now() < deadline, "metrics never showed the new set");
+        assert!(
+            Instant::now() < deadline,
+            "metrics never showed the new set"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     interrupt(&mut hub.hub, "the hub");
@@ -129,7 +140,10 @@ fn a_nats_server_child_that_dies_is_started_again_on_the_same_store() {
         if let [pid] = nats_children(hub.hub.0.id())[..] {
             break pid;
         }
-        assert!(Instant::now() < deadline, "nats-server was not started again");
+        assert!(
+            Instant::now() < deadline,
+            "nats-server was not started again"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_ne!(first, second);
@@ -161,7 +175,9 @@ fn a_nats_server_that_cannot_come_back_stops_the_hub_with_a_message_naming_it() 
         Stdio::from(std::fs::File::create(&log).unwrap()),
     );
     // Up and running (not still starting): the correlator reports.
-    wait_status(dir.path(), hub.nats, |v| v["correlator"]["version"].is_string());
+    wait_status(dir.path(), hub.nats, |v| {
+        v["correlator"]["version"].is_string()
+    });
     let child = nats_child(hub.hub.0.id());
     std::fs::remove_file(&bin).unwrap();
     signal(child, "-KILL");

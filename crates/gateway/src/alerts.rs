@@ -30,6 +30,8 @@ use crate::{Error, trace};
 pub struct Alerts {
     pub book: AlertBook,
     pub ingest: Ingest,
+    pub bus: timpora_bus::Bus,
+    pub policy: std::sync::Arc<crate::Policy>,
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchAlertsResponse, Status>> + Send>>;
@@ -49,7 +51,7 @@ impl Alerts {
     /// Alerts are about single persons: only agencies that may read events see them.
     fn admit<T>(&self, req: &Request<T>) -> Result<Identity, Status> {
         let who = caller(req)?;
-        if self.ingest.policy().reads_anything(&who.agency) {
+        if self.policy.reads_anything(&who.agency) {
             Ok(who)
         } else {
             Err(Status::permission_denied(format!(
@@ -79,12 +81,7 @@ impl Alerts {
             ..Default::default()
         };
         fill(&mut t);
-        let seq = match self
-            .ingest
-            .bus()
-            .publish_transition(&t, record.version)
-            .await
-        {
+        let seq = match self.bus.publish_transition(&t, record.version).await {
             Ok(seq) => seq,
             Err(TransitionError::Conflict) => {
                 return Err(Status::aborted(format!(
@@ -203,17 +200,12 @@ impl AlertService for Alerts {
             .get(&id)
             .ok_or_else(|| Status::not_found(format!("no alert {id}")))?;
         let alert = record.alert.clone().unwrap_or_default();
-        let policy = self.ingest.policy();
+        let policy = &self.policy;
         let mut events = Vec::new();
         let mut withheld = Vec::new();
         let mut sequences = alert.evidence_sequences.clone();
         sequences.resize(alert.evidence.len(), 0);
-        let stored = self
-            .ingest
-            .bus()
-            .events_at(&sequences)
-            .await
-            .map_err(Error::from)?;
+        let stored = self.bus.events_at(&sequences).await.map_err(Error::from)?;
         for (key, event) in alert.evidence.iter().zip(stored) {
             match event {
                 Some(e)
@@ -237,11 +229,7 @@ impl AlertService for Alerts {
             events: events.len() as u32,
             withheld: withheld.len() as u32,
         };
-        self.ingest
-            .bus()
-            .record_access(&access)
-            .await
-            .map_err(Error::from)?;
+        self.bus.record_access(&access).await.map_err(Error::from)?;
         tracing::info!(alert = %id, reader = %who, events = events.len(), withheld = withheld.len(), "alert read");
         Ok(Response::new(GetAlertResponse {
             record: Some(record),
@@ -255,7 +243,7 @@ impl AlertService for Alerts {
         req: Request<ListAlertAccessRequest>,
     ) -> Result<Response<ListAlertAccessResponse>, Status> {
         let who = caller(&req)?;
-        if !self.ingest.policy().audits(&who.agency) {
+        if !self.policy.audits(&who.agency) {
             return Err(Status::permission_denied(format!(
                 "{who} may not read the access records (its policy has no audit right)"
             )));
@@ -266,8 +254,7 @@ impl AlertService for Alerts {
             n => n.min(1000),
         } as usize;
         let records = self
-            .ingest
-            .bus()
+            .bus
             .access_records(
                 (!r.alert_id.is_empty()).then_some(r.alert_id.as_str()),
                 limit,
@@ -361,7 +348,7 @@ impl AlertService for Alerts {
             id: alert.group_key.clone(),
             role: "alert subject".into(),
         });
-        self.ingest.publish(&prepared).await?;
+        self.ingest.send_prepared(&who, prepared).await.await?;
         let id = case_id.clone();
         let record = self
             .act(&who, Some(action), AlertStatus::Escalated, |t| {

@@ -71,7 +71,8 @@ impl AlertBook {
 
     /// Say whether the book is current (the gateway reaches NATS).
     pub fn set_current(&self, current: bool) {
-        self.current.send_if_modified(|c| std::mem::replace(c, current) != current);
+        self.current
+            .send_if_modified(|c| std::mem::replace(c, current) != current);
     }
 
     /// Whether the book is current.
@@ -208,7 +209,14 @@ pub async fn follow(bus: Bus, book: AlertBook) {
                 }
                 tracing::warn!("alerts stream feed ended; following again");
             }
-            Err(e) => tracing::debug!(error = %e, "alerts stream not readable yet"),
+            Err(e) if e.is_transient() => {
+                tracing::debug!(error = %e, "alerts stream not readable yet")
+            }
+            // Not a passing fault: said loudly, and tried again less often.
+            Err(e) => {
+                tracing::error!(error = %e, "alerts stream cannot be followed");
+                tokio::time::sleep(Duration::from_secs(4)).await;
+            }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -309,10 +317,7 @@ mod tests {
         // Open: acknowledge is fine; the stored transition moves it on and sets the version.
         book.check(&action("alr_1", 0), AlertStatus::Acknowledged)
             .unwrap();
-        book.apply(
-            7,
-            to("alr_1", AlertStatus::Open, AlertStatus::Acknowledged),
-        );
+        book.apply(7, to("alr_1", AlertStatus::Open, AlertStatus::Acknowledged));
         let r = book.get("alr_1").unwrap();
         assert_eq!(r.status, AlertStatus::Acknowledged as i32);
         assert_eq!((r.version, r.history.len()), (7, 1));
@@ -329,7 +334,8 @@ mod tests {
                 .code(),
             tonic::Code::Aborted
         );
-        book.check(&action("alr_1", 7), AlertStatus::Assigned).unwrap();
+        book.check(&action("alr_1", 7), AlertStatus::Assigned)
+            .unwrap();
         // Replaying an old or the same message changes nothing.
         book.apply(7, to("alr_1", AlertStatus::Open, AlertStatus::Acknowledged));
         book.apply(1, raised("alr_1", "74.02.05.2001"));
@@ -355,7 +361,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(ids(region("74.02"), false), ["a"]);
-        assert!(ids(region("74.0"), false).is_empty(), "a prefix stops at a dot");
+        assert!(
+            ids(region("74.0"), false).is_empty(),
+            "a prefix stops at a dot"
+        );
         let severe = AlertFilter {
             min_severity: Severity::Critical as i32,
             ..Default::default()

@@ -9,16 +9,13 @@ use std::time::SystemTime;
 use timpora_bus::Bus;
 use timpora_proto::v1::event::Payload;
 use timpora_proto::v1::{
-    CaseKind, CaseStatus, Classification, CommunityReportKind, CpmiStage, DepartureOutcome,
-    EntityKind, EntityRef, Event, Indicator, InterviewOutcome, InvestigationStatus, LicenceStatus,
-    Person, ProsecutionStatus, PublishAck, Recommendation, RecommendationKind,
-    RecommendationStatus, Recruiter, RepatriationReason, ReportChannel, ReporterRole,
-    TravelPurpose, VictimServiceKind,
+    Classification, EntityKind, EntityRef, Event, Person, PublishAck, Recruiter,
 };
 use timpora_proto::{SPEC_VERSION, type_of};
 
 use crate::Error;
 use crate::identity::Identity;
+use crate::payload::Check;
 use crate::policy::Policy;
 use crate::pseudo::Pseudonymiser;
 use crate::validate::{self as v, Limits, Violations};
@@ -39,6 +36,13 @@ pub struct Paths {
 #[derive(Debug, Clone)]
 pub struct Ingest {
     bus: Bus,
+    preparer: Preparer,
+}
+
+/// What happens to an event before it goes to the bus: the caller's rights, every field,
+/// pseudonymisation, the hub's own envelope fields. No NATS involved.
+#[derive(Debug, Clone)]
+pub struct Preparer {
     policy: Arc<Policy>,
     pseudo: Arc<Pseudonymiser>,
     limits: Limits,
@@ -46,23 +50,30 @@ pub struct Ingest {
 
 impl Ingest {
     /// Assemble the pipeline.
-    pub fn new(bus: Bus, policy: Arc<Policy>, pseudo: Arc<Pseudonymiser>, limits: Limits) -> Self {
+    pub fn new(bus: Bus, preparer: Preparer) -> Self {
+        Self { bus, preparer }
+    }
+
+    /// Check, validate and pseudonymise `ev` from `who`; the result is what will be stored.
+    pub fn prepare(
+        &self,
+        who: &Identity,
+        ev: Event,
+        paths: &Paths,
+        traceparent: String,
+    ) -> Result<Event, Error> {
+        self.preparer.prepare(who, ev, paths, traceparent)
+    }
+}
+
+impl Preparer {
+    /// The preparation under `policy`, with `pseudo`'s keys and `limits`.
+    pub fn new(policy: Arc<Policy>, pseudo: Arc<Pseudonymiser>, limits: Limits) -> Self {
         Self {
-            bus,
             policy,
             pseudo,
             limits,
         }
-    }
-
-    /// The bus events are published to.
-    pub fn bus(&self) -> &Bus {
-        &self.bus
-    }
-
-    /// The authorisation policy.
-    pub fn policy(&self) -> &Arc<Policy> {
-        &self.policy
     }
 
     /// Check, validate and pseudonymise `ev` from `who`; the result is what will be stored.
@@ -155,11 +166,70 @@ impl Ingest {
         ev.key_version = self.pseudo.version();
         Ok(ev)
     }
+}
 
-    /// Publish a prepared event and wait for JetStream's acknowledgement.
-    pub async fn publish(&self, ev: &Event) -> Result<PublishAck, Error> {
-        let ack = self.bus.publish(ev).await?.ack().await?;
-        Ok(ack_of(ev, ack))
+impl Ingest {
+    /// The one send path of every publishing call (agency methods, `Publish`,
+    /// `PublishStream`, escalation): prepare `ev` from `who`, publish it, and return the
+    /// acknowledgement still pending, so a stream can keep many in flight. The pending answer
+    /// resolves only after JetStream stored the event, and logs the outcome.
+    pub async fn send(
+        &self,
+        who: &Identity,
+        ev: Event,
+        paths: &Paths,
+        traceparent: String,
+    ) -> Sent {
+        let id = ev.id.clone();
+        match self.prepare(who, ev, paths, traceparent) {
+            Ok(prepared) => self.send_prepared(who, prepared).await,
+            Err(e) => settled(who, id, Err(e)),
+        }
+    }
+
+    /// Publish an event [`Ingest::prepare`] returned (and the caller may have added to);
+    /// the acknowledgement, pending.
+    pub async fn send_prepared(&self, who: &Identity, prepared: Event) -> Sent {
+        let id = prepared.id.clone();
+        match self.bus.publish(&prepared).await {
+            Ok(pending) => {
+                let who = who.clone();
+                Box::pin(async move {
+                    let result = pending
+                        .ack()
+                        .await
+                        .map(|ack| ack_of(&prepared, ack))
+                        .map_err(Error::from);
+                    log_outcome(&who, &id, &result);
+                    result
+                })
+            }
+            Err(e) => settled(who, id, Err(e.into())),
+        }
+    }
+}
+
+/// An acknowledgement on its way: resolves once JetStream stored the event (or refused it).
+pub type Sent =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<PublishAck, Error>> + Send>>;
+
+/// An outcome known at once, logged now.
+fn settled(who: &Identity, id: String, result: Result<PublishAck, Error>) -> Sent {
+    log_outcome(who, &id, &result);
+    Box::pin(std::future::ready(result))
+}
+
+fn log_outcome(who: &Identity, id: &str, result: &Result<PublishAck, Error>) {
+    match result {
+        Ok(ack) => tracing::debug!(
+            source = %who, event_id = %id, event_type = %ack.r#type,
+            sequence = ack.sequence, duplicate = ack.duplicate, "event stored"
+        ),
+        Err(Error::Invalid(vs)) => {
+            let fields: Vec<&str> = vs.iter().map(|(f, _)| f.as_str()).collect();
+            tracing::warn!(source = %who, event_id = %id, fields = ?fields, "event rejected")
+        }
+        Err(e) => tracing::warn!(source = %who, event_id = %id, error = %e, "event not stored"),
     }
 }
 
@@ -185,13 +255,13 @@ fn entity(kind: EntityKind, id: &str, role: &str) -> EntityRef {
 
 /// A payload field's name, made into text only when it is reported.
 #[derive(Debug, Clone, Copy)]
-struct Field {
+pub(crate) struct Field {
     name: &'static str,
     index: Option<usize>,
 }
 
 impl Field {
-    fn new(name: &'static str) -> Self {
+    pub(crate) fn new(name: &'static str) -> Self {
         Self { name, index: None }
     }
 }
@@ -212,7 +282,7 @@ impl std::fmt::Display for Field {
 }
 
 /// A place in a payload where an entity is mentioned.
-enum Slot<'a> {
+pub(crate) enum Slot<'a> {
     Person(Field, &'static str, &'a mut Person),
     Recruiter(Field, &'static str, &'a mut Recruiter),
     /// A P3MI licence number (may be empty where optional).
@@ -225,7 +295,7 @@ enum Slot<'a> {
     Case(Field, &'a str),
 }
 
-fn indexed(name: &str, i: usize) -> String {
+pub(crate) fn indexed(name: &str, i: usize) -> String {
     format!("{name}[{i}]")
 }
 
@@ -385,260 +455,149 @@ fn pseudonymise(slot: Slot<'_>, ps: &Pseudonymiser, out: &mut Vec<EntityRef>) {
     }
 }
 
-/// Collects the payload's violations under the payload's field path.
-struct Check<'a> {
-    vs: &'a mut Violations,
-    parent: &'static str,
-    payload: &'static str,
-    limits: &'a Limits,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pseudo::{KeyConfig, PseudonymConfig};
+    use prost::Message as _;
+    use timpora_proto::v1::{
+        DepartureCheck, DepartureOutcome, Indicator, InterviewOutcome, PassportInterview,
+        TravelPurpose,
+    };
 
-impl Check<'_> {
-    fn add(&mut self, field: impl std::fmt::Display, why: impl Into<String>) {
-        self.vs
-            .add(format!("{}{}.{field}", self.parent, self.payload), why);
+    const NIK: &str = "7402054107900001";
+
+    fn preparer() -> Preparer {
+        let pseudo = Pseudonymiser::from_config(&PseudonymConfig {
+            active_version: None,
+            keys: vec![KeyConfig {
+                version: 1,
+                key_file: None,
+                key_hex: Some("ab".repeat(32)),
+            }],
+        })
+        .unwrap();
+        Preparer::new(
+            Arc::new(Policy::default()),
+            Arc::new(pseudo),
+            Limits::default(),
+        )
     }
 
-    fn required(&mut self, field: &str, present: bool) {
-        if !present {
-            self.add(field, "required");
+    fn who(s: &str) -> Identity {
+        Identity::parse(s).unwrap()
+    }
+
+    const BUS: Paths = Paths {
+        meta: "event.",
+        payload_parent: "event.",
+        payload: "departure_check",
+    };
+
+    fn departure(nik: &str, country: &str) -> Event {
+        Event {
+            id: "tpi-1".into(),
+            time: Some(SystemTime::now().into()),
+            region: "74.05".into(),
+            payload: Some(Payload::DepartureCheck(DepartureCheck {
+                traveller: Some(Person {
+                    nik: nik.into(),
+                    passport_number: "X1234567".into(),
+                    ..Default::default()
+                }),
+                checkpoint_code: "TPI-KDI".into(),
+                destination_country: country.into(),
+                outcome: DepartureOutcome::Deferred as i32,
+                indicators: vec![Indicator::NoReturnTicket as i32],
+                recruiters: vec![Recruiter {
+                    phone: "+6281299990001".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })),
+            ..Default::default()
         }
     }
 
-    fn enum_req<E: TryFrom<i32>>(&mut self, field: &str, value: i32) {
-        if value == 0 {
-            self.add(field, "required: must not be *_UNSPECIFIED");
-        } else if E::try_from(value).is_err() {
-            self.add(field, format!("unknown value {value}"));
-        }
-    }
-
-    fn enum_list<E: TryFrom<i32>>(&mut self, field: &str, values: &[i32]) {
-        for (i, &value) in values.iter().enumerate() {
-            if value == 0 || E::try_from(value).is_err() {
-                self.add(indexed(field, i), format!("not a valid value: {value}"));
-            }
-        }
-    }
-
-    fn country(&mut self, field: &str, value: &str) {
-        if value.is_empty() {
-            self.add(field, "required");
-        } else if let Some(e) = v::check_country(value) {
-            self.add(field, e);
-        }
-    }
-
-    fn text(&mut self, field: &str, value: &str, max: usize) {
-        if let Some(e) = v::check_text(value, max) {
-            self.add(field, e);
-        }
-    }
-
-    fn count(&mut self, field: &str, n: usize) {
-        if n > self.limits.max_entities {
-            self.add(
-                field,
-                format!("at most {} entries", self.limits.max_entities),
+    #[test]
+    fn a_valid_event_is_pseudonymised_and_stamped_without_a_bus() {
+        let ev = preparer()
+            .prepare(
+                &who("imigrasi/tpi-kdi"),
+                departure(NIK, "MY"),
+                &BUS,
+                String::new(),
+            )
+            .unwrap();
+        assert_eq!(ev.source, "imigrasi/tpi-kdi");
+        assert_eq!(ev.r#type, "timpora.imigrasi.departure_check.v1");
+        assert_eq!(ev.key_version, 1);
+        assert!(ev.entities.iter().any(|e| e.id.starts_with("psn_")));
+        assert!(ev.entities.iter().any(|e| e.id.starts_with("rec_")));
+        assert!(ev.subject.as_ref().unwrap().id.starts_with("psn_"));
+        let bytes = ev.encode_to_vec();
+        for raw in [NIK, "X1234567", "+6281299990001"] {
+            assert!(
+                !bytes.windows(raw.len()).any(|w| w == raw.as_bytes()),
+                "{raw} left in the prepared event"
             );
         }
     }
 
-    fn ident(&mut self, field: impl std::fmt::Display, value: &str, max: usize) {
-        if let Some(e) = v::check_ident(value, max) {
-            self.add(field, e);
+    #[test]
+    fn every_bad_field_is_named_and_nothing_is_prepared() {
+        let mut ev = departure("1234", "XX");
+        ev.region = String::new();
+        let Err(Error::Invalid(vs)) =
+            preparer().prepare(&who("imigrasi/tpi-kdi"), ev, &BUS, String::new())
+        else {
+            panic!("not refused as invalid");
+        };
+        let fields: Vec<&str> = vs.iter().map(|(f, _)| f.as_str()).collect();
+        for f in [
+            "event.region",
+            "event.departure_check.traveller.nik",
+            "event.departure_check.destination_country",
+        ] {
+            assert!(fields.contains(&f), "{f} not in {fields:?}");
         }
     }
 
-    /// Checks that only the payload knows: required fields, enums, countries, text.
-    fn payload(&mut self, payload: &Payload) {
-        let summary = self.limits.max_summary_chars;
-        match payload {
-            Payload::PassportInterview(x) => {
-                self.required("applicant", x.applicant.is_some());
-                self.enum_req::<TravelPurpose>("declared_purpose", x.declared_purpose);
-                self.country("destination_country", &x.destination_country);
-                self.enum_req::<InterviewOutcome>("outcome", x.outcome);
-                self.enum_list::<Indicator>("indicators", &x.indicators);
-                self.count("recruiters", x.recruiters.len());
-            }
-            Payload::DepartureCheck(x) => {
-                self.required("traveller", x.traveller.is_some());
-                if x.traveller
-                    .as_ref()
-                    .is_some_and(|t| t.passport_number.is_empty())
-                {
-                    self.add("traveller.passport_number", "required at a departure check");
-                }
-                self.required("checkpoint_code", !x.checkpoint_code.is_empty());
-                self.text("carrier", &x.carrier, 64);
-                if !x.flight_or_voyage.is_empty() {
-                    self.ident("flight_or_voyage", &x.flight_or_voyage, 16);
-                }
-                self.country("destination_country", &x.destination_country);
-                self.enum_req::<DepartureOutcome>("outcome", x.outcome);
-                self.enum_list::<Indicator>("indicators", &x.indicators);
-                self.count("companions", x.companions.len());
-                self.count("recruiters", x.recruiters.len());
-            }
-            Payload::CpmiStatus(x) => {
-                self.required("person", x.person.is_some());
-                self.ident("worker_id", &x.worker_id, 64);
-                self.required("p3mi_licence", !x.p3mi_licence.is_empty());
-                self.country("destination_country", &x.destination_country);
-                self.text("job", &x.job, 64);
-                self.enum_req::<CpmiStage>("stage", x.stage);
-            }
-            Payload::Repatriation(x) => {
-                self.required("person", x.person.is_some());
-                self.country("country", &x.country);
-                self.enum_req::<RepatriationReason>("reason", x.reason);
-            }
-            Payload::Recommendation(Recommendation {
-                person,
-                kind,
-                status,
-                ..
-            }) => {
-                self.required("person", person.is_some());
-                self.enum_req::<RecommendationKind>("kind", *kind);
-                self.enum_req::<RecommendationStatus>("status", *status);
-            }
-            Payload::CompanyLicence(x) => {
-                self.required("p3mi_licence", !x.p3mi_licence.is_empty());
-                self.enum_req::<LicenceStatus>("status", x.status);
-                self.text("company_name", &x.company_name, 128);
-            }
-            Payload::CommunityReport(x) => {
-                self.required("village_code", !x.village_code.is_empty());
-                self.enum_req::<ReporterRole>("reporter_role", x.reporter_role);
-                self.enum_req::<CommunityReportKind>("kind", x.kind);
-                self.text("summary", &x.summary, summary);
-                self.count("persons", x.persons.len());
-                self.count("recruiters", x.recruiters.len());
-            }
-            Payload::RecruiterReport(x) => {
-                self.required("recruiter", x.recruiter.is_some());
-                self.enum_req::<ReportChannel>("channel", x.channel);
-                self.text("summary", &x.summary, summary);
-                self.count("persons", x.persons.len());
-            }
-            Payload::Investigation(x) => {
-                self.enum_req::<InvestigationStatus>("status", x.status);
-                self.count("persons", x.persons.len());
-                self.count("recruiters", x.recruiters.len());
-            }
-            Payload::VictimService(x) => {
-                self.required("person", x.person.is_some());
-                self.enum_req::<VictimServiceKind>("service", x.service);
-            }
-            Payload::Prosecution(x) => {
-                self.enum_req::<ProsecutionStatus>("status", x.status);
-            }
-            Payload::CaseStatusChanged(x) => {
-                self.enum_req::<CaseKind>("kind", x.kind);
-                self.enum_req::<CaseStatus>("status", x.status);
-                for (i, id) in x.linked_alert_ids.iter().enumerate() {
-                    self.ident(indexed("linked_alert_ids", i), id, 128);
-                }
-                self.count("persons", x.persons.len());
-                self.count("recruiters", x.recruiters.len());
-            }
-            Payload::ClockTick(_) => {}
-        }
-    }
-
-    /// Checks of one mentioned entity.
-    fn slot(&mut self, slot: Slot<'_>) {
-        match slot {
-            Slot::Person(field, _, p) => self.person(field, p),
-            Slot::Recruiter(field, _, r) => self.recruiter(field, r),
-            Slot::Company(field, id) if !id.is_empty() => self.ident(field, id, 64),
-            Slot::Village(field, _, id) if !id.is_empty() => {
-                if let Some(e) = v::check_village(id) {
-                    self.add(field, e);
-                }
-            }
-            Slot::Checkpoint(field, id) if !id.is_empty() => {
-                if let Some(e) = v::check_checkpoint(id) {
-                    self.add(field, e);
-                }
-            }
-            Slot::Case(field, id) => self.ident(field, id, 64),
-            _ => {}
-        }
-    }
-
-    fn person(&mut self, field: Field, p: &Person) {
-        let raw = !p.nik.is_empty() || !p.passport_number.is_empty();
-        if !raw && p.token.is_empty() {
-            self.add(field, "a person needs a nik, a passport_number or a token");
-        }
-        if !p.nik.is_empty()
-            && let Some(e) = v::check_nik(&p.nik)
-        {
-            self.add(format!("{field}.nik"), e);
-        }
-        if !p.passport_number.is_empty()
-            && let Some(e) = v::check_passport(&p.passport_number)
-        {
-            self.add(format!("{field}.passport_number"), e);
-        }
-        if p.name.chars().count() > 128 {
-            self.add(format!("{field}.name"), "at most 128 characters");
-        }
-        if !p.token.is_empty() {
-            if raw {
-                self.add(
-                    format!("{field}.token"),
-                    "set by the hub when nik or passport_number is given",
-                );
-            } else if let Some(e) = v::check_token(&p.token, "psn_") {
-                self.add(format!("{field}.token"), e);
-            }
-        }
-        if !p.passport_token.is_empty() {
-            self.add(format!("{field}.passport_token"), "set by the hub");
-        }
-        if !p.name_token.is_empty() {
-            self.add(format!("{field}.name_token"), "set by the hub");
-        }
-    }
-
-    fn recruiter(&mut self, field: Field, r: &Recruiter) {
-        let raw = !r.phone.is_empty() || !r.name.is_empty();
-        if !raw && r.token.is_empty() {
-            self.add(
-                field,
-                "a recruiter needs a phone, a name with village_code, or a token",
-            );
-        }
-        if !r.phone.is_empty() {
-            if let Some(e) = v::check_phone(&r.phone) {
-                self.add(format!("{field}.phone"), e);
-            }
-        } else if !r.name.is_empty() && r.village_code.is_empty() {
-            self.add(
-                format!("{field}.village_code"),
-                "required when the recruiter is known by name",
-            );
-        }
-        if r.name.chars().count() > 128 {
-            self.add(format!("{field}.name"), "at most 128 characters");
-        }
-        if !r.village_code.is_empty()
-            && let Some(e) = v::check_area(&r.village_code)
-        {
-            self.add(format!("{field}.village_code"), e);
-        }
-        if !r.token.is_empty() {
-            if raw {
-                self.add(
-                    format!("{field}.token"),
-                    "set by the hub when phone or name is given",
-                );
-            } else if let Some(e) = v::check_token(&r.token, "rec_") {
-                self.add(format!("{field}.token"), e);
+    #[test]
+    fn the_policy_decides_who_may_publish_what() {
+        let p = preparer();
+        let interview = Event {
+            id: "x-1".into(),
+            time: Some(SystemTime::now().into()),
+            region: "74.02".into(),
+            payload: Some(Payload::PassportInterview(PassportInterview {
+                applicant: Some(Person {
+                    nik: NIK.into(),
+                    ..Default::default()
+                }),
+                declared_purpose: TravelPurpose::Tourism as i32,
+                destination_country: "MY".into(),
+                outcome: InterviewOutcome::Deferred as i32,
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let paths = Paths {
+            meta: "event.",
+            payload_parent: "event.",
+            payload: "passport_interview",
+        };
+        for (identity, allowed) in [
+            ("imigrasi/kanim-kendari", true),
+            ("disnaker/disnaker-konawe", false),
+            ("desa/74.02.05.2001", false),
+            ("audit/inspektorat", false),
+        ] {
+            let r = p.prepare(&who(identity), interview.clone(), &paths, String::new());
+            match (allowed, r) {
+                (true, Ok(_)) => {}
+                (false, Err(Error::PermissionDenied(m))) => assert!(m.contains(identity)),
+                (_, other) => panic!("{identity}: {other:?}"),
             }
         }
     }

@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod book;
 pub mod identity;
 pub mod ingest;
+mod payload;
 pub mod policy;
 pub mod pseudo;
 mod services;
@@ -26,7 +27,7 @@ use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsCo
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-use timpora_bus::Bus;
+use timpora_bus::{Bus, ErrorKind};
 use timpora_proto::v1;
 
 pub use identity::{Authenticator, Identity, TokenConfig};
@@ -69,7 +70,13 @@ impl From<Error> for Status {
                     ErrorDetails::with_bad_request(violations),
                 )
             }
-            Error::Bus(timpora_bus::Error::Unavailable(m)) => Status::unavailable(m),
+            Error::Bus(e) => match e.kind() {
+                // Worth retrying with the same id: nothing was acknowledged.
+                ErrorKind::Unavailable => Status::unavailable(e.to_string()),
+                // The hub is misconfigured (a stream is missing): retrying will not help.
+                ErrorKind::Missing => Status::failed_precondition(e.to_string()),
+                _ => Status::internal(e.to_string()),
+            },
             other => Status::internal(other.to_string()),
         }
     }
@@ -125,6 +132,13 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, Error> {
 
 pub use timpora_proto::{H2_CONNECTION_WINDOW, H2_STREAM_WINDOW};
 
+/// What the services share: the send path, the bus, the policy.
+pub(crate) struct Shared {
+    pub ingest: ingest::Ingest,
+    pub bus: Bus,
+    pub policy: Arc<Policy>,
+}
+
 /// Serve the gateway on `listener` until `shutdown` completes, then drain in-flight calls.
 pub async fn serve(
     config: Config,
@@ -135,12 +149,16 @@ pub async fn serve(
     config.policy.validate()?;
     let auth = Authenticator::new(&config.tokens)?;
     let pseudo = Arc::new(Pseudonymiser::from_config(&config.pseudonym)?);
+    let policy = Arc::new(config.policy.clone());
     let ingest = ingest::Ingest::new(
         bus.clone(),
-        Arc::new(config.policy.clone()),
-        pseudo,
-        config.limits.clone(),
+        ingest::Preparer::new(policy.clone(), pseudo, config.limits.clone()),
     );
+    let shared = Shared {
+        ingest: ingest.clone(),
+        bus: bus.clone(),
+        policy: policy.clone(),
+    };
 
     let mut builder = Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -171,6 +189,8 @@ pub async fn serve(
         v1::alert_service_server::AlertServiceServer::new(alerts::Alerts {
             book: book.clone(),
             ingest: ingest.clone(),
+            bus: bus.clone(),
+            policy,
         })
         .max_decoding_message_size(config.limits.max_request_bytes),
         auth.clone(),
@@ -180,7 +200,7 @@ pub async fn serve(
             .add_service(health_service)
             .add_service(reflection)
             .add_service(alert_service),
-        &ingest,
+        &shared,
         &auth,
         config.limits.max_request_bytes,
     );

@@ -35,7 +35,13 @@ pub const NAMES: &[&str] = &[
 ];
 
 /// Add every event service, behind the authenticator and the request size limit.
-pub fn add_all(router: Router, ingest: &Ingest, auth: &Authenticator, max_bytes: usize) -> Router {
+pub fn add_all(
+    router: Router,
+    shared: &crate::Shared,
+    auth: &Authenticator,
+    max_bytes: usize,
+) -> Router {
+    let ingest = &shared.ingest;
     let a = Agencies {
         ingest: ingest.clone(),
     };
@@ -66,40 +72,11 @@ pub fn add_all(router: Router, ingest: &Ingest, auth: &Authenticator, max_bytes:
         .add_service(svc!(
             EventBusServiceServer,
             EventBus {
-                ingest: ingest.clone()
+                ingest: ingest.clone(),
+                bus: shared.bus.clone(),
+                policy: shared.policy.clone(),
             }
         ))
-}
-
-/// Validate, publish and log one event; the result is the acknowledgement.
-async fn submit(
-    ingest: &Ingest,
-    who: &Identity,
-    ev: Event,
-    paths: &Paths,
-    traceparent: String,
-) -> Result<PublishAck, Error> {
-    let id = ev.id.clone();
-    let result = match ingest.prepare(who, ev, paths, traceparent) {
-        Ok(prepared) => ingest.publish(&prepared).await,
-        Err(e) => Err(e),
-    };
-    log_outcome(who, &id, &result);
-    result
-}
-
-fn log_outcome(who: &Identity, id: &str, result: &Result<PublishAck, Error>) {
-    match result {
-        Ok(ack) => tracing::debug!(
-            source = %who, event_id = %id, event_type = %ack.r#type,
-            sequence = ack.sequence, duplicate = ack.duplicate, "event stored"
-        ),
-        Err(Error::Invalid(vs)) => {
-            let fields: Vec<&str> = vs.iter().map(|(f, _)| f.as_str()).collect();
-            tracing::warn!(source = %who, event_id = %id, fields = ?fields, "event rejected")
-        }
-        Err(e) => tracing::warn!(source = %who, event_id = %id, error = %e, "event not stored"),
-    }
 }
 
 #[derive(Clone)]
@@ -137,7 +114,7 @@ macro_rules! agency_service {
                     payload_parent: "",
                     payload: stringify!($field),
                 };
-                let ack = submit(&self.ingest, &who, ev, &paths, tp).await?;
+                let ack = self.ingest.send(&who, ev, &paths, tp).await.await?;
                 Ok(Response::new($resp { ack: Some(ack) }))
             }
             )*
@@ -201,6 +178,8 @@ agency_service!(kejaksaan_service_server::KejaksaanService {
 
 struct EventBus {
     ingest: Ingest,
+    bus: timpora_bus::Bus,
+    policy: std::sync::Arc<crate::Policy>,
 }
 
 /// Events of one `PublishStream` in flight at once (pipelined JetStream acknowledgements).
@@ -241,7 +220,7 @@ impl event_bus_service_server::EventBusService for EventBus {
             return Err(Error::Invalid(vs).into());
         };
         let paths = bus_paths(&ev);
-        let ack = submit(&self.ingest, &who, ev, &paths, tp).await?;
+        let ack = self.ingest.send(&who, ev, &paths, tp).await.await?;
         Ok(Response::new(PublishResponse { ack: Some(ack) }))
     }
 
@@ -298,7 +277,7 @@ impl event_bus_service_server::EventBusService for EventBus {
         let who = caller(&req)?;
         let r = req.into_inner();
         let filter = Filter::parse(&r)?;
-        let policy = self.ingest.policy().clone();
+        let policy = self.policy.clone();
         if !policy.reads_anything(&who.agency) {
             return Err(Status::permission_denied(format!(
                 "{who} may not read events"
@@ -306,12 +285,8 @@ impl event_bus_service_server::EventBusService for EventBus {
         }
         let start = start_of(r.start)?;
         let mut events = self
-            .ingest
-            .bus()
-            .replay(
-                self.ingest.bus().topology().filter_subject(&filter.types),
-                start,
-            )
+            .bus
+            .replay(self.bus.topology().filter_subject(&filter.types), start)
             .await
             .map_err(Error::from)?;
         tracing::info!(reader = %who, types = ?r.types, regions = ?r.regions, "subscription opened");
@@ -366,33 +341,8 @@ async fn start_one(
     };
     let id = ev.id.clone();
     let paths = bus_paths(&ev);
-    let prepared = match ingest.prepare(who, ev, &paths, tp.to_owned()) {
-        Ok(p) => p,
-        Err(e) => {
-            let result = Err(e);
-            log_outcome(who, &id, &result);
-            return Box::pin(std::future::ready(response(index, id, result)));
-        }
-    };
-    match ingest.bus().publish(&prepared).await {
-        Ok(pending) => {
-            let who = who.clone();
-            Box::pin(async move {
-                let result = pending
-                    .ack()
-                    .await
-                    .map(|ack| crate::ingest::ack_of(&prepared, ack))
-                    .map_err(Error::from);
-                log_outcome(&who, &id, &result);
-                response(index, id, result)
-            })
-        }
-        Err(e) => {
-            let result = Err(Error::from(e));
-            log_outcome(who, &id, &result);
-            Box::pin(std::future::ready(response(index, id, result)))
-        }
-    }
+    let sent = ingest.send(who, ev, &paths, tp.to_owned()).await;
+    Box::pin(async move { response(index, id, sent.await) })
 }
 
 fn response(index: u64, event_id: String, r: Result<PublishAck, Error>) -> PublishStreamResponse {

@@ -115,8 +115,7 @@ async fn nats_outage_is_unavailable_and_acknowledged_events_survive_exactly_once
 async fn alert_watchers_are_told_when_nats_is_gone_and_can_watch_again_after() {
     use timpora_e2e::v1::alert_service_client::AlertServiceClient;
     let mut hub = Hub::start().await.unwrap();
-    let mut alerts =
-        AlertServiceClient::new(hub.as_agency("ops/timpora-kendari").await.unwrap());
+    let mut alerts = AlertServiceClient::new(hub.as_agency("ops/timpora-kendari").await.unwrap());
     wait_health(&hub, ServingStatus::Serving).await;
     let mut watch = alerts
         .watch_alerts(WatchAlertsRequest::default())
@@ -149,4 +148,33 @@ async fn alert_watchers_are_told_when_nats_is_gone_and_can_watch_again_after() {
             .await
             .is_err()
     );
+}
+
+#[tokio::test]
+async fn a_missing_stream_is_a_precondition_not_an_outage() {
+    let hub = Hub::start().await.unwrap();
+    let mut c = EventBusServiceClient::new(hub.as_agency("imigrasi/kanim-kendari").await.unwrap());
+    let events = hub.bus.topology().events_stream.clone();
+    hub.bus.jetstream().delete_stream(&events).await.unwrap();
+    // Retrying would not help: the hub is misconfigured, and says what to do.
+    let err = c
+        .publish(PublishRequest {
+            event: Some(interview_event("m-1", 1)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("timpora bus init"), "{err:?}");
+    // Provisioned again, the same event is stored.
+    hub.bus.ensure_topology().await.unwrap();
+    let ack = c
+        .publish(PublishRequest {
+            event: Some(interview_event("m-1", 1)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .ack
+        .unwrap();
+    assert!(!ack.duplicate);
 }

@@ -157,7 +157,11 @@ pub fn wait_alerts(dir: &Path, n: usize) -> Vec<Value> {
 pub fn nats_children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
@@ -179,8 +183,10 @@ pub fn nats_children(pid: u32) -> Vec<u32> {
 
 /// Whether process `pid` exists and is not a zombie.
 pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
 }
 
 /// Wait until `pid` is gone, or fail after `secs` seconds.
@@ -199,7 +205,10 @@ pub fn nats_child(pid: u32) -> u32 {
         if let [one] = nats_children(pid)[..] {
             return one;
         }
-        assert!(Instant::now() < deadline, "no single nats-server child of {pid}");
+        assert!(
+            Instant::now() < deadline,
+            "no single nats-server child of {pid}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -411,21 +411,6 @@ fn rules_test_backtests_recorded_events_against_expected_alerts() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("events.ndjson:2: not valid JSON"));
 }
 
-/// Poll `rules status --json` until `pred` holds (or fail after 20 s).
-fn wait_status(dir: &Path, url: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = run(timpora(dir).args(["rules", "status", "--json", "--nats-url", url]));
-        assert!(out.status.success());
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-        if pred(&v) {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "status never matched: {v}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn rules_apply_and_sighup_switch_the_running_set_and_bad_files_change_nothing() {
     let nats = NatsServer::start().unwrap();
@@ -447,16 +432,7 @@ fn rules_apply_and_sighup_switch_the_running_set_and_bad_files_change_nothing() 
     wait_status(dir.path(), &url, |v| running(v, "2026.11-1"));
 
     // The same figures as Prometheus metrics.
-    let scrape = || {
-        use std::io::{Read, Write};
-        let mut c = TcpStream::connect(("127.0.0.1", metrics_port)).unwrap();
-        c.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .unwrap();
-        let mut text = String::new();
-        c.read_to_string(&mut text).unwrap();
-        text
-    };
-    let text = scrape();
+    let text = scrape(metrics_port);
     assert!(text.starts_with("HTTP/1.0 200"), "{text}");
     assert!(
         text.contains("timpora_correlator_state_cap 5000000"),

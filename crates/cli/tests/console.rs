@@ -147,13 +147,27 @@ async fn screenshot(c: &Client, name: &str) {
 }
 
 fn passwords(dir: &Path) -> std::collections::HashMap<String, String> {
-    std::fs::read_to_string(dir.join("console-accounts.txt"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_once(' '))
-        .map(|(u, p)| (u.to_owned(), p.to_owned()))
+    timpora_client::dev::console_passwords(dir)
+        .into_iter()
         .collect()
+}
+
+/// `timpora up` in `dir` on the given gateway, NATS and console ports.
+fn up(dir: &Path, extra: &[&str], env: &[(&str, &str)], (gw, np, cp): (u16, u16, u16)) -> Killed {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_timpora"));
+    cmd.arg("--data-dir")
+        .arg(dir)
+        .args(["up", "--listen", &format!("127.0.0.1:{gw}")])
+        .args(["--nats-port", &np.to_string()])
+        .args(["--console-listen", &format!("127.0.0.1:{cp}")])
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Killed(cmd.spawn().unwrap())
 }
 
 /// The newest transition stored on the bus for an alert.
@@ -176,19 +190,7 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
         free_port().unwrap(),
         free_port().unwrap(),
     );
-    let mut hub = Killed(
-        Command::new(env!("CARGO_BIN_EXE_timpora"))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["up", "--demo", "--listen", &format!("127.0.0.1:{gw}")])
-            .args(["--nats-port", &np.to_string()])
-            .args(["--console-listen", &format!("127.0.0.1:{cp}")])
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut hub = up(dir.path(), &["--demo"], &[], (gw, np, cp));
     wait_port(cp, "the console");
     let base = format!("http://127.0.0.1:{cp}");
     let pw = passwords(dir.path());
@@ -446,20 +448,15 @@ async fn the_console_says_it_is_not_live_while_its_stream_from_the_gateway_is_br
         free_port().unwrap(),
         free_port().unwrap(),
     );
-    let hub = Killed(
-        Command::new(env!("CARGO_BIN_EXE_timpora"))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["up", "--listen", &format!("127.0.0.1:{gw}")])
-            .args(["--nats-port", &np.to_string()])
-            .args(["--console-listen", &format!("127.0.0.1:{cp}")])
-            .env("NATS_SERVER_BIN", &bin)
-            .env("TIMPORA_NATS__RESTART_WITHIN_SECS", "60")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let bin_env = bin.to_str().unwrap();
+    let hub = up(
+        dir.path(),
+        &[],
+        &[
+            ("NATS_SERVER_BIN", bin_env),
+            ("TIMPORA_NATS__RESTART_WITHIN_SECS", "60"),
+        ],
+        (gw, np, cp),
     );
     wait_port(cp, "the console");
     let base = format!("http://127.0.0.1:{cp}");

@@ -5,13 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use timpora_natsd::free_port;
 
 mod common;
@@ -22,6 +20,10 @@ struct Up {
     hub: Killed,
     gateway: u16,
     nats: u16,
+}
+
+fn nats_url(port: u16) -> String {
+    format!("nats://127.0.0.1:{port}")
 }
 
 fn up(dir: &Path, extra: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Up {
@@ -45,32 +47,6 @@ fn up(dir: &Path, extra: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Up {
     Up { hub, gateway, nats }
 }
 
-fn scrape(port: u16) -> String {
-    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    c.read_to_string(&mut text).unwrap();
-    text
-}
-
-/// `rules status --json` against the hub's NATS, until `pred` holds.
-fn wait_status(dir: &Path, nats: u16, pred: impl Fn(&Value) -> bool) -> Value {
-    let url = format!("nats://127.0.0.1:{nats}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = run(timpora(dir).args(["rules", "status", "--json", "--nats-url", &url]));
-        if out.status.success() {
-            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-            if pred(&v) {
-                return v;
-            }
-        }
-        assert!(Instant::now() < deadline, "status never matched");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn up_serves_the_correlators_metrics_and_applies_its_rule_file_on_sighup() {
     let dir = tempfile::tempdir().unwrap();
@@ -90,7 +66,7 @@ fn up_serves_the_correlators_metrics_and_applies_its_rule_file_on_sighup() {
         &[],
         Stdio::null(),
     );
-    wait_status(dir.path(), hub.nats, |v| {
+    wait_status(dir.path(), &nats_url(hub.nats), |v| {
         v["correlator"]["version"] == "2026.11-1"
     });
     wait_port(metrics, "the correlator's metrics");
@@ -106,11 +82,11 @@ fn up_serves_the_correlators_metrics_and_applies_its_rule_file_on_sighup() {
     std::fs::write(&rules, "version = \"x\"\n[[rule]]\nid = 1\n").unwrap();
     signal(hub.hub.0.id(), "-HUP");
     std::thread::sleep(Duration::from_millis(500));
-    let v = wait_status(dir.path(), hub.nats, |_| true);
+    let v = wait_status(dir.path(), &nats_url(hub.nats), |_| true);
     assert_eq!(v["correlator"]["version"], "2026.11-1", "{v}");
     std::fs::write(&rules, default.replacen("2026.11-1", "2026.11-7", 1)).unwrap();
     signal(hub.hub.0.id(), "-HUP");
-    wait_status(dir.path(), hub.nats, |v| {
+    wait_status(dir.path(), &nats_url(hub.nats), |v| {
         v["correlator"]["version"] == "2026.11-7"
     });
     // The metrics follow the running set.
@@ -175,7 +151,7 @@ fn a_nats_server_that_cannot_come_back_stops_the_hub_with_a_message_naming_it() 
         Stdio::from(std::fs::File::create(&log).unwrap()),
     );
     // Up and running (not still starting): the correlator reports.
-    wait_status(dir.path(), hub.nats, |v| {
+    wait_status(dir.path(), &nats_url(hub.nats), |v| {
         v["correlator"]["version"].is_string()
     });
     let child = nats_child(hub.hub.0.id());

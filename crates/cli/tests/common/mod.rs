@@ -221,3 +221,33 @@ pub fn signal(pid: u32, signal: &str) {
         .unwrap();
     assert!(ok.success(), "kill {signal} {pid}");
 }
+
+/// Poll `rules status --json` until `pred` holds (or fail after 30 s).
+pub fn wait_status(dir: &Path, url: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = run(timpora(dir).args(["rules", "status", "--json", "--nats-url", url]));
+        let seen = if out.status.success() {
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            if pred(&v) {
+                return v;
+            }
+            v.to_string()
+        } else {
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        };
+        assert!(Instant::now() < deadline, "status never matched: {seen}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// GET `/metrics` on `port`: the whole HTTP response.
+pub fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).unwrap();
+    text
+}

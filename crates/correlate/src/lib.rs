@@ -9,6 +9,7 @@
 //! still used.
 
 mod facts;
+mod shape;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use timpora_proto::v1::Event;
-use timpora_rules::{Fact, Rule, RuleSet, Severity, Shape};
+use timpora_rules::{Fact, Rule, RuleSet, Severity};
 
 pub use facts::{Facts, Key};
 
@@ -149,12 +150,8 @@ pub struct Engine {
 fn evict_every(set: &RuleSet) -> Duration {
     set.rules
         .iter()
-        .filter_map(|r| match &r.shape {
-            Shape::Sequence { within, .. } => Some(*within),
-            Shape::Absence { before, after, .. } => Some(*before + *after),
-            Shape::Count { window, .. } => Some(*window),
-            Shape::State { .. } => None,
-        })
+        .map(|r| r.shape.span())
+        .filter(|span| !span.is_zero())
         .min()
         .map_or(Duration::from_secs(3_600), |d| d / 8)
         .max(Duration::from_secs(60))
@@ -335,116 +332,12 @@ impl Engine {
             if groups.is_empty() {
                 continue;
             }
-            match &rule.shape {
-                Shape::Sequence {
-                    when,
-                    then,
-                    within,
-                    differs,
-                } => {
-                    let (is_when, is_then) = (f.matches(when), f.matches(then));
-                    if !is_when && !is_then {
-                        continue;
-                    }
-                    let fits = |w: &Occ, t: &Occ| {
-                        w.key != t.key
-                            && w.order() < t.order()
-                            && t.time.duration_since(w.time).is_ok_and(|d| d <= *within)
-                            && differs.iter().all(|fact| match fact {
-                                Fact::Location => w.location != t.location,
-                                Fact::Village => w.region != t.region,
-                                _ => true,
-                            })
-                    };
-                    for g in groups {
-                        let mut pairs: Vec<(Arc<Occ>, Arc<Occ>)> = Vec::new();
-                        if is_then {
-                            for w in st.whens.get(g).into_iter().flat_map(|l| l.iter()) {
-                                if fits(w, &occ) {
-                                    pairs.push((w.clone(), occ.clone()));
-                                }
-                            }
-                        }
-                        if is_when {
-                            for t in st.thens.get(g).into_iter().flat_map(|l| l.iter()) {
-                                if fits(&occ, t) {
-                                    pairs.push((occ.clone(), t.clone()));
-                                }
-                            }
-                            Arc::make_mut(st.whens.entry(g.clone()).or_default()).push(occ.clone());
-                        }
-                        if is_then {
-                            Arc::make_mut(st.thens.entry(g.clone()).or_default()).push(occ.clone());
-                        }
-                        for (w, t) in pairs {
-                            out.push(make_alert(rule, version, g, vec![&w, &t], &t));
-                        }
-                    }
-                }
-                Shape::Absence {
-                    when,
-                    absent,
-                    after,
-                    ..
-                } => {
-                    let due = f.time + *after + self.lateness;
-                    let (is_when, is_absent) = (f.matches(when), f.matches(absent));
-                    for g in groups {
-                        if is_absent {
-                            Arc::make_mut(st.seen.entry(g.clone()).or_default()).push(f.time);
-                        }
-                        if is_when {
-                            st.pending
-                                .insert((due, g.clone(), f.key.clone()), occ.clone());
-                        }
-                    }
-                }
-                Shape::State {
-                    when, from, fact, ..
-                } => {
-                    let is_when = f.matches(when);
-                    let is_from = from.iter().any(|t| t.name == f.type_name);
-                    let value = f.get(*fact).first().map(|v| (*v).to_owned());
-                    let due = f.time + self.lateness;
-                    for g in groups {
-                        if let (true, Some(v)) = (is_from, &value) {
-                            Arc::make_mut(st.history.entry(g.clone()).or_default()).push((
-                                f.time,
-                                f.key.clone(),
-                                v.clone(),
-                                f.sequence,
-                            ));
-                        }
-                        if is_when {
-                            st.pending
-                                .insert((due, g.clone(), f.key.clone()), occ.clone());
-                        }
-                    }
-                }
-                Shape::Count {
-                    matcher, distinct, ..
-                } => {
-                    if f.matches(matcher) {
-                        let values = distinct
-                            .iter()
-                            .map(|(fact, _)| {
-                                (
-                                    *fact,
-                                    f.get(*fact).iter().map(|v| (*v).to_owned()).collect(),
-                                )
-                            })
-                            .collect();
-                        st.queue.insert(
-                            (f.time, f.key.clone()),
-                            Arc::new(Contribution {
-                                occ: Arc::clone(&occ),
-                                groups: groups.to_vec(),
-                                values,
-                            }),
-                        );
-                    }
-                }
-            }
+            let cx = shape::Cx {
+                rule,
+                version,
+                lateness: self.lateness,
+            };
+            shape::of(&rule.shape).observe(&cx, st, f, &occ, groups, &mut out);
         }
         self.stats.alerts += out.len() as u64;
         self.advance(f.time, &mut out);
@@ -520,69 +413,12 @@ impl Engine {
         let before_decisions = out.len();
         let version = self.set.version.as_str();
         for (rule, st) in self.set.rules.iter().zip(&mut self.states) {
-            match &rule.shape {
-                Shape::Absence { before, after, .. } => {
-                    while let Some(entry) = st.pending.first_entry() {
-                        if entry.key().0 > wm {
-                            break;
-                        }
-                        let ((_, g, _), w) = entry.remove_entry();
-                        let from = w
-                            .time
-                            .checked_sub(*before)
-                            .unwrap_or(SystemTime::UNIX_EPOCH);
-                        let to = w.time + *after;
-                        let cancelled = st
-                            .seen
-                            .get(&g)
-                            .is_some_and(|ts| ts.iter().any(|t| *t >= from && *t <= to));
-                        if !cancelled {
-                            out.push(make_alert(rule, version, &g, vec![&w], &w));
-                        }
-                    }
-                }
-                Shape::State { values, .. } => {
-                    while let Some(entry) = st.pending.first_entry() {
-                        if entry.key().0 > wm {
-                            break;
-                        }
-                        let ((_, g, _), w) = entry.remove_entry();
-                        let latest = st.history.get(&g).and_then(|h| {
-                            h.iter()
-                                .filter(|(t, ..)| *t <= w.time)
-                                .max_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)))
-                        });
-                        if let Some((t, key, v, seq)) = latest
-                            && values.contains(v)
-                        {
-                            let state = Occ {
-                                time: *t,
-                                key: key.clone(),
-                                location: String::new(),
-                                region: String::new(),
-                                seq: *seq,
-                            };
-                            out.push(make_alert(rule, version, &g, vec![&state, &w], &w));
-                        }
-                    }
-                }
-                Shape::Count {
-                    window, distinct, ..
-                } => {
-                    while let Some(entry) = st.queue.first_entry() {
-                        if entry.key().0 + self.lateness > wm {
-                            break;
-                        }
-                        let c = entry.remove();
-                        for g in &c.groups {
-                            if let Some(a) = count(rule, version, st, g, &c, *window, distinct) {
-                                out.push(a);
-                            }
-                        }
-                    }
-                }
-                Shape::Sequence { .. } => {}
-            }
+            let cx = shape::Cx {
+                rule,
+                version,
+                lateness: self.lateness,
+            };
+            shape::of(&rule.shape).decide(&cx, st, wm, out);
         }
         self.stats.alerts += (out.len() - before_decisions) as u64;
         if self.evicted_at.is_none_or(|at| wm >= at + self.evict_every) {
@@ -596,12 +432,7 @@ impl Engine {
         let Some(wm) = self.watermark else { return };
         let lateness = self.lateness;
         for (rule, st) in self.set.rules.iter().zip(&mut self.states) {
-            let keep = match &rule.shape {
-                Shape::Sequence { within, .. } => *within,
-                Shape::Absence { before, after, .. } => *before + *after,
-                Shape::State { .. } => Duration::ZERO,
-                Shape::Count { window, .. } => *window,
-            } + lateness;
+            let keep = rule.shape.span() + lateness;
             let cutoff = wm.checked_sub(keep).unwrap_or(SystemTime::UNIX_EPOCH);
             // Lists are copied (when a snapshot shares them) only if something goes.
             for list in st.whens.values_mut().chain(st.thens.values_mut()) {
@@ -677,53 +508,6 @@ impl Engine {
     pub fn cap(&self) -> usize {
         self.cap
     }
-}
-
-/// Add `c` to `g`'s sliding window of a count rule; the alert when the thresholds are first met
-/// in an episode (no second alert until a window has passed since the first).
-fn count(
-    rule: &Rule,
-    version: &str,
-    st: &mut RuleState,
-    g: &Key,
-    c: &Arc<Contribution>,
-    window: Duration,
-    distinct: &[(Fact, u32)],
-) -> Option<Alert> {
-    let win = Arc::make_mut(st.windows.entry(g.clone()).or_default());
-    win.push_back(Arc::clone(c));
-    let start = c
-        .occ
-        .time
-        .checked_sub(window)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    while win.front().is_some_and(|x| x.occ.time < start) {
-        win.pop_front();
-    }
-    let met = distinct.iter().all(|(fact, min)| {
-        let mut seen: Vec<&str> = win
-            .iter()
-            .flat_map(|x| {
-                x.values
-                    .iter()
-                    .filter(|(f, _)| f == fact)
-                    .flat_map(|(_, v)| v.iter().map(String::as_str))
-            })
-            .collect();
-        seen.sort_unstable();
-        seen.dedup();
-        seen.len() >= *min as usize
-    });
-    let quiet = st
-        .fired
-        .get(g)
-        .is_none_or(|last| c.occ.time > *last + window);
-    if !(met && quiet) {
-        return None;
-    }
-    st.fired.insert(g.clone(), c.occ.time);
-    let evidence: Vec<&Occ> = win.iter().map(|x| x.occ.as_ref()).collect();
-    Some(make_alert(rule, version, g, evidence, &c.occ))
 }
 
 #[cfg(test)]

@@ -313,36 +313,60 @@ pub struct Matcher {
     pub has: Vec<Fact>,
 }
 
-/// How a rule decides.
+/// `when`, then a later `then` event within `within`, whose `differs` facts differ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sequence {
+    pub when: Matcher,
+    pub then: Matcher,
+    pub within: Duration,
+    pub differs: Vec<Fact>,
+}
+
+/// `when`, and no `absent` event from `before` the trigger until `after` it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Absence {
+    pub when: Matcher,
+    pub absent: Matcher,
+    pub before: Duration,
+    pub after: Duration,
+}
+
+/// `when`, while the group entity's last `fact` from `from` events is one of `values`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    pub when: Matcher,
+    pub from: Vec<&'static EventTypeInfo>,
+    pub fact: Fact,
+    pub values: Vec<String>,
+}
+
+/// Within a sliding `window`, matching events show at least this many distinct values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Count {
+    pub matcher: Matcher,
+    pub window: Duration,
+    pub distinct: Vec<(Fact, u32)>,
+}
+
+/// How a rule decides: one shape each, evaluated by its own module of the engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Shape {
-    /// `when`, then a later `then` event within `within`, whose `differs` facts differ.
-    Sequence {
-        when: Matcher,
-        then: Matcher,
-        within: Duration,
-        differs: Vec<Fact>,
-    },
-    /// `when`, and no `absent` event from `before` the trigger until `after` it.
-    Absence {
-        when: Matcher,
-        absent: Matcher,
-        before: Duration,
-        after: Duration,
-    },
-    /// `when`, while the group entity's last `fact` from `from` events is one of `values`.
-    State {
-        when: Matcher,
-        from: Vec<&'static EventTypeInfo>,
-        fact: Fact,
-        values: Vec<String>,
-    },
-    /// Within a sliding `window`, matching events show at least this many distinct values.
-    Count {
-        matcher: Matcher,
-        window: Duration,
-        distinct: Vec<(Fact, u32)>,
-    },
+    Sequence(Sequence),
+    Absence(Absence),
+    State(State),
+    Count(Count),
+}
+
+impl Shape {
+    /// How far back in event time the rule looks from an event: what the engine must keep.
+    pub fn span(&self) -> Duration {
+        match self {
+            Shape::Sequence(s) => s.within,
+            Shape::Absence(a) => a.before + a.after,
+            Shape::State(_) => Duration::ZERO,
+            Shape::Count(c) => c.window,
+        }
+    }
 }
 
 /// One checked rule.
@@ -370,12 +394,7 @@ impl RuleSet {
     pub fn horizon(&self) -> Duration {
         self.rules
             .iter()
-            .map(|r| match &r.shape {
-                Shape::Sequence { within, .. } => *within,
-                Shape::Absence { before, after, .. } => *before + *after,
-                Shape::State { .. } => Duration::ZERO,
-                Shape::Count { window, .. } => *window,
-            })
+            .map(|r| r.shape.span())
             .max()
             .unwrap_or_default()
     }
@@ -797,10 +816,12 @@ impl Checker<'_> {
                     );
                 }
             }
-            window.map(|window| Shape::Count {
-                matcher,
-                window,
-                distinct,
+            window.map(|window| {
+                Shape::Count(Count {
+                    matcher,
+                    window,
+                    distinct,
+                })
             })
         } else if let Some(when) = &r.when {
             self.only("when", when.get_ref(), &[], true);
@@ -822,11 +843,13 @@ impl Checker<'_> {
                             .collect()
                     })
                     .unwrap_or_default();
-                within.map(|within| Shape::Sequence {
-                    when: w,
-                    then: m,
-                    within,
-                    differs,
+                within.map(|within| {
+                    Shape::Sequence(Sequence {
+                        when: w,
+                        then: m,
+                        within,
+                        differs,
+                    })
                 })
             } else if let Some(absent) = &r.absent {
                 let c = absent.get_ref();
@@ -840,12 +863,12 @@ impl Checker<'_> {
                         "absent: give `before`, `after` or both",
                     );
                 }
-                Some(Shape::Absence {
+                Some(Shape::Absence(Absence {
                     when: w,
                     absent: m,
                     before: before.unwrap_or_default(),
                     after: after.unwrap_or_default(),
-                })
+                }))
             } else if let Some(state) = &r.state {
                 let c = state.get_ref();
                 self.only("state", c, &["from", "fact", "in"], false);
@@ -882,7 +905,7 @@ impl Checker<'_> {
                                 );
                             }
                         }
-                        Some(Shape::State {
+                        Some(Shape::State(State {
                             when: w,
                             from,
                             fact: f.fact,
@@ -891,7 +914,7 @@ impl Checker<'_> {
                                 .iter()
                                 .map(|v| v.get_ref().clone())
                                 .collect(),
-                        })
+                        }))
                     }
                     _ => None,
                 }

@@ -31,16 +31,18 @@ fn the_default_rule_set_checks_and_has_r1_to_r6() {
     let ids: Vec<&str> = set.rules.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["R1", "R2", "R3", "R4", "R5", "R6"]);
     assert!(
-        matches!(set.rules[0].shape, Shape::Absence { before, after, .. }
+        matches!(set.rules[0].shape, Shape::Absence(Absence { before, after, .. })
         if before == Duration::from_secs(30 * 86_400) && after == before)
     );
     assert!(
-        matches!(&set.rules[2].shape, Shape::Sequence { differs, .. } if differs == &[Fact::Location])
+        matches!(&set.rules[2].shape, Shape::Sequence(Sequence { differs, .. }) if differs == &[Fact::Location])
     );
-    assert!(matches!(&set.rules[3].shape, Shape::Count { distinct, .. }
-        if distinct.contains(&(Fact::Person, 3)) && distinct.contains(&(Fact::Village, 2))));
     assert!(
-        matches!(&set.rules[4].shape, Shape::State { fact: Fact::LicenceStatus, values, .. }
+        matches!(&set.rules[3].shape, Shape::Count(Count { distinct, .. })
+        if distinct.contains(&(Fact::Person, 3)) && distinct.contains(&(Fact::Village, 2)))
+    );
+    assert!(
+        matches!(&set.rules[4].shape, Shape::State(State { fact: Fact::LicenceStatus, values, .. })
         if values == &["SUSPENDED", "REVOKED"])
     );
     assert_eq!(set.rules[3].severity, Severity::Critical);

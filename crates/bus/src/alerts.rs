@@ -9,8 +9,8 @@ use futures::stream::BoxStream;
 use prost::Message as _;
 use timpora_proto::v1::{Alert, AlertAccess, AlertTransition, Event};
 
-use crate::error::err;
-use crate::{Bus, Error, ErrorKind, Result};
+use crate::bus::{Bus, ordered};
+use crate::error::{Error, ErrorKind, Result, err};
 
 /// One message of the alerts stream.
 #[derive(Debug, Clone)]
@@ -77,7 +77,7 @@ impl Bus {
             .get_stream(&self.topology.alerts_stream)
             .await
             .map_err(err("get alerts stream"))?;
-        let messages = crate::ordered(&stream, consumer::pull::OrderedConfig::default()).await?;
+        let messages = ordered(&stream, consumer::pull::OrderedConfig::default()).await?;
         let lifecycle = format!("{}.lifecycle.", self.topology.alerts_subject_prefix);
         Ok(messages
             .map(move |m| {
@@ -143,7 +143,7 @@ impl Bus {
                 Err(_) => return Ok(Vec::new()),
             },
         };
-        let mut messages = crate::ordered(
+        let mut messages = ordered(
             &stream,
             consumer::pull::OrderedConfig {
                 filter_subject: filter,

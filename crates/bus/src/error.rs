@@ -29,6 +29,8 @@ pub enum ErrorKind {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
+
 /// An error of the bus.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", self.describe())]
@@ -197,6 +199,21 @@ impl Classify for DirectGetErrorKind {
             _ => ErrorKind::Refused,
         }
     }
+}
+
+/// A JetStream error whose kind async-nats does not give in a form [`Classify`] knows (key-value
+/// and object stores): transient while the connection is down (`connected` false), refused
+/// otherwise.
+pub(crate) fn js_err<E: std::error::Error + Send + Sync + 'static>(
+    connected: bool,
+    op: &'static str,
+) -> impl FnOnce(E) -> Error {
+    let kind = if connected {
+        ErrorKind::Refused
+    } else {
+        ErrorKind::Unavailable
+    };
+    move |e| Error::new(kind, op, e)
 }
 
 /// Map an async-nats error of a classified kind, naming the operation.

@@ -11,7 +11,9 @@ use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
-use crate::{Bus, Result, Storage, js_err};
+use crate::bus::Bus;
+use crate::error::{Result, js_err};
+use crate::topology::Storage;
 
 /// Key of the rule set the correlator is to run (the rule file's text).
 pub const RULES_ACTIVE: &str = "active";
@@ -81,11 +83,11 @@ impl Bus {
                 ..Default::default()
             })
             .await
-            .map_err(js_err(self, "create rules bucket"))?;
+            .map_err(js_err(self.is_connected(), "create rules bucket"))?;
         self.js
             .get_key_value(&t.rules_bucket)
             .await
-            .map_err(js_err(self, "open rules bucket"))
+            .map_err(js_err(self.is_connected(), "open rules bucket"))
     }
 
     /// The checkpoint object store, created when missing.
@@ -103,7 +105,7 @@ impl Bus {
                 ..Default::default()
             })
             .await
-            .map_err(js_err(self, "create checkpoint store"))
+            .map_err(js_err(self.is_connected(), "create checkpoint store"))
     }
 
     /// Make `text` (a checked rule file) the active rule set; its bucket revision.
@@ -112,7 +114,7 @@ impl Bus {
             .await?
             .put(RULES_ACTIVE, Bytes::copy_from_slice(text.as_bytes()))
             .await
-            .map_err(js_err(self, "put rules"))
+            .map_err(js_err(self.is_connected(), "put rules"))
     }
 
     /// The active rule file's text, if one was ever applied.
@@ -122,7 +124,7 @@ impl Bus {
             .await?
             .get(RULES_ACTIVE)
             .await
-            .map_err(js_err(self, "get rules"))?;
+            .map_err(js_err(self.is_connected(), "get rules"))?;
         Ok(value.map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
@@ -133,7 +135,7 @@ impl Bus {
             .await?
             .watch(RULES_ACTIVE)
             .await
-            .map_err(js_err(self, "watch rules"))?;
+            .map_err(js_err(self.is_connected(), "watch rules"))?;
         Ok(watch.filter_map(|entry| async move {
             match entry {
                 Ok(e) if e.operation == kv::Operation::Put => {
@@ -150,12 +152,13 @@ impl Bus {
 
     /// Report what the correlator runs.
     pub async fn put_correlator_status(&self, status: &CorrelatorStatus) -> Result<()> {
-        let json = serde_json::to_vec(status).map_err(js_err(self, "encode correlator status"))?;
+        let json = serde_json::to_vec(status)
+            .map_err(js_err(self.is_connected(), "encode correlator status"))?;
         self.rules_store()
             .await?
             .put(CORRELATOR_STATUS, json.into())
             .await
-            .map_err(js_err(self, "put correlator status"))?;
+            .map_err(js_err(self.is_connected(), "put correlator status"))?;
         Ok(())
     }
 
@@ -166,7 +169,7 @@ impl Bus {
             .await?
             .get(CORRELATOR_STATUS)
             .await
-            .map_err(js_err(self, "get correlator status"))?;
+            .map_err(js_err(self.is_connected(), "get correlator status"))?;
         Ok(value.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
@@ -187,7 +190,7 @@ impl Bus {
         store
             .put(name, reader)
             .await
-            .map_err(js_err(self, "save checkpoint"))?;
+            .map_err(js_err(self.is_connected(), "save checkpoint"))?;
         Ok(())
     }
 
@@ -197,7 +200,7 @@ impl Bus {
         match store.info(name).await {
             Ok(info) => Ok(info.size as u64),
             Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => Ok(0),
-            Err(e) => Err(js_err(self, "checkpoint info")(e)),
+            Err(e) => Err(js_err(self.is_connected(), "checkpoint info")(e)),
         }
     }
 
@@ -207,13 +210,13 @@ impl Bus {
         let mut object = match store.get(name).await {
             Ok(o) => o,
             Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(js_err(self, "load checkpoint")(e)),
+            Err(e) => return Err(js_err(self.is_connected(), "load checkpoint")(e)),
         };
         let mut bytes = Vec::new();
         tokio::time::timeout(Duration::from_secs(120), object.read_to_end(&mut bytes))
             .await
-            .map_err(js_err(self, "load checkpoint"))?
-            .map_err(js_err(self, "load checkpoint"))?;
+            .map_err(js_err(self.is_connected(), "load checkpoint"))?
+            .map_err(js_err(self.is_connected(), "load checkpoint"))?;
         Ok(Some(bytes))
     }
 }

@@ -6,6 +6,7 @@
 mod alerts;
 mod backtest;
 mod bench;
+mod bus;
 mod client;
 mod rules;
 mod signal;
@@ -14,9 +15,10 @@ mod up;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use timpora_hub::{Components, Config, Options};
+
+use bus::{NatsArgs, apply_nats};
 
 /// TIMPORA integration hub: inter-agency coordination event bus.
 #[derive(Debug, Parser)]
@@ -69,7 +71,7 @@ pub enum Command {
     Gateway(GatewayArgs),
     /// Administer the NATS JetStream topology.
     #[command(subcommand)]
-    Bus(BusCommand),
+    Bus(bus::BusCommand),
     /// Publish events from NDJSON (one PublishRequest or Event per line, proto3 JSON).
     Publish(client::PublishArgs),
     /// Print events as NDJSON, with Subscribe's filters and start positions.
@@ -171,27 +173,6 @@ pub struct GatewayArgs {
     pub listen: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub nats: NatsArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct NatsArgs {
-    /// NATS server URL(s), comma-separated (overrides the config).
-    #[arg(long, env = "TIMPORA_NATS_URL")]
-    pub nats_url: Option<String>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum BusCommand {
-    /// Create the streams, or bring their configuration up to date (idempotent).
-    Init(NatsArgs),
-    /// Show streams, message counts and consumers.
-    Status {
-        #[command(flatten)]
-        nats: NatsArgs,
-        /// One JSON object instead of a table.
-        #[arg(long)]
-        json: bool,
-    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -311,24 +292,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return serve(cfg, Components::console(), dir, gateway).await;
         }
         Command::Up(args) => return up::run(dir, args, signal::shutdown()).await,
-        Command::Bus(BusCommand::Init(nats)) => {
-            apply_nats(&mut cfg, &nats);
-            let bus = connect(&cfg).await?;
-            bus.ensure_topology().await?;
-            println!(
-                "stream {} ready on {} (subjects {}.>)",
-                cfg.bus.events_stream, cfg.nats.url, cfg.bus.subject_prefix
-            );
-        }
-        Command::Bus(BusCommand::Status { nats, json }) => {
-            apply_nats(&mut cfg, &nats);
-            let status = connect(&cfg).await?.status().await?;
-            if json {
-                println!("{}", serde_json::to_string(&status)?);
-            } else {
-                print_status(&status);
-            }
-        }
+        Command::Bus(cmd) => bus::run(&mut cfg, cmd).await?,
         Command::Publish(args) => return client::publish(&cfg, dir, args).await,
         Command::Subscribe(args) => client::subscribe(&cfg, dir, args).await?,
         Command::Dev(DevCommand::Init {
@@ -430,39 +394,4 @@ async fn demo(
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn apply_nats(cfg: &mut Config, args: &NatsArgs) {
-    if let Some(url) = &args.nats_url {
-        cfg.nats.url = url.clone();
-    }
-}
-
-async fn connect(cfg: &Config) -> anyhow::Result<timpora_bus::Bus> {
-    timpora_bus::Bus::connect(&cfg.nats.url, "timpora-cli", cfg.bus.clone())
-        .await
-        .with_context(|| format!("is nats-server running at {}?", cfg.nats.url))
-}
-
-fn print_status(status: &timpora_bus::Status) {
-    println!("server: {}", status.server);
-    for s in &status.streams {
-        println!(
-            "stream {:<20} messages {:>10}  bytes {:>12}  seq {}..{}  replicas {}  dedup window {}s  subjects {}",
-            s.name,
-            s.messages,
-            s.bytes,
-            s.first_sequence,
-            s.last_sequence,
-            s.replicas,
-            s.duplicate_window_secs,
-            s.subjects.join(",")
-        );
-        for c in &s.consumers {
-            println!(
-                "  consumer {:<24} pending {:>10}  ack pending {:>6}  delivered seq {}",
-                c.name, c.pending, c.ack_pending, c.delivered_sequence
-            );
-        }
-    }
 }

@@ -9,7 +9,7 @@ use timpora_rules::RuleSet;
 
 use timpora_hub::Config;
 
-use crate::{NatsArgs, connect};
+use crate::bus::{NatsArgs, connect};
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {

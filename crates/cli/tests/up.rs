@@ -190,3 +190,27 @@ fn a_killed_up_leaves_no_nats_server_running() {
     wait_gone(child, "nats-server after its parent was killed", 10);
     assert!(TcpStream::connect(("127.0.0.1", hub.nats)).is_err());
 }
+
+#[test]
+fn a_second_ctrl_c_exits_at_once_and_takes_the_nats_server_along() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hub = up(dir.path(), &["--demo"], &[], Stdio::null());
+    wait_status(dir.path(), &nats_url(hub.nats), |v| {
+        v["correlator"]["version"].is_string()
+    });
+    let child = nats_child(hub.hub.0.id());
+    signal(hub.hub.0.id(), "-INT");
+    signal(hub.hub.0.id(), "-INT");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = hub.hub.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the hub did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Either the drain finished first (0) or the second signal cut it short (130).
+    assert!(matches!(status.code(), Some(0 | 130)), "{status:?}");
+    wait_gone(child, "nats-server after a second Ctrl-C", 10);
+    assert!(TcpStream::connect(("127.0.0.1", hub.nats)).is_err());
+}

@@ -4,7 +4,7 @@
 use timpora_proto::v1::alert_service_client::AlertServiceClient;
 use timpora_proto::v1::*;
 
-use crate::Conn;
+use crate::connect::Conn;
 
 /// A step in an alert's handling.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,8 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-use crate::{Error, dev};
+use crate::dev;
+use crate::error::Error;
 
 /// Where the gateway is and how to trust it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use timpora_proto::v1::{Event, PublishRequest};
 
-use crate::Error;
+use crate::error::Error;
 
 fn pool() -> Result<&'static DescriptorPool, Error> {
     static POOL: OnceLock<Result<DescriptorPool, String>> = OnceLock::new();

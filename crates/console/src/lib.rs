@@ -7,6 +7,9 @@
 //! every page view of an alert is stored in the access records before the alert is shown.
 
 pub mod auth;
+mod error;
+
+pub use error::Error;
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -35,23 +38,6 @@ use timpora_client::{Conn, Keyring, Target};
 
 use auth::Sessions;
 pub use auth::{Account, Role};
-
-/// Errors of the console.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The configuration cannot be served.
-    #[error("console configuration: {0}")]
-    Config(String),
-    /// A password could not be hashed.
-    #[error("cannot hash the password: {0}")]
-    Hash(String),
-    /// The system gave no randomness.
-    #[error(transparent)]
-    Random(#[from] timpora_client::Error),
-    /// Serving failed.
-    #[error("console server: {0}")]
-    Serve(#[from] std::io::Error),
-}
 
 /// The console's configuration (`[console]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

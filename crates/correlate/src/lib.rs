@@ -8,40 +8,22 @@
 //! exactly the alerts of the in-order stream; events later than that are counted as late, and
 //! still used.
 
+mod alert;
 mod facts;
 mod shape;
+mod state;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use timpora_proto::v1::Event;
-use timpora_rules::{Fact, Rule, RuleSet, Severity};
+use timpora_rules::RuleSet;
 
+pub use alert::Alert;
 pub use facts::{Facts, Key};
-
-/// An alert: a rule's conclusion about one entity, with its evidence.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Alert {
-    /// Deterministic: the same rule, version, group key and evidence give the same id.
-    pub id: String,
-    pub rule_id: String,
-    pub rule_version: String,
-    pub severity: Severity,
-    /// The entity the rule grouped by (a `psn_`/`rec_` token or a licence number).
-    pub group_key: String,
-    pub summary: String,
-    /// Contributing events (`source/id`), in event-time order.
-    pub evidence: Vec<String>,
-    /// Event time of the event that completed the evidence.
-    pub time: SystemTime,
-    /// Area code of that event.
-    pub region: String,
-    /// Events-stream sequences of the evidence, in the same order (0 where unknown).
-    pub evidence_sequences: Vec<u64>,
-}
+use state::{Occ, RuleState};
 
 /// Errors of the engine.
 #[derive(Debug, thiserror::Error)]
@@ -68,68 +50,6 @@ pub struct Stats {
 /// Layout version of [`Engine::checkpoint`]'s bytes.
 const CHECKPOINT_FORMAT: u32 = 2;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Occ {
-    time: SystemTime,
-    key: String,
-    location: String,
-    region: String,
-    /// Events-stream sequence (0 where unknown).
-    seq: u64,
-}
-
-impl Occ {
-    fn of(f: &Facts) -> Self {
-        Self {
-            time: f.time,
-            key: f.key.clone(),
-            location: f.location.clone(),
-            region: f.region.clone(),
-            seq: f.sequence,
-        }
-    }
-
-    fn order(&self) -> (SystemTime, &str) {
-        (self.time, &self.key)
-    }
-}
-
-/// One event's contribution to a count rule.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Contribution {
-    occ: Arc<Occ>,
-    groups: Vec<Key>,
-    values: Vec<(Fact, Vec<String>)>,
-}
-
-type Due = (SystemTime, Key, String);
-/// Hash maps of the state: keys are pseudonymised tokens, so a fast hasher is safe.
-type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-/// A value an entity had from a time on: (time, event key, value, stream sequence).
-type Recorded = (SystemTime, String, String, u64);
-
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-struct RuleState {
-    /// Sequence: `when` and `then` occurrences per group.
-    whens: Map<Key, Arc<Vec<Arc<Occ>>>>,
-    thens: Map<Key, Arc<Vec<Arc<Occ>>>>,
-    /// Absence and state: triggers waiting for their decision, by (due, group, event).
-    pending: BTreeMap<Due, Arc<Occ>>,
-    /// Absence: times of the events whose presence cancels a trigger, per group.
-    seen: Map<Key, Arc<Vec<SystemTime>>>,
-    /// State: the group entity's recorded values over time.
-    history: Map<Key, Arc<Vec<Recorded>>>,
-    /// Count: contributions waiting for the watermark, in event-time order.
-    queue: BTreeMap<(SystemTime, String), Arc<Contribution>>,
-    /// Count: the sliding window per group, and when it last fired.
-    windows: Map<Key, Arc<VecDeque<Arc<Contribution>>>>,
-    fired: Map<Key, SystemTime>,
-}
-
-// Every collection above holds its values behind `Arc`s: cloning the state (a snapshot for a
-// checkpoint) copies pointers, not occurrences, and the engine copies a value only when it
-// changes one that a snapshot still shares (`Arc::make_mut`).
-
 /// Evaluates one rule set.
 #[derive(Debug)]
 pub struct Engine {
@@ -155,49 +75,6 @@ fn evict_every(set: &RuleSet) -> Duration {
         .min()
         .map_or(Duration::from_secs(3_600), |d| d / 8)
         .max(Duration::from_secs(60))
-}
-
-fn alert_id(rule: &Rule, version: &str, group: &str, evidence: &[String]) -> String {
-    let mut h = Sha256::new();
-    for part in [rule.id.as_str(), version, group] {
-        h.update(part.as_bytes());
-        h.update([0]);
-    }
-    for e in evidence {
-        h.update(e.as_bytes());
-        h.update([0]);
-    }
-    let digest = h.finalize();
-    let mut id = String::from("alr_");
-    for b in &digest[..16] {
-        id.push_str(&format!("{b:02x}"));
-    }
-    id
-}
-
-/// Build the alert of `rule` for `group` from its evidence; `last` completed it.
-fn make_alert(
-    rule: &Rule,
-    version: &str,
-    group: &str,
-    mut evidence: Vec<&Occ>,
-    last: &Occ,
-) -> Alert {
-    evidence.sort_by(|a, b| a.order().cmp(&b.order()));
-    let keys: Vec<String> = evidence.iter().map(|o| o.key.clone()).collect();
-    let evidence_sequences = evidence.iter().map(|o| o.seq).collect();
-    Alert {
-        id: alert_id(rule, version, group, &keys),
-        rule_id: rule.id.clone(),
-        rule_version: version.to_owned(),
-        severity: rule.severity,
-        group_key: group.to_owned(),
-        summary: rule.summary.clone(),
-        evidence: keys,
-        time: last.time,
-        region: last.region.clone(),
-        evidence_sequences,
-    }
 }
 
 impl Engine {

@@ -6,6 +6,7 @@ use timpora_rules::{DEFAULT_RULES, parse};
 
 use super::Alert;
 use super::*;
+use crate::alert::alert_id;
 use timpora_rules::Severity;
 
 const DAY: u64 = 86_400;

@@ -20,10 +20,12 @@ use timpora_proto::v1::*;
 
 pub use crate::book::{AlertBook, follow};
 use crate::book::{matches, status_name};
+use crate::error::Error;
 use crate::identity::{Identity, caller};
 use crate::ingest::{Ingest, Paths};
+use crate::policy::Policy;
+use crate::trace;
 use crate::validate::Violations;
-use crate::{Error, trace};
 
 /// The service.
 #[derive(Clone)]
@@ -31,7 +33,7 @@ pub struct Alerts {
     pub book: AlertBook,
     pub ingest: Ingest,
     pub bus: timpora_bus::Bus,
-    pub policy: std::sync::Arc<crate::Policy>,
+    pub policy: std::sync::Arc<Policy>,
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchAlertsResponse, Status>> + Send>>;
@@ -42,9 +44,7 @@ fn not_current() -> Status {
 }
 
 pub(crate) fn required(field: &str) -> Status {
-    let mut vs = Violations::default();
-    vs.add(field, "required");
-    Error::Invalid(vs).into()
+    Error::required(field).into()
 }
 
 impl Alerts {

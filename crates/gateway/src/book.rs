@@ -13,8 +13,7 @@ use tonic::Status;
 use timpora_bus::{AlertMessage, Bus};
 use timpora_proto::v1::*;
 
-use crate::Error;
-use crate::alerts::required;
+use crate::error::Error;
 use crate::validate::Violations;
 
 /// What the book holds: records by id, and ids in the order they were raised.
@@ -138,7 +137,7 @@ impl AlertBook {
     /// status allows, the expected version. The record as it stands.
     pub fn check(&self, action: &AlertAction, to: AlertStatus) -> Result<AlertRecord, Status> {
         if action.alert_id.is_empty() {
-            return Err(required("action.alert_id"));
+            return Err(Error::required("action.alert_id").into());
         }
         if action.note.chars().count() > 2000 {
             let mut vs = Violations::default();

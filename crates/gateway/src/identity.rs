@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tonic::{Request, Status};
 
-use crate::Error;
+use crate::error::Error;
 
 /// An authenticated caller: `agency/unit`, e.g. `imigrasi/kanim-kendari`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

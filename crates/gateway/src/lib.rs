@@ -6,12 +6,14 @@
 
 pub mod alerts;
 pub mod book;
+mod error;
 pub mod identity;
 pub mod ingest;
 mod payload;
 pub mod policy;
 pub mod pseudo;
 mod services;
+mod slots;
 pub use services::STREAM_WINDOW;
 mod trace;
 pub mod validate;
@@ -24,63 +26,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig};
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-use timpora_bus::{Bus, ErrorKind};
+use timpora_bus::Bus;
 use timpora_proto::v1;
 
+pub use error::{Error, rejection};
 pub use identity::{Authenticator, Identity, TokenConfig};
 pub use policy::Policy;
 pub use pseudo::{KeyConfig, PseudonymConfig, Pseudonymiser};
 pub use validate::{Limits, Violations};
-
-/// Errors of the gateway.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The caller may not do this.
-    #[error("permission denied: {0}")]
-    PermissionDenied(String),
-    /// One or more fields are wrong.
-    #[error("{}", .0.summary())]
-    Invalid(Violations),
-    /// The bus failed; nothing was acknowledged.
-    #[error(transparent)]
-    Bus(#[from] timpora_bus::Error),
-    /// The configuration is unusable.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// Serving failed.
-    #[error("server: {0}")]
-    Transport(#[from] tonic::transport::Error),
-}
-
-impl From<Error> for Status {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::PermissionDenied(m) => Status::permission_denied(m),
-            Error::Invalid(vs) => {
-                let violations: Vec<FieldViolation> = vs
-                    .iter()
-                    .map(|(f, d)| FieldViolation::new(f.clone(), d.clone()))
-                    .collect();
-                Status::with_error_details(
-                    Code::InvalidArgument,
-                    vs.summary(),
-                    ErrorDetails::with_bad_request(violations),
-                )
-            }
-            Error::Bus(e) => match e.kind() {
-                // Worth retrying with the same id: nothing was acknowledged.
-                ErrorKind::Unavailable => Status::unavailable(e.to_string()),
-                // The hub is misconfigured (a stream is missing): retrying will not help.
-                ErrorKind::Missing => Status::failed_precondition(e.to_string()),
-                _ => Status::internal(e.to_string()),
-            },
-            other => Status::internal(other.to_string()),
-        }
-    }
-}
 
 /// Server certificate and the CA that issues agencies' client certificates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,13 +86,6 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, Error> {
 
 pub use timpora_proto::{H2_CONNECTION_WINDOW, H2_STREAM_WINDOW};
 
-/// What the services share: the send path, the bus, the policy.
-pub(crate) struct Shared {
-    pub ingest: ingest::Ingest,
-    pub bus: Bus,
-    pub policy: Arc<Policy>,
-}
-
 /// Serve the gateway on `listener` until `shutdown` completes, then drain in-flight calls.
 pub async fn serve(
     config: Config,
@@ -154,7 +101,7 @@ pub async fn serve(
         bus.clone(),
         ingest::Preparer::new(policy.clone(), pseudo, config.limits.clone()),
     );
-    let shared = Shared {
+    let shared = services::Shared {
         ingest: ingest.clone(),
         bus: bus.clone(),
         policy: policy.clone(),
@@ -243,25 +190,5 @@ async fn watch_bus(bus: Bus, health: tonic_health::server::HealthReporter, book:
             last = Some(up);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// Convert an [`Error`] into the rejection of one event of a stream.
-pub fn rejection(e: Error) -> v1::PublishRejection {
-    let field_violations = match &e {
-        Error::Invalid(vs) => vs
-            .iter()
-            .map(|(f, d)| v1::FieldViolation {
-                field: f.clone(),
-                description: d.clone(),
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
-    let status = Status::from(e);
-    v1::PublishRejection {
-        code: format!("{:?}", status.code()),
-        message: status.message().to_owned(),
-        field_violations,
     }
 }

@@ -5,7 +5,7 @@
 use timpora_proto::v1::event::Payload;
 use timpora_proto::v1::*;
 
-use crate::ingest::{Field, Slot, indexed};
+use crate::slots::{Field, Slot, indexed};
 use crate::validate::{self as v, Limits, Violations};
 
 /// Collects the payload's violations under the payload's field path.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use timpora_proto::v1::Classification;
 
-use crate::Error;
+use crate::error::Error;
 
 /// One agency's rights.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::Error;
+use crate::error::Error;
 
 type HmacSha256 = Hmac<Sha256>;
 

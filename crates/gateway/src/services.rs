@@ -16,10 +16,19 @@ use timpora_proto::v1::event::Payload;
 use timpora_proto::v1::*;
 use timpora_proto::{EventTypeInfo, type_by_name};
 
+use crate::error::{Error, rejection};
 use crate::identity::{Authenticator, Identity, caller};
 use crate::ingest::{Ingest, Paths};
+use crate::policy::Policy;
+use crate::trace;
 use crate::validate::{self, Violations};
-use crate::{Error, rejection, trace};
+
+/// What the services share: the send path, the bus, the policy.
+pub(crate) struct Shared {
+    pub ingest: Ingest,
+    pub bus: timpora_bus::Bus,
+    pub policy: std::sync::Arc<Policy>,
+}
 
 /// Fully qualified names of the event services (for health).
 pub const NAMES: &[&str] = &[
@@ -35,12 +44,7 @@ pub const NAMES: &[&str] = &[
 ];
 
 /// Add every event service, behind the authenticator and the request size limit.
-pub fn add_all(
-    router: Router,
-    shared: &crate::Shared,
-    auth: &Authenticator,
-    max_bytes: usize,
-) -> Router {
+pub fn add_all(router: Router, shared: &Shared, auth: &Authenticator, max_bytes: usize) -> Router {
     let ingest = &shared.ingest;
     let a = Agencies {
         ingest: ingest.clone(),
@@ -179,7 +183,7 @@ agency_service!(kejaksaan_service_server::KejaksaanService {
 struct EventBus {
     ingest: Ingest,
     bus: timpora_bus::Bus,
-    policy: std::sync::Arc<crate::Policy>,
+    policy: std::sync::Arc<Policy>,
 }
 
 /// Events of one `PublishStream` in flight at once (pipelined JetStream acknowledgements).

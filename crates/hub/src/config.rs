@@ -9,7 +9,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::Error;
+use crate::error::Error;
 
 /// Where NATS is, and how `timpora up` looks after the server it starts itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

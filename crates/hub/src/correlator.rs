@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use timpora_bus::{Bus, CorrelatorStatus};
 use tokio::sync::watch;
 
-use crate::{CorrelatorConfig, Error, Stop, metrics};
+use crate::config::CorrelatorConfig;
+use crate::error::Error;
+use crate::metrics;
+use crate::stop::{Stop, bind};
 
 /// What the component runs with, checked at build time.
 pub(crate) struct Prepared {
@@ -25,7 +28,7 @@ pub(crate) async fn prepare(c: &CorrelatorConfig) -> Result<Prepared, Error> {
         None => None,
     };
     let metrics = match c.metrics {
-        Some(addr) => Some(crate::bind(addr, "correlator metrics").await?),
+        Some(addr) => Some(bind(addr, "correlator metrics").await?),
         None => None,
     };
     Ok(Prepared {

@@ -16,7 +16,8 @@ use timpora_scenario::demo::{Act, Call, Demo};
 
 use timpora_client::{Conn, Keyring, Target};
 
-use crate::{DemoConfig, Error};
+use crate::config::DemoConfig;
+use crate::error::Error;
 
 /// What a run did.
 #[derive(Debug, Default, Clone, Copy)]

@@ -17,8 +17,10 @@
 mod config;
 mod correlator;
 pub mod demo;
+mod error;
 pub mod metrics;
 pub mod nats;
+mod stop;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,49 +33,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{Config, CorrelatorConfig, DemoConfig, NatsConfig, ShutdownConfig, duration};
-
-/// Errors of the hub.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The configuration cannot be run.
-    #[error("{0}")]
-    Config(String),
-    /// An address could not be bound.
-    #[error("cannot listen on {addr} for the {what}: {source}")]
-    Listen {
-        what: &'static str,
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    /// NATS: connection or topology.
-    #[error(transparent)]
-    Bus(#[from] timpora_bus::Error),
-    /// The `nats-server` child could not be started.
-    #[error(transparent)]
-    Nats(#[from] timpora_natsd::Error),
-    /// The rule file cannot be used.
-    #[error(transparent)]
-    Rules(#[from] timpora_rules::LoadError),
-    /// The gateway failed.
-    #[error(transparent)]
-    Gateway(#[from] timpora_gateway::Error),
-    /// The correlator failed.
-    #[error(transparent)]
-    Correlator(#[from] timpora_correlator::Error),
-    /// The console failed.
-    #[error(transparent)]
-    Console(#[from] timpora_console::Error),
-    /// Reaching the gateway as a client (console, demo) failed.
-    #[error(transparent)]
-    Client(#[from] timpora_client::Error),
-    /// A component stopped by itself, and so the hub stopped.
-    #[error("{component} stopped: {reason}")]
-    Stopped {
-        component: &'static str,
-        reason: String,
-    },
-}
+pub use error::Error;
+use stop::{Stop, bind};
 
 /// Which components run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -125,27 +86,6 @@ pub struct Options {
     pub gateway_url: Option<String>,
     /// A `nats-server` to start and look after (`timpora up`); the hub then uses it.
     pub nats_child: Option<timpora_natsd::Builder>,
-}
-
-/// Bind `addr` for `what`.
-pub(crate) async fn bind(
-    addr: SocketAddr,
-    what: &'static str,
-) -> Result<tokio::net::TcpListener, Error> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Listen { what, addr, source })
-}
-
-/// A stop request that every component watches.
-#[derive(Clone)]
-pub(crate) struct Stop(watch::Receiver<bool>);
-
-impl Stop {
-    /// Completes once a stop is requested.
-    pub(crate) async fn stopped(mut self) {
-        let _ = self.0.wait_for(|s| *s).await;
-    }
 }
 
 /// Connect to NATS, waiting for it to come up, and ensure the topology.

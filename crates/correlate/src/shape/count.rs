@@ -8,7 +8,9 @@ use std::time::SystemTime;
 use timpora_rules::Count;
 
 use super::{Cx, Evaluate};
-use crate::{Alert, Contribution, Facts, Key, Occ, RuleState, make_alert};
+use crate::alert::{Alert, make_alert};
+use crate::facts::{Facts, Key};
+use crate::state::{Contribution, Occ, RuleState};
 
 impl Evaluate for Count {
     fn observe(

@@ -14,7 +14,9 @@ use std::time::{Duration, SystemTime};
 
 use timpora_rules::{Rule, Shape};
 
-use crate::{Alert, Facts, Key, Occ, RuleState};
+use crate::alert::Alert;
+use crate::facts::{Facts, Key};
+use crate::state::{Occ, RuleState};
 
 /// What every shape is evaluated with.
 pub(crate) struct Cx<'a> {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use timpora_rules::{Fact, Sequence};
 
 use super::{Cx, Evaluate};
-use crate::{Alert, Facts, Key, Occ, RuleState, make_alert};
+use crate::alert::{Alert, make_alert};
+use crate::facts::{Facts, Key};
+use crate::state::{Occ, RuleState};
 
 impl Evaluate for Sequence {
     fn observe(

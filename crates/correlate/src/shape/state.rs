@@ -8,7 +8,9 @@ use std::time::SystemTime;
 use timpora_rules::State;
 
 use super::{Cx, Evaluate};
-use crate::{Alert, Facts, Key, Occ, RuleState, make_alert};
+use crate::alert::{Alert, make_alert};
+use crate::facts::{Facts, Key};
+use crate::state::{Occ, RuleState};
 
 impl Evaluate for State {
     fn observe(

@@ -1,0 +1,425 @@
+//! A connection to the bus: provisioning, publishing events and alerts with their dedup key and
+//! trace context, ordered replay, status.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, message::PublishMessage};
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use prost::Message as _;
+use serde::Serialize;
+use timpora_proto::type_by_name;
+use timpora_proto::v1::{Classification, Event};
+
+use crate::error::{Error, ErrorKind, Result, err, js_err};
+use crate::topology::{Topology, dedup_key};
+
+/// Header carrying the W3C trace context.
+pub const HEADER_TRACEPARENT: &str = "traceparent";
+/// Header carrying the CloudEvents type.
+pub const HEADER_TYPE: &str = "Timpora-Type";
+/// Header carrying the source (`agency/unit`).
+pub const HEADER_SOURCE: &str = "Timpora-Source";
+/// Header carrying the classification name.
+pub const HEADER_CLASSIFICATION: &str = "Timpora-Classification";
+
+/// Where a replay starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// The first message in the stream.
+    All,
+    /// Messages stored from now on.
+    New,
+    /// This stream sequence.
+    Sequence(u64),
+    /// The first message stored at or after this time.
+    Time(time::OffsetDateTime),
+}
+
+/// An event read back from the stream.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    /// Its stream sequence.
+    pub sequence: u64,
+    /// The stored event.
+    pub event: Event,
+}
+
+/// What `timpora bus status` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub server: String,
+    pub streams: Vec<StreamStatus>,
+}
+
+/// One stream's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamStatus {
+    pub name: String,
+    pub subjects: Vec<String>,
+    pub messages: u64,
+    pub bytes: u64,
+    pub first_sequence: u64,
+    pub last_sequence: u64,
+    pub replicas: usize,
+    pub duplicate_window_secs: u64,
+    pub consumers: Vec<ConsumerStatus>,
+}
+
+/// One consumer's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumerStatus {
+    pub name: String,
+    pub pending: u64,
+    pub ack_pending: usize,
+    pub delivered_sequence: u64,
+}
+
+/// A connection to the bus.
+#[derive(Debug, Clone)]
+pub struct Bus {
+    pub(crate) client: async_nats::Client,
+    pub(crate) js: jetstream::Context,
+    pub(crate) topology: Topology,
+    /// The URL list it was connected with, for [`Bus::second_connection`].
+    pub(crate) url: Option<String>,
+}
+
+/// How long a JetStream call (including a publish acknowledgement) may take.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Bus {
+    /// Connect to NATS at `url` (comma-separated for a cluster). Fails if no server answers.
+    pub async fn connect(url: &str, name: &str, topology: Topology) -> Result<Self> {
+        let servers = url
+            .split(',')
+            .map(|u| u.trim().parse::<async_nats::ServerAddr>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::new(ErrorKind::Refused, "parse the NATS URL list", e))?;
+        let client = async_nats::ConnectOptions::new()
+            .name(name)
+            .connection_timeout(Duration::from_secs(3))
+            .max_reconnects(None)
+            .connect(servers)
+            .await
+            .map_err(|e| {
+                let kind = match e.kind() {
+                    async_nats::ConnectErrorKind::Authentication
+                    | async_nats::ConnectErrorKind::AuthorizationViolation
+                    | async_nats::ConnectErrorKind::Tls
+                    | async_nats::ConnectErrorKind::ServerParse => ErrorKind::Refused,
+                    _ => ErrorKind::Unavailable,
+                };
+                Error::msg(kind, "connect", format!("cannot connect to {url}: {e}"))
+            })?;
+        Ok(Self {
+            url: Some(url.to_owned()),
+            ..Self::new(client, topology, DEFAULT_TIMEOUT)
+        })
+    }
+
+    /// Another connection to the same servers, so that bulk transfers on it (checkpoints) do
+    /// not queue ahead of this one's messages. The same connection when the URL is unknown.
+    pub async fn second_connection(&self, name: &str) -> Result<Self> {
+        match &self.url {
+            Some(url) => Self::connect(url, name, self.topology.clone()).await,
+            None => Ok(self.clone()),
+        }
+    }
+
+    /// Wrap an existing client.
+    pub fn new(client: async_nats::Client, topology: Topology, timeout: Duration) -> Self {
+        let js = jetstream::ContextBuilder::new()
+            .timeout(timeout)
+            .max_ack_inflight(4096)
+            .backpressure_on_inflight(true)
+            .build(client.clone());
+        Self {
+            client,
+            js,
+            topology,
+            url: None,
+        }
+    }
+
+    /// The underlying NATS client.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The JetStream context.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// The topology this bus was opened with.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// Whether the client is connected right now.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    /// Create the streams, or bring their configuration up to date. Idempotent.
+    pub async fn ensure_topology(&self) -> Result<()> {
+        for config in [
+            self.topology.events_stream_config(),
+            self.topology.alerts_stream_config(),
+            self.topology.access_stream_config(),
+        ] {
+            self.js
+                .create_or_update_stream(config)
+                .await
+                .map_err(err("create or update stream"))?;
+        }
+        self.rules_store().await?;
+        self.checkpoint_store().await?;
+        tracing::info!(
+            events = %self.topology.events_stream,
+            alerts = %self.topology.alerts_stream,
+            "topology ensured"
+        );
+        Ok(())
+    }
+
+    /// Publish a complete (validated, pseudonymised) event. Returns once the message is sent;
+    /// the returned [`PendingAck`] resolves when JetStream has stored it.
+    pub async fn publish(&self, event: &Event) -> Result<PendingAck> {
+        if !self.is_connected() {
+            return Err(Error::msg(
+                ErrorKind::Unavailable,
+                "publish",
+                "not connected to nats",
+            ));
+        }
+        let info = type_by_name(&event.r#type).ok_or_else(|| {
+            Error::msg(
+                ErrorKind::UnknownType,
+                "publish",
+                format!("unknown event type {:?}", event.r#type),
+            )
+        })?;
+        let subject = self.topology.subject_for(info, &event.region);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(HEADER_TYPE, event.r#type.as_str());
+        headers.insert(HEADER_SOURCE, event.source.as_str());
+        headers.insert(
+            HEADER_CLASSIFICATION,
+            Classification::try_from(event.classification)
+                .unwrap_or_default()
+                .as_str_name(),
+        );
+        if !event.traceparent.is_empty() {
+            headers.insert(HEADER_TRACEPARENT, event.traceparent.as_str());
+        }
+        let msg = PublishMessage::build()
+            .payload(Bytes::from(event.encode_to_vec()))
+            .headers(headers)
+            .message_id(dedup_key(&event.source, &event.id));
+        let fut = self
+            .js
+            .send_publish(subject, msg)
+            .await
+            .map_err(err("publish"))?;
+        Ok(PendingAck(fut))
+    }
+
+    /// Store an alert once: a second publish of the same alert id, however much later (a
+    /// restart, a replay), is answered [`AlertOutcome::Duplicate`] and stores nothing.
+    pub async fn publish_alert(&self, alert: &timpora_proto::v1::Alert) -> Result<AlertOutcome> {
+        self.send_alert(alert).await?.outcome().await
+    }
+
+    /// [`Bus::publish_alert`] in two steps: returns once the alert is sent; the returned
+    /// [`PendingAlert`] resolves when JetStream has stored it (or recognised it).
+    pub async fn send_alert(&self, alert: &timpora_proto::v1::Alert) -> Result<PendingAlert> {
+        let msg = PublishMessage::build()
+            .payload(Bytes::from(alert.encode_to_vec()))
+            .message_id(&alert.id)
+            .expected_last_subject_sequence(0);
+        let pending = self
+            .js
+            .send_publish(self.topology.alert_subject(&alert.id), msg)
+            .await
+            .map_err(err("publish alert"))?;
+        Ok(PendingAlert(pending))
+    }
+
+    /// Record a clock tick at `at` into the events stream (one per second at most: ticks from
+    /// several correlators share their dedup key).
+    pub async fn record_tick(&self, at: std::time::SystemTime) -> Result<PendingAck> {
+        let secs = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let tick = Event {
+            id: format!("tick-{secs}"),
+            source: "hub/clock".into(),
+            r#type: "timpora.hub.clock_tick.v1".into(),
+            spec_version: timpora_proto::SPEC_VERSION.into(),
+            time: Some(prost_types::Timestamp {
+                seconds: i64::try_from(secs).unwrap_or(i64::MAX),
+                nanos: 0,
+            }),
+            region: "0".into(),
+            classification: Classification::OpenToMembers as i32,
+            payload: Some(timpora_proto::v1::event::Payload::ClockTick(
+                timpora_proto::v1::ClockTick {},
+            )),
+            ..Default::default()
+        };
+        self.publish(&tick).await
+    }
+
+    /// Replay the events stream from `start`, restricted to `filter` subjects, in order.
+    pub async fn replay(
+        &self,
+        filter: String,
+        start: Start,
+    ) -> Result<BoxStream<'static, Result<Delivered>>> {
+        let stream = self
+            .js
+            .get_stream(&self.topology.events_stream)
+            .await
+            .map_err(err("get events stream"))?;
+        let deliver_policy = match start {
+            Start::All => consumer::DeliverPolicy::All,
+            Start::New => consumer::DeliverPolicy::New,
+            Start::Sequence(start_sequence) => consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: start_sequence.max(1),
+            },
+            Start::Time(start_time) => consumer::DeliverPolicy::ByStartTime { start_time },
+        };
+        let messages = ordered(
+            &stream,
+            consumer::pull::OrderedConfig {
+                filter_subject: filter,
+                deliver_policy,
+                ..Default::default()
+            },
+        )
+        .await?;
+        Ok(messages
+            .map(|m| {
+                let m = m.map_err(err("read events"))?;
+                let sequence = m
+                    .info()
+                    .map_err(|e| Error::msg(ErrorKind::Malformed, "read events", e.to_string()))?
+                    .stream_sequence;
+                let event =
+                    Event::decode(m.payload.clone()).map_err(|e| Error::malformed(sequence, e))?;
+                Ok(Delivered { sequence, event })
+            })
+            .boxed())
+    }
+
+    /// The events stream's last sequence (0 when empty).
+    pub async fn events_last_sequence(&self) -> Result<u64> {
+        let mut stream = self
+            .js
+            .get_stream(&self.topology.events_stream)
+            .await
+            .map_err(err("get events stream"))?;
+        let info = stream.info().await.map_err(err("stream info"))?;
+        Ok(info.state.last_sequence)
+    }
+
+    /// Streams, message counts and consumers.
+    pub async fn status(&self) -> Result<Status> {
+        let mut streams = Vec::new();
+        let names: Vec<String> = self
+            .js
+            .stream_names()
+            .try_collect()
+            .await
+            .map_err(js_err(self.is_connected(), "list streams"))?;
+        for name in names {
+            let mut stream = self.js.get_stream(&name).await.map_err(err("get stream"))?;
+            let info = stream.info().await.map_err(err("stream info"))?.clone();
+            let consumers: Vec<consumer::Info> = stream
+                .consumers()
+                .try_collect()
+                .await
+                .map_err(js_err(self.is_connected(), "list consumers"))?;
+            streams.push(StreamStatus {
+                name: info.config.name.clone(),
+                subjects: info.config.subjects.clone(),
+                messages: info.state.messages,
+                bytes: info.state.bytes,
+                first_sequence: info.state.first_sequence,
+                last_sequence: info.state.last_sequence,
+                replicas: info.config.num_replicas,
+                duplicate_window_secs: info.config.duplicate_window.as_secs(),
+                consumers: consumers
+                    .into_iter()
+                    .map(|c| ConsumerStatus {
+                        name: c.name,
+                        pending: c.num_pending,
+                        ack_pending: c.num_ack_pending,
+                        delivered_sequence: c.delivered.stream_sequence,
+                    })
+                    .collect(),
+            });
+        }
+        streams.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Status {
+            server: self.client.server_info().server_name,
+            streams,
+        })
+    }
+}
+
+/// The messages of an ordered pull consumer on `stream`.
+pub(crate) async fn ordered(
+    stream: &jetstream::stream::Stream,
+    config: consumer::pull::OrderedConfig,
+) -> Result<consumer::pull::Ordered> {
+    stream
+        .create_consumer(config)
+        .await
+        .map_err(err("create consumer"))?
+        .messages()
+        .await
+        .map_err(err("read from consumer"))
+}
+
+/// What became of a published alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertOutcome {
+    /// Stored now, at this sequence of the alerts stream.
+    Stored(u64),
+    /// Already stored earlier; nothing new was stored.
+    Duplicate,
+}
+
+/// A sent alert whose JetStream acknowledgement is still to come.
+#[derive(Debug)]
+pub struct PendingAlert(jetstream::context::PublishAckFuture);
+
+impl PendingAlert {
+    /// Wait for JetStream: stored now, or already stored before.
+    pub async fn outcome(self) -> Result<AlertOutcome> {
+        match self.0.await {
+            Ok(ack) if ack.duplicate => Ok(AlertOutcome::Duplicate),
+            Ok(ack) => Ok(AlertOutcome::Stored(ack.sequence)),
+            Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                Ok(AlertOutcome::Duplicate)
+            }
+            Err(e) => Err(err("store alert")(e)),
+        }
+    }
+}
+
+/// A sent publish whose JetStream acknowledgement is still to come.
+#[derive(Debug)]
+pub struct PendingAck(jetstream::context::PublishAckFuture);
+
+impl PendingAck {
+    /// Wait for JetStream to store the message (or report it as a duplicate).
+    pub async fn ack(self) -> Result<jetstream::publish::PublishAck> {
+        self.0.await.map_err(err("acknowledgement"))
+    }
+}

@@ -1,0 +1,89 @@
+//! `timpora bus init|status` and what every command that talks to NATS directly shares: the
+//! `--nats-url` flag and the connection.
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use timpora_hub::Config;
+
+#[derive(Debug, Args)]
+pub struct NatsArgs {
+    /// NATS server URL(s), comma-separated (overrides the config).
+    #[arg(long, env = "TIMPORA_NATS_URL")]
+    pub nats_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BusCommand {
+    /// Create the streams, or bring their configuration up to date (idempotent).
+    Init(NatsArgs),
+    /// Show streams, message counts and consumers.
+    Status {
+        #[command(flatten)]
+        nats: NatsArgs,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Use `--nats-url` when given.
+pub fn apply_nats(cfg: &mut Config, args: &NatsArgs) {
+    if let Some(url) = &args.nats_url {
+        cfg.nats.url = url.clone();
+    }
+}
+
+/// Connect to NATS for a command-line tool (no waiting: the server is expected to run).
+pub async fn connect(cfg: &Config) -> anyhow::Result<timpora_bus::Bus> {
+    timpora_bus::Bus::connect(&cfg.nats.url, "timpora-cli", cfg.bus.clone())
+        .await
+        .with_context(|| format!("is nats-server running at {}?", cfg.nats.url))
+}
+
+/// Run a `bus` subcommand.
+pub async fn run(cfg: &mut Config, cmd: BusCommand) -> anyhow::Result<()> {
+    match cmd {
+        BusCommand::Init(nats) => {
+            apply_nats(cfg, &nats);
+            let bus = connect(cfg).await?;
+            bus.ensure_topology().await?;
+            println!(
+                "stream {} ready on {} (subjects {}.>)",
+                cfg.bus.events_stream, cfg.nats.url, cfg.bus.subject_prefix
+            );
+        }
+        BusCommand::Status { nats, json } => {
+            apply_nats(cfg, &nats);
+            let status = connect(cfg).await?.status().await?;
+            if json {
+                println!("{}", serde_json::to_string(&status)?);
+            } else {
+                print_status(&status);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_status(status: &timpora_bus::Status) {
+    println!("server: {}", status.server);
+    for s in &status.streams {
+        println!(
+            "stream {:<20} messages {:>10}  bytes {:>12}  seq {}..{}  replicas {}  dedup window {}s  subjects {}",
+            s.name,
+            s.messages,
+            s.bytes,
+            s.first_sequence,
+            s.last_sequence,
+            s.replicas,
+            s.duplicate_window_secs,
+            s.subjects.join(",")
+        );
+        for c in &s.consumers {
+            println!(
+                "  consumer {:<24} pending {:>10}  ack pending {:>6}  delivered seq {}",
+                c.name, c.pending, c.ack_pending, c.delivered_sequence
+            );
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! The gateway's one error type, and how it reaches a caller: a gRPC status (field violations
+//! as `google.rpc.BadRequest`), or the rejection of one event of a stream.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+use timpora_bus::ErrorKind;
+use timpora_proto::v1;
+
+use crate::validate::Violations;
+
+/// Errors of the gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller may not do this.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// One or more fields are wrong.
+    #[error("{}", .0.summary())]
+    Invalid(Violations),
+    /// The bus failed; nothing was acknowledged.
+    #[error(transparent)]
+    Bus(#[from] timpora_bus::Error),
+    /// The configuration is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Serving failed.
+    #[error("server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::PermissionDenied(m) => Status::permission_denied(m),
+            Error::Invalid(vs) => {
+                let violations: Vec<FieldViolation> = vs
+                    .iter()
+                    .map(|(f, d)| FieldViolation::new(f.clone(), d.clone()))
+                    .collect();
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    vs.summary(),
+                    ErrorDetails::with_bad_request(violations),
+                )
+            }
+            Error::Bus(e) => match e.kind() {
+                // Worth retrying with the same id: nothing was acknowledged.
+                ErrorKind::Unavailable => Status::unavailable(e.to_string()),
+                // The hub is misconfigured (a stream is missing): retrying will not help.
+                ErrorKind::Missing => Status::failed_precondition(e.to_string()),
+                _ => Status::internal(e.to_string()),
+            },
+            other => Status::internal(other.to_string()),
+        }
+    }
+}
+
+impl Error {
+    /// `field` is missing.
+    pub fn required(field: &str) -> Self {
+        let mut vs = Violations::default();
+        vs.add(field, "required");
+        Error::Invalid(vs)
+    }
+}
+
+/// Convert an [`Error`] into the rejection of one event of a stream.
+pub fn rejection(e: Error) -> v1::PublishRejection {
+    let field_violations = match &e {
+        Error::Invalid(vs) => vs
+            .iter()
+            .map(|(f, d)| v1::FieldViolation {
+                field: f.clone(),
+                description: d.clone(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let status = Status::from(e);
+    v1::PublishRejection {
+        code: format!("{:?}", status.code()),
+        message: status.message().to_owned(),
+        field_violations,
+    }
+}

@@ -71,3 +71,16 @@ pub(crate) struct RuleState {
 // Every collection above holds its values behind `Arc`s: cloning the state (a snapshot for a
 // checkpoint) copies pointers, not occurrences, and the engine copies a value only when it
 // changes one that a snapshot still shares (`Arc::make_mut`).
+
+impl RuleState {
+    /// The next decision due by event time `wm` (absence and state rules): its group and
+    /// trigger, taken off the queue; `None` when nothing is due yet.
+    pub(crate) fn next_due(&mut self, wm: SystemTime) -> Option<(Key, Arc<Occ>)> {
+        let entry = self.pending.first_entry()?;
+        if entry.key().0 > wm {
+            return None;
+        }
+        let ((_, g, _), w) = entry.remove_entry();
+        Some((g, w))
+    }
+}

@@ -36,11 +36,7 @@ impl Evaluate for Absence {
     }
 
     fn decide(&self, cx: &Cx<'_>, st: &mut RuleState, wm: SystemTime, out: &mut Vec<Alert>) {
-        while let Some(entry) = st.pending.first_entry() {
-            if entry.key().0 > wm {
-                break;
-            }
-            let ((_, g, _), w) = entry.remove_entry();
+        while let Some((g, w)) = st.next_due(wm) {
             let from = w
                 .time
                 .checked_sub(self.before)

@@ -1,0 +1,482 @@
+//! The console's JSON API and live stream: login and sessions, alerts read and acted on through
+//! the gateway as the account's identity, the region overview and the access records.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::{Stream, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use timpora_client::actions::{self, Step};
+use timpora_client::{Conn, Keyring, Target};
+use timpora_proto::regions;
+use timpora_proto::v1::alert_service_client::AlertServiceClient;
+use timpora_proto::v1::*;
+
+use crate::auth::{self, Account, Sessions};
+
+const COOKIE: &str = "timpora_session";
+
+pub(crate) struct Shared {
+    pub(crate) accounts: Vec<Account>,
+    pub(crate) units: Vec<String>,
+    pub(crate) sessions: Sessions,
+    pub(crate) gateway: Target,
+    pub(crate) keyring: Keyring,
+    pub(crate) conns: Mutex<HashMap<String, Conn>>,
+    /// Becomes true at shutdown: live streams end so the server can drain.
+    pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+pub(crate) type App = Arc<Shared>;
+
+impl Shared {
+    async fn alerts(&self, identity: &str) -> Result<AlertServiceClient<Conn>, ApiError> {
+        let mut conns = self.conns.lock().await;
+        let conn = match conns.get(identity) {
+            Some(c) => c.clone(),
+            None => {
+                let unavailable = |e: timpora_client::Error| {
+                    tracing::error!(identity, error = %e, "console cannot reach the gateway");
+                    ApiError(StatusCode::BAD_GATEWAY, "gateway unavailable".into())
+                };
+                let credentials = self.keyring.credentials(identity).map_err(unavailable)?;
+                let c = timpora_client::connect(&self.gateway, &credentials)
+                    .await
+                    .map_err(unavailable)?;
+                conns.insert(identity.to_owned(), c.clone());
+                c
+            }
+        };
+        Ok(AlertServiceClient::new(conn))
+    }
+}
+
+/// The API's routes.
+pub(crate) fn routes(router: Router<App>) -> Router<App> {
+    router
+        .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
+        .route("/api/me", get(me))
+        .route("/api/alerts", get(list))
+        .route("/api/alerts/{id}", get(show))
+        .route("/api/alerts/{id}/{action}", post(act))
+        .route("/api/stream", get(stream))
+        .route("/api/overview", get(overview))
+        .route("/api/audit/access", get(access))
+}
+
+/// An API failure: a status and a message for the page.
+pub(crate) struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<tonic::Status> for ApiError {
+    fn from(s: tonic::Status) -> Self {
+        use tonic::Code::*;
+        let code = match s.code() {
+            InvalidArgument => StatusCode::BAD_REQUEST,
+            NotFound => StatusCode::NOT_FOUND,
+            PermissionDenied | Unauthenticated => StatusCode::FORBIDDEN,
+            FailedPrecondition | Aborted | AlreadyExists => StatusCode::CONFLICT,
+            Unavailable | DeadlineExceeded => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        ApiError(code, s.message().to_owned())
+    }
+}
+
+fn session_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v)
+}
+
+/// The logged-in account, or 401.
+pub(crate) fn account<'a>(app: &'a App, headers: &HeaderMap) -> Result<&'a Account, ApiError> {
+    session_token(headers)
+        .and_then(|t| app.sessions.account(t))
+        .and_then(|i| app.accounts.get(i))
+        .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "not logged in".into()))
+}
+
+/// Changes must come from the console's own scripts (a custom header no form can send).
+fn from_script(headers: &HeaderMap) -> Result<(), ApiError> {
+    if headers.get("x-timpora-console").is_some() {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "missing x-timpora-console header".into(),
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Json(f): Json<LoginForm>,
+) -> Result<Response, ApiError> {
+    from_script(&headers)?;
+    if app.sessions.locked(&f.username) {
+        return Err(ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed logins; wait a minute".into(),
+        ));
+    }
+    let found = app.accounts.iter().position(|a| a.username == f.username);
+    // An unknown username costs the same hashing as a known one, so timing tells nothing.
+    let hash = found.map_or_else(
+        || auth::DECOY_HASH.clone(),
+        |i| app.accounts[i].password_hash.clone(),
+    );
+    let password = f.password.clone();
+    // Hashing is slow on purpose: off the async threads.
+    let verified = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    let ok = found.is_some() && verified;
+    let Some(i) = found.filter(|_| ok) else {
+        app.sessions.failed(&f.username);
+        tracing::warn!(user = %f.username, "console login failed");
+        return Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "wrong username or password".into(),
+        ));
+    };
+    app.sessions.succeeded(&f.username);
+    let token = app
+        .sessions
+        .open(i)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    tracing::info!(user = %f.username, "console login");
+    let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+    Ok(([(header::SET_COOKIE, cookie)], Json(json!({ "ok": true }))).into_response())
+}
+
+async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Some(t) = session_token(&headers) {
+        app.sessions.close(t);
+    }
+    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    ([(header::SET_COOKIE, cookie)], Json(json!({ "ok": true }))).into_response()
+}
+
+async fn me(State(app): State<App>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let a = account(&app, &headers)?;
+    Ok(Json(json!({
+        "username": a.username,
+        "displayName": a.display_name,
+        "role": a.role,
+        "identity": a.identity,
+        "mayAct": a.role.may_act(),
+        "mayResolve": a.role.may_resolve(),
+        "mayAudit": a.role.may_audit(),
+        "units": app.units,
+    })))
+}
+
+fn proto_json<M: prost::Message>(name: &str, m: &M) -> Result<Value, ApiError> {
+    timpora_client::json::to_value(name, m)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// An alert record as the page reads it: proto3 JSON, with place names added.
+fn record_view(r: &AlertRecord) -> Result<Value, ApiError> {
+    let mut v = proto_json("timpora.v1.AlertRecord", r)?;
+    let region = r.alert.as_ref().map_or("", |a| a.region.as_str());
+    let regency = regions::regency_of(region);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("regionName".into(), json!(regions::describe_full(region)));
+        o.insert("regency".into(), json!(regency));
+        o.insert("regencyName".into(), json!(regions::describe(regency)));
+        o.insert(
+            "province".into(),
+            json!(region.split('.').next().unwrap_or("")),
+        );
+    }
+    Ok(v)
+}
+
+fn event_view(e: &Event) -> Result<Value, ApiError> {
+    let mut v = proto_json("timpora.v1.Event", e)?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "regionName".into(),
+            json!(regions::describe_full(&e.region)),
+        );
+        o.insert(
+            "agency".into(),
+            json!(e.source.split('/').next().unwrap_or("")),
+        );
+    }
+    Ok(v)
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+async fn list(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let a = account(&app, &headers)?;
+    let filter = if q.all {
+        AlertFilter::default()
+    } else {
+        actions::unresolved()
+    };
+    let records = app
+        .alerts(&a.identity)
+        .await?
+        .list_alerts(ListAlertsRequest {
+            filter: Some(filter),
+            limit: 1000,
+        })
+        .await?
+        .into_inner()
+        .records;
+    let views = records
+        .iter()
+        .map(record_view)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(Value::Array(views)))
+}
+
+async fn show(
+    State(app): State<App>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let a = account(&app, &headers)?;
+    let got = app
+        .alerts(&a.identity)
+        .await?
+        .get_alert(GetAlertRequest {
+            alert_id: id,
+            operator: a.username.clone(),
+        })
+        .await?
+        .into_inner();
+    let record = got
+        .record
+        .as_ref()
+        .map(record_view)
+        .transpose()?
+        .unwrap_or(Value::Null);
+    let events = got
+        .events
+        .iter()
+        .map(event_view)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(
+        json!({ "record": record, "events": events, "withheld": got.withheld }),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ActBody {
+    note: String,
+    assignee: String,
+    resolution: String,
+    case_kind: String,
+    expected_version: u64,
+}
+
+async fn act(
+    State(app): State<App>,
+    headers: HeaderMap,
+    UrlPath((id, action)): UrlPath<(String, String)>,
+    Json(b): Json<ActBody>,
+) -> Result<Json<Value>, ApiError> {
+    from_script(&headers)?;
+    let a = account(&app, &headers)?;
+    let denied = |what: &str| {
+        ApiError(
+            StatusCode::FORBIDDEN,
+            format!("the {:?} role may not {what}", a.role),
+        )
+    };
+    if !a.role.may_act() {
+        return Err(denied(&action));
+    }
+    let argument = match action.as_str() {
+        "assign" => b.assignee.as_str(),
+        "escalate" => b.case_kind.as_str(),
+        "resolve" => b.resolution.as_str(),
+        _ => "",
+    };
+    let step = Step::parse(&action, argument).map_err(|e| {
+        let code = if e.starts_with("no action") {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError(code, e)
+    })?;
+    if matches!(step, Step::Resolve(_)) && !a.role.may_resolve() {
+        return Err(denied("resolve"));
+    }
+    let act = AlertAction {
+        alert_id: id,
+        expected_version: b.expected_version,
+        note: b.note,
+        operator: a.username.clone(),
+    };
+    let mut c = app.alerts(&a.identity).await?;
+    let record = step.apply(&mut c, act).await?;
+    tracing::info!(user = %a.username, action, "console action");
+    Ok(Json(record_view(&record)?))
+}
+
+async fn stream(
+    State(app): State<App>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let a = account(&app, &headers)?;
+    let token = session_token(&headers).unwrap_or_default().to_owned();
+    let watch = app
+        .alerts(&a.identity)
+        .await?
+        .watch_alerts(WatchAlertsRequest::default())
+        .await?
+        .into_inner();
+    let events = watch.filter_map(|m| async move {
+        let m = m.ok()?;
+        // Only changes: the page loads the current list itself.
+        if !m.live {
+            return None;
+        }
+        let view = record_view(m.record.as_ref()?).ok()?;
+        Some(Ok(SseEvent::default()
+            .event("alert")
+            .data(view.to_string())))
+    });
+    let ready = futures::stream::once(async { Ok(SseEvent::default().event("ready").data("{}")) });
+    let mut stopping = app.stopping.clone();
+    // An open page counts as use, up to the session's maximum age; at logout, at the maximum
+    // age or at shutdown the stream ends (and the page finds itself logged out).
+    let sessions = app.clone();
+    let until = async move {
+        let ended = async {
+            loop {
+                tokio::time::sleep(Duration::from_secs(15)).await;
+                if sessions.sessions.account(&token).is_none() {
+                    break;
+                }
+            }
+        };
+        tokio::select! {
+            _ = stopping.wait_for(|s| *s) => {}
+            () = ended => {}
+        }
+    };
+    Ok(Sse::new(ready.chain(events).take_until(until)).keep_alive(KeepAlive::default()))
+}
+
+async fn overview(State(app): State<App>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let a = account(&app, &headers)?;
+    let records = app
+        .alerts(&a.identity)
+        .await?
+        .list_alerts(ListAlertsRequest {
+            filter: Some(actions::unresolved()),
+            limit: 1000,
+        })
+        .await?
+        .into_inner()
+        .records;
+    // Every regency of the pilot, with zero where nothing is open.
+    let mut counts: BTreeMap<String, [u32; 5]> = regions::AREAS
+        .iter()
+        .filter(|(c, _)| c.len() == 5)
+        .map(|(c, _)| ((*c).to_owned(), [0; 5]))
+        .collect();
+    for r in &records {
+        let Some(alert) = &r.alert else { continue };
+        let regency = regions::regency_of(&alert.region).to_owned();
+        let c = counts.entry(regency).or_default();
+        c[0] += 1;
+        let sev = usize::try_from(alert.severity).unwrap_or(0).min(4);
+        if sev > 0 {
+            c[sev] += 1;
+        }
+    }
+    let rows: Vec<Value> = counts
+        .into_iter()
+        .map(|(code, c)| {
+            json!({
+                "regency": code,
+                "name": regions::describe(&code),
+                "open": c[0],
+                "low": c[1], "medium": c[2], "high": c[3], "critical": c[4],
+            })
+        })
+        .collect();
+    Ok(Json(Value::Array(rows)))
+}
+
+#[derive(Deserialize)]
+struct AccessQuery {
+    #[serde(default)]
+    alert: String,
+}
+
+async fn access(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<AccessQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let a = account(&app, &headers)?;
+    if !a.role.may_audit() {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "only auditors may read the access records".into(),
+        ));
+    }
+    let records = app
+        .alerts(&a.identity)
+        .await?
+        .list_alert_access(ListAlertAccessRequest {
+            alert_id: q.alert,
+            limit: 500,
+        })
+        .await?
+        .into_inner()
+        .records;
+    let views = records
+        .iter()
+        .map(|r| proto_json("timpora.v1.AlertAccess", r))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(Value::Array(views)))
+}

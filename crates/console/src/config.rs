@@ -1,0 +1,106 @@
+//! The console's configuration section (`[console]`) and its checks.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use timpora_client::Keyring;
+
+use crate::auth::Account;
+use crate::error::Error;
+
+/// The console's configuration (`[console]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to serve the console on.
+    pub listen: SocketAddr,
+    /// A session ends after this many minutes without use.
+    pub idle_minutes: u64,
+    /// A session ends this many hours after login, used or not (one shift).
+    pub max_hours: u64,
+    /// Units (`agency/unit`) an alert can be assigned to from the console.
+    pub units: Vec<String>,
+    /// Who may log in.
+    pub accounts: Vec<Account>,
+    /// Client certificates the console presents to the gateway, one per identity its accounts
+    /// act as. Without one, the development credentials in the data directory are used.
+    pub clients: Vec<ClientCert>,
+    /// CA that issued the gateway's certificate (default: the development CA, if any).
+    pub gateway_ca: Option<PathBuf>,
+}
+
+/// A client certificate for one gateway identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCert {
+    pub identity: String,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            idle_minutes: 30,
+            max_hours: 12,
+            units: Vec::new(),
+            accounts: Vec::new(),
+            clients: Vec::new(),
+            gateway_ca: None,
+        }
+    }
+}
+
+fn invalid(what: String) -> Result<(), Error> {
+    Err(Error::Config(what))
+}
+
+impl Config {
+    /// Refuse a configuration the console cannot serve: no accounts, an account twice, a
+    /// password hash that is not an argon2 PHC string, an identity that is not `agency/unit`.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.accounts.is_empty() {
+            return invalid(
+                "no console accounts configured: add [[console.accounts]] (see `timpora console \
+                 hash-password`) or run `timpora dev init` for development accounts"
+                    .into(),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for a in &self.accounts {
+            if !seen.insert(a.username.as_str()) {
+                return invalid(format!(
+                    "console account {} is configured twice",
+                    a.username
+                ));
+            }
+            if argon2::password_hash::PasswordHash::new(&a.password_hash).is_err() {
+                return invalid(format!(
+                    "console account {}: password_hash is not an argon2 PHC string",
+                    a.username
+                ));
+            }
+            let agency_unit = a
+                .identity
+                .split_once('/')
+                .is_some_and(|(g, u)| !g.is_empty() && !u.is_empty());
+            if !agency_unit {
+                return invalid(format!(
+                    "console account {}: identity must be agency/unit, e.g. ops/timpora-kendari",
+                    a.username
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The gateway identities the console acts as, with the client certificates configured
+    /// for them added to `keyring`.
+    pub fn keyring(&self, keyring: Keyring) -> Keyring {
+        self.clients.iter().fold(keyring, |k, c| {
+            k.certificate(&c.identity, c.cert.clone(), c.key.clone())
+        })
+    }
+}

@@ -28,6 +28,8 @@ echo "buf lint: ok"
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# One job per module: no crate's modules import each other in a circle.
+python3 scripts/check-module-cycles.py
 
 # nats-server processes already running before the tests are not the tests' to account for.
 running_nats() { pgrep -x nats-server 2>/dev/null | sort || true; }

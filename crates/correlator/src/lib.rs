@@ -297,14 +297,21 @@ impl Service {
         Ok(())
     }
 
-    /// Store an alert now; waits for NATS rather than drop it.
+    /// Store an alert now; waits for NATS rather than drop it. A failure that is not passing
+    /// (the alerts stream is missing, JetStream refuses) is said loudly and tried less often:
+    /// the alert is still never skipped, and a stop request ends the wait (the hub's drain
+    /// deadline), its events being decided again from the last checkpoint.
     async fn store(&self, alert: &v1::Alert) {
         loop {
             match self.bus.publish_alert(alert).await {
                 Ok(outcome) => return log_outcome(alert, outcome),
-                Err(e) => {
+                Err(e) if e.is_transient() => {
                     tracing::warn!(alert = %alert.id, error = %e, "cannot store alert; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => {
+                    tracing::error!(alert = %alert.id, error = %e, "alert refused by the bus; retrying until it is fixed");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
                 }
             }
         }

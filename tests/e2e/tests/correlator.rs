@@ -277,3 +277,26 @@ async fn a_new_rule_set_applies_without_restart_and_an_invalid_one_changes_nothi
     let _ = stop.send(());
     task.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_the_bus_refuses_is_kept_until_the_stream_is_back_never_skipped() {
+    let hub = Hub::start().await.unwrap();
+    let alerts_stream = hub.bus.topology().alerts_stream.clone();
+    let (stop, task) = start(&hub);
+    // The alerts stream disappears (a misprovisioned cluster), then R2's input arrives.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    hub.bus
+        .jetstream()
+        .delete_stream(&alerts_stream)
+        .await
+        .unwrap();
+    village_warning_then_interview(&hub, 7).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!task.is_finished(), "the correlator gave up");
+    // Provisioned again: the waiting alert is stored, not lost.
+    hub.bus.ensure_topology().await.unwrap();
+    let alerts = wait_for(&hub, 1).await;
+    assert_eq!(alerts[0].rule_id, "R2");
+    let _ = stop.send(());
+    task.await.unwrap();
+}

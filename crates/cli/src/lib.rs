@@ -8,6 +8,7 @@ mod backtest;
 mod bench;
 mod bus;
 mod client;
+mod logging;
 mod rules;
 mod signal;
 mod up;
@@ -15,10 +16,11 @@ mod up;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use timpora_hub::{Components, Config, Options};
 
 use bus::{NatsArgs, apply_nats};
+pub use logging::{LogFormat, init as init_tracing};
 
 /// TIMPORA integration hub: inter-agency coordination event bus.
 #[derive(Debug, Parser)]
@@ -46,13 +48,6 @@ pub struct Cli {
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// How logs are written (to stderr).
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -237,19 +232,6 @@ impl Command {
             | Command::Console(ConsoleArgs { command: None, .. }) => "info,async_nats=warn",
             _ => "warn",
         }
-    }
-}
-
-/// Initialise logging to stderr; `RUST_LOG` sets the filter.
-pub fn init_tracing(format: LogFormat, default_filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }
 

@@ -692,3 +692,95 @@ fn demo_alone_acts_as_the_agencies_through_the_gateway_and_every_rule_fires() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--rate"));
 }
+
+/// One HTTP/1.0 POST of `body` to `path` on `port` with the console's header: the status code.
+fn post(port: u16, path: &str, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        c,
+        "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         x-timpora-console: 1\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = c.read_to_string(&mut answer);
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn console_logins_are_bounded_and_cannot_forge_log_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        run(timpora(dir.path()).args(["dev", "init"]))
+            .status
+            .success()
+    );
+    let port = free_port().unwrap();
+    let log = dir.path().join("console.log");
+    let mut console = Killed(
+        timpora(dir.path())
+            .args(["console", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(port, "the console");
+    let login = |user: &str, password: &str| {
+        let body = serde_json::json!({ "username": user, "password": password }).to_string();
+        post(port, "/api/login", &body)
+    };
+    // Too long: refused before any hashing; a body past the limit is not even read.
+    assert_eq!(login(&"u".repeat(65), "x"), 400);
+    assert_eq!(login("operator", &"p".repeat(2000)), 400);
+    assert_eq!(login(&"u".repeat(1_500_000), "x"), 413);
+    // A name that tries to forge a log line and clear the screen is logged escaped.
+    assert_eq!(login("evil\nFAKE LINE\u{1b}[2J", "wrong"), 401);
+    // Forty guesses at once for one account: no more than five are ever checked.
+    let guesses: Vec<u16> = (0..40)
+        .map(|i| std::thread::spawn(move || login_guess(port, i)))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    let checked = guesses.iter().filter(|&&c| c == 401).count();
+    assert!(checked <= 5, "{checked} guesses checked: {guesses:?}");
+    assert!(
+        guesses.iter().all(|c| matches!(c, 401 | 429 | 503)),
+        "{guesses:?}"
+    );
+    // More guesses one by one until refused: never more than five checked in all, and then
+    // the right password is refused too while the lock holds.
+    let mut checked_in_all = checked;
+    loop {
+        match login_guess(port, 100) {
+            401 => checked_in_all += 1,
+            429 => break,
+            other => assert_eq!(other, 503),
+        }
+        assert!(checked_in_all <= 5, "{checked_in_all} guesses checked");
+    }
+    let pw = timpora_client::dev::console_passwords(dir.path());
+    let operator = &pw.iter().find(|(u, _)| u == "operator").unwrap().1;
+    assert_eq!(login("operator", operator), 429);
+    interrupt(&mut console, "the console");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.lines().any(|l| l.starts_with("FAKE LINE")), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(
+        text.contains("evil\\\\nFAKE LINE") || text.contains("evil\\nFAKE LINE"),
+        "{text}"
+    );
+}
+
+fn login_guess(port: u16, i: u32) -> u16 {
+    let body =
+        serde_json::json!({ "username": "operator", "password": format!("guess-{i}") }).to_string();
+    post(port, "/api/login", &body)
+}

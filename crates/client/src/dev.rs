@@ -2,12 +2,15 @@
 
 use std::path::{Path, PathBuf};
 
-/// Certificate and key of a development identity (`agency/unit`).
+/// Certificate and key of a development identity (`agency/unit`), named after the whole
+/// identity (`desa__74.02.05.2001.pem`: a unit's dots are not an extension).
 pub fn client_paths(data_dir: &Path, identity: &str) -> (PathBuf, PathBuf) {
-    let base = data_dir
-        .join("pki/clients")
-        .join(identity.replace('/', "__"));
-    (base.with_extension("pem"), base.with_extension("key"))
+    let dir = data_dir.join("pki/clients");
+    let name = identity.replace('/', "__");
+    (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    )
 }
 
 /// The development CA certificate.
@@ -42,4 +45,24 @@ pub fn console_passwords(data_dir: &Path) -> Vec<(String, String)> {
         .filter_map(|l| l.split_once(' '))
         .map(|(u, p)| (u.to_owned(), p.to_owned()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_villages_of_one_district_have_files_of_their_own() {
+        let dir = Path::new("/data");
+        let (a, ak) = client_paths(dir, "desa/74.02.05.2001");
+        let (b, _) = client_paths(dir, "desa/74.02.05.2002");
+        assert_ne!(a, b);
+        assert_eq!(a, Path::new("/data/pki/clients/desa__74.02.05.2001.pem"));
+        assert_eq!(ak, Path::new("/data/pki/clients/desa__74.02.05.2001.key"));
+        let (o, _) = client_paths(dir, "imigrasi/kanim-kendari");
+        assert_eq!(
+            o,
+            Path::new("/data/pki/clients/imigrasi__kanim-kendari.pem")
+        );
+    }
 }

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{ConnectInfo, Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -28,6 +28,8 @@ use crate::auth::{self, Account, Sessions};
 const COOKIE: &str = "timpora_session";
 
 pub(crate) struct Shared {
+    /// Password hashes allowed at once.
+    pub(crate) hashers: Arc<tokio::sync::Semaphore>,
     pub(crate) accounts: Vec<Account>,
     pub(crate) units: Vec<String>,
     pub(crate) sessions: Sessions,
@@ -139,11 +141,40 @@ struct LoginForm {
 
 async fn login(
     State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     Json(f): Json<LoginForm>,
 ) -> Result<Response, ApiError> {
     from_script(&headers)?;
-    if app.sessions.locked(&f.username) {
+    // Bounded before any work: no long names hashed, kept or logged.
+    if f.username.chars().count() > auth::MAX_USERNAME_CHARS
+        || f.password.len() > auth::MAX_PASSWORD_BYTES
+    {
+        tracing::warn!(
+            username_chars = f.username.chars().count(),
+            password_bytes = f.password.len(),
+            "console login refused: too long"
+        );
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "username at most {} characters, password at most {} bytes",
+                auth::MAX_USERNAME_CHARS,
+                auth::MAX_PASSWORD_BYTES
+            ),
+        ));
+    }
+    // At most as many hashes at once as there are permits: a caller past that is refused at
+    // once rather than queued (each hash takes ~19 MiB and tens of milliseconds).
+    let Ok(permit) = app.hashers.clone().try_acquire_owned() else {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy; try again in a moment".into(),
+        ));
+    };
+    // Counted before the password is checked, so parallel guesses cannot outrun the lock.
+    if let Err(refusal) = app.sessions.attempt(&f.username, peer.ip()) {
+        tracing::warn!(user = ?f.username, address = %peer.ip(), ?refusal, "console login refused");
         return Err(ApiError(
             StatusCode::TOO_MANY_REQUESTS,
             "too many failed logins; wait a minute".into(),
@@ -157,13 +188,17 @@ async fn login(
     );
     let password = f.password.clone();
     // Hashing is slow on purpose: off the async threads.
-    let verified = tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
+    let verified = tokio::task::spawn_blocking(move || {
+        let ok = auth::verify_password(&password, &hash);
+        drop(permit);
+        ok
+    })
+    .await
+    .unwrap_or(false);
     let ok = found.is_some() && verified;
     let Some(i) = found.filter(|_| ok) else {
-        app.sessions.failed(&f.username);
-        tracing::warn!(user = %f.username, "console login failed");
+        // Debug formatting: a name with line breaks or escapes cannot forge a log line.
+        tracing::warn!(user = ?f.username, "console login failed");
         return Err(ApiError(
             StatusCode::UNAUTHORIZED,
             "wrong username or password".into(),

@@ -84,18 +84,58 @@ struct Session {
     seen: Instant,
 }
 
-/// Sessions by token.
+/// Sessions by token, and the bounds on logging in.
 pub struct Sessions {
     idle: Duration,
     max_age: Duration,
     by_token: Mutex<HashMap<String, Session>>,
-    /// Failed logins per username: (count, last failure).
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    /// Login attempts per username not yet followed by a success: (count, last attempt).
+    attempts: Mutex<HashMap<String, (u32, Instant)>>,
+    /// Login attempts per client address in the current window: (count, window start).
+    by_address: Mutex<HashMap<std::net::IpAddr, (u32, Instant)>>,
 }
 
-/// Failed logins allowed before a username is locked for [`LOCKOUT`].
-const MAX_FAILURES: u32 = 5;
+/// Attempts allowed for one username before it is locked for [`LOCKOUT`] (counted before the
+/// password is checked, so parallel guesses cannot outrun the lock).
+pub const MAX_FAILURES: u32 = 5;
 const LOCKOUT: Duration = Duration::from_secs(60);
+/// Login attempts one client address may make per [`ADDRESS_WINDOW`].
+pub const MAX_PER_ADDRESS: u32 = 30;
+const ADDRESS_WINDOW: Duration = Duration::from_secs(60);
+/// Most usernames or addresses remembered; past it the stalest are forgotten first.
+pub const MAX_REMEMBERED: usize = 10_000;
+/// Longest username considered (characters); longer ones are refused before any work.
+pub const MAX_USERNAME_CHARS: usize = 64;
+/// Longest password considered (bytes).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Why a login attempt is not even checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Too many attempts for this username lately.
+    Locked,
+    /// Too many attempts from this address lately.
+    Address,
+}
+
+/// Keep `map` within [`MAX_REMEMBERED`] before one more entry: what is older than `keep` goes
+/// first, then the stalest.
+fn bound<K: Clone + Eq + std::hash::Hash>(map: &mut HashMap<K, (u32, Instant)>, keep: Duration) {
+    if map.len() < MAX_REMEMBERED {
+        return;
+    }
+    map.retain(|_, (_, at)| at.elapsed() < keep);
+    while map.len() >= MAX_REMEMBERED {
+        let Some(oldest) = map
+            .iter()
+            .min_by_key(|(_, (_, at))| *at)
+            .map(|(k, _)| k.clone())
+        else {
+            break;
+        };
+        map.remove(&oldest);
+    }
+}
 
 impl Sessions {
     pub fn new(idle: Duration, max_age: Duration) -> Self {
@@ -103,7 +143,8 @@ impl Sessions {
             idle,
             max_age,
             by_token: Mutex::default(),
-            failures: Mutex::default(),
+            attempts: Mutex::default(),
+            by_address: Mutex::default(),
         }
     }
 
@@ -153,34 +194,48 @@ impl Sessions {
             .remove(token);
     }
 
-    /// Whether `username` is locked after too many failed logins.
-    pub fn locked(&self, username: &str) -> bool {
-        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(username)
-            .is_some_and(|(n, at)| *n >= MAX_FAILURES && at.elapsed() < LOCKOUT)
-    }
-
-    pub fn failed(&self, username: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        // Guessing at many usernames must not grow the table without bound.
-        if map.len() > 10_000 {
-            map.retain(|_, (_, at)| at.elapsed() < LOCKOUT);
+    /// Count a login attempt for `username` from `address` before its password is checked;
+    /// refused when the username is locked or the address has made too many attempts.
+    pub fn attempt(&self, username: &str, address: std::net::IpAddr) -> Result<(), Refusal> {
+        {
+            let mut map = self.by_address.lock().unwrap_or_else(|e| e.into_inner());
+            bound(&mut map, ADDRESS_WINDOW);
+            let e = map.entry(address).or_insert((0, Instant::now()));
+            if e.1.elapsed() >= ADDRESS_WINDOW {
+                *e = (0, Instant::now());
+            }
+            if e.0 >= MAX_PER_ADDRESS {
+                return Err(Refusal::Address);
+            }
+            e.0 += 1;
         }
+        let mut map = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        bound(&mut map, LOCKOUT);
         let e = map
             .entry(username.to_owned())
             .or_insert((0, Instant::now()));
         if e.1.elapsed() >= LOCKOUT {
             e.0 = 0;
         }
+        if e.0 >= MAX_FAILURES {
+            return Err(Refusal::Locked);
+        }
         e.0 += 1;
         e.1 = Instant::now();
+        Ok(())
     }
 
+    /// A login succeeded: the username's attempts are forgotten.
     pub fn succeeded(&self, username: &str) {
-        self.failures
+        self.attempts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(username);
+    }
+
+    /// Usernames and addresses remembered (for the bound).
+    pub fn remembered(&self) -> usize {
+        self.attempts.lock().map_or(0, |m| m.len()) + self.by_address.lock().map_or(0, |m| m.len())
     }
 }
 
@@ -219,16 +274,46 @@ mod tests {
     }
 
     #[test]
-    fn repeated_failures_lock_the_username_for_a_while() {
+    fn attempts_are_counted_before_the_check_so_parallel_guesses_cannot_outrun_the_lock() {
         let s = Sessions::new(Duration::from_secs(60), Duration::from_secs(60));
-        for _ in 0..MAX_FAILURES - 1 {
-            s.failed("op");
+        let ip = |n: u8| std::net::IpAddr::from([10, 0, 0, n]);
+        for i in 0..MAX_FAILURES {
+            assert_eq!(s.attempt("op", ip(i as u8)), Ok(()));
         }
-        assert!(!s.locked("op"));
-        s.failed("op");
-        assert!(s.locked("op"));
-        assert!(!s.locked("other"));
+        assert_eq!(s.attempt("op", ip(9)), Err(Refusal::Locked));
+        assert_eq!(s.attempt("other", ip(9)), Ok(()));
         s.succeeded("op");
-        assert!(!s.locked("op"));
+        assert_eq!(s.attempt("op", ip(9)), Ok(()));
+        // Several threads at once: never more than MAX_FAILURES get through.
+        let s = std::sync::Arc::new(Sessions::new(
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        ));
+        let through: u32 = (0..40)
+            .map(|i| {
+                let s = s.clone();
+                std::thread::spawn(move || u32::from(s.attempt("target", ip(i)).is_ok()))
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .sum();
+        assert_eq!(through, MAX_FAILURES);
+    }
+
+    #[test]
+    fn one_address_is_limited_and_the_record_stays_bounded() {
+        let s = Sessions::new(Duration::from_secs(60), Duration::from_secs(60));
+        let ip = std::net::IpAddr::from([192, 0, 2, 1]);
+        for i in 0..MAX_PER_ADDRESS {
+            assert_eq!(s.attempt(&format!("u{i}"), ip), Ok(()));
+        }
+        assert_eq!(s.attempt("u-last", ip), Err(Refusal::Address));
+        // Many usernames from many addresses: the record never grows past its bound.
+        for i in 0..(MAX_REMEMBERED as u32 + 500) {
+            let addr = std::net::IpAddr::from((i + 1).to_be_bytes());
+            let _ = s.attempt(&format!("spray-{i}"), addr);
+        }
+        assert!(s.remembered() <= 2 * MAX_REMEMBERED, "{}", s.remembered());
     }
 }

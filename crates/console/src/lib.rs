@@ -41,6 +41,7 @@ pub async fn serve(
     };
     let (stop_tx, stopping) = tokio::sync::watch::channel(false);
     let state = Arc::new(api::Shared {
+        hashers: Arc::new(tokio::sync::Semaphore::new(HASHERS)),
         accounts: config.accounts,
         units: config.units,
         sessions: Sessions::new(
@@ -54,17 +55,27 @@ pub async fn serve(
     });
     let app = router(state);
     tracing::info!(addr = %listener.local_addr()?, "console listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        })
-        .await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    })
+    .await?;
     Ok(())
 }
 
+/// Password hashes computed at once (argon2, ~19 MiB each): one per core of the machine it was
+/// sized for.
+const HASHERS: usize = 2;
+/// The largest request body the console reads (a login, an action with its note).
+const MAX_BODY_BYTES: usize = 16 * 1024;
+
 fn router(state: api::App) -> Router {
     api::routes(ui::assets(Router::new()))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(ui::security_headers))
         .with_state(state)
 }

@@ -103,6 +103,18 @@ async fn row_ids(c: &Client) -> Vec<String> {
     serde_json::from_value(v).unwrap()
 }
 
+/// The alerts listed with their row's text, read in one step.
+async fn rows(c: &Client) -> Vec<(String, String)> {
+    let v = c
+        .execute(
+            "return [...document.querySelectorAll('#alert-list tbody tr')].map(r => [r.dataset.id, r.textContent]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(v).unwrap()
+}
+
 /// Press Enter on `css`, again if the page re-rendered it meanwhile.
 async fn press_enter(c: &Client, css: &str) {
     let key = fantoccini::key::Key::Enter.to_string();
@@ -217,9 +229,14 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
         .unwrap();
     let first = row_ids(&a).await;
     let deadline = Instant::now() + Duration::from_secs(90);
+    // One whose evidence the secretariat may read in full: R6's repatriation of a victim is
+    // sensitive and withheld from it (issue 10).
     let arrived = loop {
-        let now = row_ids(&a).await;
-        if let Some(id) = now.iter().find(|id| !first.contains(id)) {
+        let now = rows(&a).await;
+        if let Some((id, _)) = now
+            .iter()
+            .find(|(id, text)| !first.contains(id) && !text.contains("R6"))
+        {
             break id.clone();
         }
         assert!(Instant::now() < deadline, "no alert arrived live");

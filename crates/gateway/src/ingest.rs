@@ -127,6 +127,14 @@ impl Preparer {
                 Classification::Unspecified
             }
         };
+        // Being a victim is specific personal data (UU 27/2022): such an event is never open
+        // to every member, whatever the sender chose.
+        let classification = match classification {
+            Classification::OpenToMembers if concerns_a_victim(payload) => {
+                Classification::Sensitive
+            }
+            c => c,
+        };
         let mut c = Check {
             vs: &mut vs,
             parent: paths.payload_parent,
@@ -228,6 +236,18 @@ fn log_outcome(who: &Identity, id: &str, result: &Result<PublishAck, Error>) {
             tracing::warn!(source = %who, event_id = %id, fields = ?fields, "event rejected")
         }
         Err(e) => tracing::warn!(source = %who, event_id = %id, error = %e, "event not stored"),
+    }
+}
+
+/// Whether the event says that someone is a victim (a repatriation as a victim; every victim
+/// service is `SENSITIVE` by its type already).
+fn concerns_a_victim(payload: &timpora_proto::v1::event::Payload) -> bool {
+    use timpora_proto::v1::RepatriationReason;
+    use timpora_proto::v1::event::Payload;
+    match payload {
+        Payload::Repatriation(r) => r.reason == RepatriationReason::Victim as i32,
+        Payload::VictimService(_) => true,
+        _ => false,
     }
 }
 
@@ -444,5 +464,56 @@ mod tests {
                 (_, other) => panic!("{identity}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn victims_are_sensitive_whatever_the_sender_chose() {
+        use timpora_proto::v1::{Repatriation, RepatriationReason};
+        let p = preparer();
+        let repatriation = |reason: RepatriationReason, class: Classification| Event {
+            id: format!("rep-{}", reason as i32),
+            time: Some(SystemTime::now().into()),
+            region: "74.02".into(),
+            classification: class as i32,
+            payload: Some(Payload::Repatriation(Repatriation {
+                person: Some(Person {
+                    nik: NIK.into(),
+                    ..Default::default()
+                }),
+                country: "MY".into(),
+                reason: reason as i32,
+                home_village: "74.02.05.2001".into(),
+            })),
+            ..Default::default()
+        };
+        let paths = Paths {
+            meta: "event.",
+            payload_parent: "event.",
+            payload: "repatriation",
+        };
+        let class_of = |ev: Event| {
+            let ev = p
+                .prepare(&who("bp3mi/bp3mi-sultra"), ev, &paths, String::new())
+                .unwrap();
+            Classification::try_from(ev.classification).unwrap()
+        };
+        use Classification as C;
+        use RepatriationReason as R;
+        assert_eq!(
+            class_of(repatriation(R::Victim, C::Unspecified)),
+            C::Sensitive
+        );
+        assert_eq!(
+            class_of(repatriation(R::Victim, C::OpenToMembers)),
+            C::Sensitive
+        );
+        assert_eq!(
+            class_of(repatriation(R::Deported, C::Unspecified)),
+            C::OpenToMembers
+        );
+        assert_eq!(
+            class_of(repatriation(R::Victim, C::LawEnforcement)),
+            C::LawEnforcement
+        );
     }
 }

@@ -332,8 +332,9 @@ async fn every_agency_service_stores_a_pseudonymised_event() {
         other => panic!("unexpected payload {other:?}"),
     }
 
-    // Readers: police read law-enforcement and sensitive events; immigration does not read the
-    // victim service record; a village reads nothing.
+    // Readers: police read law-enforcement and sensitive events; immigration reads neither the
+    // victim service record nor the repatriation of a victim (sensitive by default, issue 10);
+    // a village reads nothing.
     let all = SubscribeRequest::default();
     let polri_sees = read_as(&hub, "polri/polda-sultra", all.clone(), acks.len()).await;
     assert_eq!(
@@ -346,8 +347,9 @@ async fn every_agency_service_stores_a_pseudonymised_event() {
         .iter()
         .map(|r| r.event.as_ref().unwrap().r#type.clone())
         .collect();
-    assert_eq!(imigrasi_sees.len(), acks.len() - 1, "{types:?}");
+    assert_eq!(imigrasi_sees.len(), acks.len() - 2, "{types:?}");
     assert!(!types.contains(&"timpora.dinsos.victim_service.v1".to_owned()));
+    assert!(!types.contains(&"timpora.bp3mi.repatriation.v1".to_owned()));
     let disnaker_sees = read_as(&hub, "disnaker/disnaker-konawe", all.clone(), acks.len()).await;
     assert!(
         disnaker_sees

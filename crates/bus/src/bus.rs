@@ -12,7 +12,7 @@ use serde::Serialize;
 use timpora_proto::type_by_name;
 use timpora_proto::v1::{Classification, Event};
 
-use crate::error::{Error, ErrorKind, Result, err, js_err};
+use crate::error::{Classify, Error, ErrorKind, Result, err, js_err};
 use crate::topology::{Topology, dedup_key};
 
 /// Header carrying the W3C trace context.
@@ -182,6 +182,25 @@ impl Bus {
             alerts = %self.topology.alerts_stream,
             "topology ensured"
         );
+        Ok(())
+    }
+
+    /// Check that the streams exist: `Missing` names the first that does not.
+    pub async fn check_topology(&self) -> Result<()> {
+        for name in [
+            &self.topology.events_stream,
+            &self.topology.alerts_stream,
+            &self.topology.access_stream,
+        ] {
+            if let Err(e) = self.js.get_stream(name).await {
+                let kind = e.kind().classify();
+                return Err(Error::msg(
+                    kind,
+                    "check topology",
+                    format!("stream {name}: {e}"),
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -65,6 +65,9 @@ pub struct Config {
     pub pseudonym: PseudonymConfig,
     /// Input limits.
     pub limits: Limits,
+    /// How often (seconds) the gateway checks that its streams exist, re-creating them when it
+    /// can and reporting not serving when it cannot (0: never).
+    pub topology_check_secs: u64,
 }
 
 impl Default for Config {
@@ -76,6 +79,7 @@ impl Default for Config {
             policy: Policy::default(),
             pseudonym: PseudonymConfig::default(),
             limits: Limits::default(),
+            topology_check_secs: 5,
         }
     }
 }
@@ -151,7 +155,8 @@ pub async fn serve(
         &auth,
         config.limits.max_request_bytes,
     );
-    let watcher = tokio::spawn(watch_bus(bus, health, book.clone()));
+    let check_every = Duration::from_secs(config.topology_check_secs);
+    let watcher = tokio::spawn(watch_bus(bus, health, book.clone(), check_every));
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, tls = config.tls.is_some(), "gateway listening");
     // `serve_with_incoming` ignores the builder's TCP settings, so they are set on the incoming
@@ -168,24 +173,53 @@ pub async fn serve(
     Ok(result?)
 }
 
-/// Report the event services as not serving, and the alert book as not current, while NATS is
-/// unreachable.
-async fn watch_bus(bus: Bus, health: tonic_health::server::HealthReporter, book: book::AlertBook) {
+/// Report the services as not serving, and the alert book as not current, while NATS is
+/// unreachable or a stream is missing and cannot be re-created; every `check_every` (when not
+/// zero) make sure the streams exist, re-creating them when they do not.
+async fn watch_bus(
+    bus: Bus,
+    health: tonic_health::server::HealthReporter,
+    book: book::AlertBook,
+    check_every: Duration,
+) {
     use tonic_health::ServingStatus::{NotServing, Serving};
     let names = services::NAMES;
     let mut last = None;
+    let mut topology_ok = true;
+    let mut checked = tokio::time::Instant::now();
     loop {
-        let up = bus.is_connected();
+        let connected = bus.is_connected();
+        if connected && !check_every.is_zero() && checked.elapsed() >= check_every {
+            checked = tokio::time::Instant::now();
+            topology_ok = match bus.check_topology().await {
+                Ok(()) => true,
+                Err(e) if e.is_transient() => topology_ok,
+                Err(e) => {
+                    tracing::error!(error = %e, "a stream is missing; re-creating the topology");
+                    match bus.ensure_topology().await {
+                        Ok(()) => {
+                            tracing::warn!("topology re-created");
+                            true
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot re-create the topology; reporting not serving");
+                            false
+                        }
+                    }
+                }
+            };
+        }
+        let up = connected && topology_ok;
         if last != Some(up) {
             let status = if up { Serving } else { NotServing };
             for name in names.iter().copied().chain([""]) {
                 health.set_service_status(name, status).await;
             }
             book.set_current(up);
-            if up {
-                tracing::info!("nats connected; serving");
-            } else {
-                tracing::warn!("nats unreachable; reporting not serving");
+            match (up, connected) {
+                (true, _) => tracing::info!("nats connected and streams present; serving"),
+                (false, false) => tracing::warn!("nats unreachable; reporting not serving"),
+                (false, true) => tracing::warn!("streams missing; reporting not serving"),
             }
             last = Some(up);
         }

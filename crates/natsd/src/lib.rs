@@ -366,8 +366,24 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Start a three-node JetStream cluster on loopback with temporary stores.
+    /// Start a three-node JetStream cluster on loopback with temporary stores. Ports are
+    /// reserved and released before the nodes bind them, so another process can take one in
+    /// between: a start that fails is tried again on fresh ports (three times in all).
     pub fn start() -> Result<Self> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match Self::start_once() {
+                Ok(c) => return Ok(c),
+                Err(e) if tries < 3 => {
+                    tracing::debug!(error = %e.to_string().lines().next().unwrap_or_default(), "cluster start failed; trying other ports");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn start_once() -> Result<Self> {
         let cluster_ports = [free_port()?, free_port()?, free_port()?];
         let client_ports = [free_port()?, free_port()?, free_port()?];
         let mut nodes = Vec::new();

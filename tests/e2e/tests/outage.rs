@@ -152,7 +152,12 @@ async fn alert_watchers_are_told_when_nats_is_gone_and_can_watch_again_after() {
 
 #[tokio::test]
 async fn a_missing_stream_is_a_precondition_not_an_outage() {
-    let hub = Hub::start().await.unwrap();
+    // The gateway's own re-creation of missing streams is off here: this is about the answer.
+    let hub = Hub::builder()
+        .configure(|c| c.topology_check_secs = 0)
+        .start()
+        .await
+        .unwrap();
     let mut c = EventBusServiceClient::new(hub.as_agency("imigrasi/kanim-kendari").await.unwrap());
     let events = hub.bus.topology().events_stream.clone();
     hub.bus.jetstream().delete_stream(&events).await.unwrap();
@@ -177,4 +182,68 @@ async fn a_missing_stream_is_a_precondition_not_an_outage() {
         .ack
         .unwrap();
     assert!(!ack.duplicate);
+}
+
+#[tokio::test]
+async fn a_missing_stream_is_re_created_and_health_says_when_it_cannot_be() {
+    use std::time::Instant;
+    let hub = Hub::builder()
+        .configure(|c| c.topology_check_secs = 1)
+        .start()
+        .await
+        .unwrap();
+    wait_health(&hub, ServingStatus::Serving).await;
+    let topology = hub.bus.topology().clone();
+    // The alerts stream deleted: the gateway puts it back by itself and keeps serving.
+    hub.bus
+        .jetstream()
+        .delete_stream(&topology.alerts_stream)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while hub
+        .bus
+        .jetstream()
+        .get_stream(&topology.alerts_stream)
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the alerts stream was not re-created"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        health_of(&hub, "timpora.v1.AlertService").await,
+        ServingStatus::Serving
+    );
+    // The events stream deleted and its subjects taken by another stream: it cannot be
+    // re-created, and health says so instead of SERVING.
+    hub.bus
+        .jetstream()
+        .delete_stream(&topology.events_stream)
+        .await
+        .unwrap();
+    hub.bus
+        .jetstream()
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "SQUATTER".into(),
+            subjects: vec![format!("{}.>", topology.subject_prefix)],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    wait_health(&hub, ServingStatus::NotServing).await;
+    assert_eq!(health_of(&hub, "").await, ServingStatus::NotServing);
+    // Freed again: re-created, serving.
+    hub.bus.jetstream().delete_stream("SQUATTER").await.unwrap();
+    wait_health(&hub, ServingStatus::Serving).await;
+    assert!(
+        hub.bus
+            .jetstream()
+            .get_stream(&topology.events_stream)
+            .await
+            .is_ok()
+    );
 }

@@ -183,12 +183,9 @@ impl AlertBook {
 pub(crate) fn matches(f: &AlertFilter, r: &AlertRecord) -> bool {
     let Some(a) = &r.alert else { return false };
     let region_ok = f.regions.is_empty()
-        || f.regions.iter().any(|p| {
-            a.region == *p
-                || a.region
-                    .strip_prefix(p.as_str())
-                    .is_some_and(|rest| rest.starts_with('.'))
-        });
+        || f.regions
+            .iter()
+            .any(|p| timpora_proto::regions::within(&a.region, p));
     region_ok
         && a.severity >= f.min_severity
         && (f.rule_ids.is_empty() || f.rule_ids.contains(&a.rule_id))

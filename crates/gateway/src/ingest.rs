@@ -13,7 +13,7 @@ use timpora_proto::{SPEC_VERSION, type_of};
 use crate::error::Error;
 use crate::identity::Identity;
 use crate::payload::Check;
-use crate::policy::Policy;
+use crate::policy::{Places, Policy};
 use crate::pseudo::Pseudonymiser;
 use crate::slots::{Slot, walk};
 use crate::validate::{self as v, Limits, Violations};
@@ -42,6 +42,7 @@ pub struct Ingest {
 #[derive(Debug, Clone)]
 pub struct Preparer {
     policy: Arc<Policy>,
+    places: Arc<Places>,
     pseudo: Arc<Pseudonymiser>,
     limits: Limits,
 }
@@ -69,9 +70,16 @@ impl Preparer {
     pub fn new(policy: Arc<Policy>, pseudo: Arc<Pseudonymiser>, limits: Limits) -> Self {
         Self {
             policy,
+            places: Arc::default(),
             pseudo,
             limits,
         }
+    }
+
+    /// Bind units to the places they may report for.
+    pub fn with_places(mut self, places: Places) -> Self {
+        self.places = Arc::new(places);
+        self
     }
 
     /// Check, validate and pseudonymise `ev` from `who`; the result is what will be stored.
@@ -145,6 +153,21 @@ impl Preparer {
         walk(payload, &mut |slot| c.slot(slot));
         if !vs.is_empty() {
             return Err(Error::Invalid(vs));
+        }
+        // Well-formed: now whether this unit may report for this place.
+        if let Some(why) = self.places.refusal(who, &ev.region) {
+            return Err(Error::PermissionDenied(why));
+        }
+        // A village's own report names its own village.
+        if let timpora_proto::v1::event::Payload::CommunityReport(r) = &*payload
+            && who.agency == "desa"
+            && !r.village_code.is_empty()
+            && r.village_code != who.unit
+        {
+            return Err(Error::PermissionDenied(format!(
+                "{who} reports for its own village ({}) only, not {}",
+                who.unit, r.village_code
+            )));
         }
 
         let mut entities = Vec::new();
@@ -515,5 +538,73 @@ mod tests {
             class_of(repatriation(R::Victim, C::LawEnforcement)),
             C::LawEnforcement
         );
+    }
+
+    #[test]
+    fn units_report_for_their_own_place() {
+        use timpora_proto::v1::{CommunityReport, CommunityReportKind, ReporterRole};
+        let mut places = Places::default();
+        places
+            .0
+            .insert("imigrasi/kanim-kendari".into(), vec!["74".into()]);
+        let p = preparer().with_places(places);
+        let report = |region: &str, village: &str| Event {
+            id: format!("r-{region}-{village}"),
+            time: Some(SystemTime::now().into()),
+            region: region.into(),
+            payload: Some(Payload::CommunityReport(CommunityReport {
+                village_code: village.into(),
+                reporter_role: ReporterRole::Pimpasa as i32,
+                kind: CommunityReportKind::ResidentPlanningDeparture as i32,
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let paths = Paths {
+            meta: "event.",
+            payload_parent: "event.",
+            payload: "community_report",
+        };
+        let village = who("desa/74.02.05.2001");
+        // Its own village: stored.
+        p.prepare(
+            &village,
+            report("74.02.05.2001", "74.02.05.2001"),
+            &paths,
+            String::new(),
+        )
+        .unwrap();
+        // Another village, in the envelope or in the report: refused.
+        for ev in [
+            report("72.71.01.1007", "72.71.01.1007"),
+            report("74.02.05.2001", "72.71.01.1007"),
+            report("74.02", "74.02.05.2001"),
+        ] {
+            match p.prepare(&village, ev, &paths, String::new()) {
+                Err(Error::PermissionDenied(m)) => assert!(m.contains("own village"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // An office bound to Southeast Sulawesi: inside yes, outside no; an office not named
+        // in the config anywhere.
+        let interview = |region: &str| {
+            let mut ev = departure(NIK, "MY");
+            ev.region = region.into();
+            ev
+        };
+        let kendari = who("imigrasi/kanim-kendari");
+        p.prepare(&kendari, interview("74.71"), &BUS, String::new())
+            .unwrap();
+        assert!(matches!(
+            p.prepare(&kendari, interview("72.71"), &BUS, String::new()),
+            Err(Error::PermissionDenied(_))
+        ));
+        p.prepare(
+            &who("imigrasi/tpi-cgk"),
+            interview("36.03"),
+            &BUS,
+            String::new(),
+        )
+        .unwrap();
     }
 }

@@ -61,6 +61,8 @@ pub struct Config {
     pub tokens: Vec<TokenConfig>,
     /// Who may publish and read what.
     pub policy: Policy,
+    /// Where units may report for (a village: its own village, always).
+    pub places: policy::Places,
     /// Pseudonymisation keys.
     pub pseudonym: PseudonymConfig,
     /// Input limits.
@@ -77,6 +79,7 @@ impl Default for Config {
             tls: None,
             tokens: Vec::new(),
             policy: Policy::default(),
+            places: policy::Places::default(),
             pseudonym: PseudonymConfig::default(),
             limits: Limits::default(),
             topology_check_secs: 5,
@@ -103,7 +106,8 @@ pub async fn serve(
     let policy = Arc::new(config.policy.clone());
     let ingest = ingest::Ingest::new(
         bus.clone(),
-        ingest::Preparer::new(policy.clone(), pseudo, config.limits.clone()),
+        ingest::Preparer::new(policy.clone(), pseudo, config.limits.clone())
+            .with_places(config.places.clone()),
     );
     let shared = services::Shared {
         ingest: ingest.clone(),

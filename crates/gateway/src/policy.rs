@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use timpora_proto::v1::Classification;
 
 use crate::error::Error;
+use crate::identity::Identity;
 
 /// One agency's rights.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,5 +181,34 @@ mod tests {
         let mut p = Policy::default();
         p.agencies.insert("x".into(), rights(&[], &["SECRET"]));
         assert!(p.validate().unwrap_err().to_string().contains("SECRET"));
+    }
+}
+
+/// Where units may report for (`[gateway.places]`: `"agency/unit" = ["74.02", …]`, area-code
+/// prefixes). A village (`desa/<village code>`) reports for its own village only, whatever this
+/// says; a unit not named here may report for any place.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Places(pub std::collections::BTreeMap<String, Vec<String>>);
+
+impl Places {
+    /// Why `who` may not report an event in `region`, if it may not.
+    pub fn refusal(&self, who: &Identity, region: &str) -> Option<String> {
+        use timpora_proto::regions::within;
+        if who.agency == "desa" {
+            return (region != who.unit).then(|| {
+                format!(
+                    "{who} reports for its own village ({}) only, not {region}",
+                    who.unit
+                )
+            });
+        }
+        let prefixes = self.0.get(&who.source())?;
+        (!prefixes.iter().any(|p| within(region, p))).then(|| {
+            format!(
+                "{who} may report for {} only, not {region}",
+                prefixes.join(", ")
+            )
+        })
     }
 }

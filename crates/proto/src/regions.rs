@@ -43,6 +43,15 @@ fn local(code: &str) -> Option<&'static str> {
         .map(|i| LOCAL[i].1)
 }
 
+/// Whether area code `code` is `prefix` or lies within it (`74.02.05` is within `74.02`;
+/// `74.020` is not).
+pub fn within(code: &str, prefix: &str) -> bool {
+    code == prefix
+        || code
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('.'))
+}
+
 /// Village codes (`PP.RR.DD.VVVV`) of a regency or district, in code order.
 pub fn villages_in(prefix: &str) -> Vec<&'static str> {
     let dotted = format!("{prefix}.");

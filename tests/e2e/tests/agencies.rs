@@ -563,3 +563,38 @@ async fn a_reader_that_leaves_releases_its_consumer_without_further_events() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+#[tokio::test]
+async fn a_village_reports_for_its_own_village_only() {
+    let hub = Hub::start().await.unwrap();
+    let mut desa = DesaServiceClient::new(hub.as_agency("desa/74.02.05.2001").await.unwrap());
+    let report = |id: &str, region: &str| {
+        let mut m = meta(id);
+        m.region = region.into();
+        SubmitCommunityReportRequest {
+            meta: Some(m),
+            report: Some(CommunityReport {
+                village_code: region.into(),
+                reporter_role: ReporterRole::Pimpasa as i32,
+                kind: CommunityReportKind::RecruiterActivity as i32,
+                ..Default::default()
+            }),
+        }
+    };
+    // A village in Palu is not this village's to report for.
+    let refused = desa
+        .submit_community_report(report("palu-1", "72.71.01.1007"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(refused.message().contains("own village"), "{refused:?}");
+    assert_eq!(hub.last_sequence().await.unwrap(), 0, "nothing stored");
+    // Its own village: stored.
+    let ack = desa
+        .submit_community_report(report("own-1", "74.02.05.2001"))
+        .await
+        .unwrap()
+        .into_inner()
+        .ack;
+    assert!(ack.is_some_and(|a| a.sequence > 0));
+}

@@ -37,6 +37,8 @@ pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Error {
     kind: ErrorKind,
     op: &'static str,
+    /// The stream sequence of the record it concerns, when it concerns one.
+    sequence: Option<u64>,
     #[source]
     source: Option<BoxError>,
     detail: String,
@@ -53,6 +55,7 @@ impl Error {
         Self {
             kind,
             op,
+            sequence: None,
             source: Some(Box::new(source)),
             detail,
         }
@@ -63,6 +66,7 @@ impl Error {
         Self {
             kind,
             op,
+            sequence: None,
             source: None,
             detail: detail.into(),
         }
@@ -70,11 +74,19 @@ impl Error {
 
     /// The message at `sequence` does not decode.
     pub(crate) fn malformed(sequence: u64, e: impl std::fmt::Display) -> Self {
-        Self::msg(
-            ErrorKind::Malformed,
-            "decode",
-            format!("message at stream sequence {sequence} is not valid: {e}"),
-        )
+        Self {
+            sequence: Some(sequence),
+            ..Self::msg(
+                ErrorKind::Malformed,
+                "decode",
+                format!("message at stream sequence {sequence} is not valid: {e}"),
+            )
+        }
+    }
+
+    /// The stream sequence of the record this concerns (a record that cannot be read).
+    pub fn sequence(&self) -> Option<u64> {
+        self.sequence
     }
 
     /// What went wrong.

@@ -296,6 +296,7 @@ impl event_bus_service_server::EventBusService for EventBus {
         tracing::info!(reader = %who, types = ?r.types, regions = ?r.regions, "subscription opened");
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(async move {
+            let mut skipped = 0u64;
             loop {
                 // A reader that went away is noticed at once, not only at the next event.
                 let item = tokio::select! {
@@ -314,6 +315,24 @@ impl event_bus_service_server::EventBusService for EventBus {
                             cursor: format!("{CURSOR_PREFIX}{}", d.sequence),
                             sequence: d.sequence,
                             event: Some(d.event),
+                            skipped: None,
+                        })
+                    }
+                    // A record that is not an event is gone past, said, and counted: it must
+                    // not end every reading of the stream from here on.
+                    Err(e) if e.kind() == timpora_bus::ErrorKind::Malformed => {
+                        let Some(sequence) = e.sequence() else {
+                            continue;
+                        };
+                        skipped += 1;
+                        tracing::warn!(reader = %who, sequence, skipped, error = %e, "unreadable record skipped");
+                        Ok(SubscribeResponse {
+                            cursor: format!("{CURSOR_PREFIX}{sequence}"),
+                            sequence,
+                            event: None,
+                            skipped: Some(SkippedRecord {
+                                reason: e.to_string(),
+                            }),
                         })
                     }
                     Err(e) => Err(Status::from(Error::from(e))),

@@ -598,3 +598,50 @@ async fn a_village_reports_for_its_own_village_only() {
         .ack;
     assert!(ack.is_some_and(|a| a.sequence > 0));
 }
+
+#[tokio::test]
+async fn an_unreadable_record_is_skipped_and_said_not_the_end_of_every_reading() {
+    let hub = Hub::start().await.unwrap();
+    let mut c = EventBusServiceClient::new(hub.as_agency("imigrasi/kanim-kendari").await.unwrap());
+    let publish = async |c: &mut EventBusServiceClient<Authed>, id: &str, n: u32| {
+        c.publish(PublishRequest {
+            event: Some(interview_event(id, n)),
+        })
+        .await
+        .unwrap()
+    };
+    publish(&mut c, "before-junk", 1).await;
+    // A record that is not an event lands in the stream (the stream refuses deletes: it stays).
+    let subject = format!(
+        "{}.imigrasi.passport_interview.74.02.05.2001",
+        hub.bus.topology().subject_prefix
+    );
+    hub.bus
+        .jetstream()
+        .publish(subject, bytes::Bytes::from_static(b"\xff\xfe not protobuf"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    publish(&mut c, "after-junk", 2).await;
+    let got = read_as(&hub, "polri/polda-sultra", SubscribeRequest::default(), 3).await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!(got[0].event.as_ref().unwrap().id, "before-junk");
+    assert!(got[1].event.is_none());
+    assert_eq!(got[1].sequence, 2);
+    let reason = &got[1].skipped.as_ref().unwrap().reason;
+    assert!(reason.contains("sequence 2"), "{reason}");
+    assert_eq!(got[2].event.as_ref().unwrap().id, "after-junk");
+    // Resuming from the skipped record's cursor goes on after it.
+    let resumed = read_as(
+        &hub,
+        "polri/polda-sultra",
+        SubscribeRequest {
+            start: Some(subscribe_request::Start::Cursor(got[1].cursor.clone())),
+            ..Default::default()
+        },
+        1,
+    )
+    .await;
+    assert_eq!(resumed[0].event.as_ref().unwrap().id, "after-junk");
+}

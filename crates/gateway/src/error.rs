@@ -18,6 +18,9 @@ pub enum Error {
     /// One or more fields are wrong.
     #[error("{}", .0.summary())]
     Invalid(Violations),
+    /// The caller publishes faster than its limit allows; it may try again after this long.
+    #[error("publishing too fast; try again in {} ms", .0.as_millis().max(1))]
+    RateLimited(std::time::Duration),
     /// The bus failed; nothing was acknowledged.
     #[error(transparent)]
     Bus(#[from] timpora_bus::Error),
@@ -44,6 +47,14 @@ impl From<Error> for Status {
                     ErrorDetails::with_bad_request(violations),
                 )
             }
+            Error::RateLimited(wait) => Status::with_error_details(
+                Code::ResourceExhausted,
+                format!(
+                    "publishing too fast; try again in {} ms",
+                    wait.as_millis().max(1)
+                ),
+                ErrorDetails::with_retry_info(Some(wait)),
+            ),
             Error::Bus(e) => match e.kind() {
                 // Worth retrying with the same id: nothing was acknowledged.
                 ErrorKind::Unavailable => Status::unavailable(e.to_string()),

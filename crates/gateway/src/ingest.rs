@@ -15,6 +15,7 @@ use crate::identity::Identity;
 use crate::payload::Check;
 use crate::policy::{Places, Policy};
 use crate::pseudo::Pseudonymiser;
+use crate::rate::Rates;
 use crate::slots::{Slot, walk};
 use crate::validate::{self as v, Limits, Violations};
 
@@ -35,6 +36,7 @@ pub struct Paths {
 pub struct Ingest {
     bus: Bus,
     preparer: Preparer,
+    rates: Arc<Rates>,
 }
 
 /// What happens to an event before it goes to the bus: the caller's rights, every field,
@@ -49,8 +51,12 @@ pub struct Preparer {
 
 impl Ingest {
     /// Assemble the pipeline.
-    pub fn new(bus: Bus, preparer: Preparer) -> Self {
-        Self { bus, preparer }
+    pub fn new(bus: Bus, preparer: Preparer, rates: Rates) -> Self {
+        Self {
+            bus,
+            preparer,
+            rates: Arc::new(rates),
+        }
     }
 
     /// Check, validate and pseudonymise `ev` from `who`; the result is what will be stored.
@@ -210,6 +216,9 @@ impl Ingest {
         traceparent: String,
     ) -> Sent {
         let id = ev.id.clone();
+        if let Err(wait) = self.rates.take(&who.source()) {
+            return settled(who, id, Err(Error::RateLimited(wait)));
+        }
         match self.prepare(who, ev, paths, traceparent) {
             Ok(prepared) => self.send_prepared(who, prepared).await,
             Err(e) => settled(who, id, Err(e)),

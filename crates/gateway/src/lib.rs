@@ -12,6 +12,7 @@ pub mod ingest;
 mod payload;
 pub mod policy;
 pub mod pseudo;
+mod rate;
 mod services;
 mod slots;
 pub use services::STREAM_WINDOW;
@@ -108,6 +109,7 @@ pub async fn serve(
         bus.clone(),
         ingest::Preparer::new(policy.clone(), pseudo, config.limits.clone())
             .with_places(config.places.clone()),
+        rate::Rates::new(config.limits.events_per_second, config.limits.burst),
     );
     let shared = services::Shared {
         ingest: ingest.clone(),

@@ -19,6 +19,10 @@ pub struct Limits {
     pub max_summary_chars: usize,
     /// Most persons, recruiters or companions in one event.
     pub max_entities: usize,
+    /// Events one identity may publish per second, on average (0: no limit).
+    pub events_per_second: u32,
+    /// Events one identity may publish at once above that average.
+    pub burst: u32,
 }
 
 impl Default for Limits {
@@ -29,6 +33,8 @@ impl Default for Limits {
             max_age_days: 3650,
             max_summary_chars: 280,
             max_entities: 50,
+            events_per_second: 1_000,
+            burst: 5_000,
         }
     }
 }

@@ -145,9 +145,15 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
     raw_bus.ensure_topology().await?;
 
     // The gateway, in process, on a random port: the sandbox every end-to-end test uses.
+    // The per-identity rate limit is checked on every event, set high enough not to throttle
+    // what is measured here: the gateway's own cost.
     let mut sandbox = Sandbox::builder()
         .nats_url(url.clone())
-        .topology(topo("hub"));
+        .topology(topo("hub"))
+        .configure(|c| {
+            c.limits.events_per_second = 100_000_000;
+            c.limits.burst = 100_000_000;
+        });
     if a.tls {
         sandbox = sandbox.tls();
     }

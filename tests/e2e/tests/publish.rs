@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
+use std::time::Duration;
+
 use futures::StreamExt;
 use timpora_e2e::Hub;
 use timpora_e2e::fixtures::*;
@@ -215,4 +217,50 @@ async fn health_and_reflection_are_served() {
         assert!(tokio::time::Instant::now() < deadline, "not serving: {r:?}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test]
+async fn one_identity_cannot_publish_past_its_rate_and_is_told_when_to_retry() {
+    use tonic_types::StatusExt;
+    let hub = Hub::builder()
+        .configure(|c| {
+            c.limits.events_per_second = 4;
+            c.limits.burst = 5;
+        })
+        .start()
+        .await
+        .unwrap();
+    let mut c = EventBusServiceClient::new(hub.as_agency("imigrasi/kanim-kendari").await.unwrap());
+    let publish = |id: String, n: u32| PublishRequest {
+        event: Some(interview_event(&id, n)),
+    };
+    for i in 0..5 {
+        c.publish(publish(format!("r-{i}"), i + 1)).await.unwrap();
+    }
+    let refused = c.publish(publish("r-5".into(), 6)).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    let retry = refused
+        .get_details_retry_info()
+        .unwrap()
+        .retry_delay
+        .unwrap();
+    assert!(
+        retry > Duration::ZERO && retry <= Duration::from_millis(250),
+        "{retry:?}"
+    );
+    assert_eq!(
+        hub.stored().await.unwrap().len(),
+        5,
+        "nothing stored past the rate"
+    );
+    // Another identity is not held back by this one.
+    let mut other = EventBusServiceClient::new(hub.as_agency("imigrasi/tpi-cgk").await.unwrap());
+    other.publish(publish("o-1".into(), 7)).await.unwrap();
+    // After the delay it was told, the same event goes through.
+    tokio::time::sleep(retry + Duration::from_millis(20)).await;
+    c.publish(publish("r-5".into(), 6)).await.unwrap();
 }

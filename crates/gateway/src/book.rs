@@ -139,9 +139,10 @@ impl AlertBook {
         if action.alert_id.is_empty() {
             return Err(Error::required("action.alert_id").into());
         }
-        if action.note.chars().count() > 2000 {
+        // A note is free text like any other: no identifiers, nothing invisible.
+        if let Some(why) = crate::validate::check_text(&action.note, 2000) {
             let mut vs = Violations::default();
-            vs.add("action.note", "at most 2000 characters");
+            vs.add("action.note", why);
             return Err(Error::Invalid(vs).into());
         }
         let record = self
@@ -306,6 +307,15 @@ mod tests {
         long.note = "x".repeat(2001);
         assert_eq!(
             book.check(&long, AlertStatus::Acknowledged)
+                .unwrap_err()
+                .code(),
+            tonic::Code::InvalidArgument
+        );
+        // A note carrying a NIK, however spelled, is refused like any free text.
+        let mut noted = action("alr_1", 0);
+        noted.note = "warga 7402.0501.0190.0001 dipanggil".into();
+        assert_eq!(
+            book.check(&noted, AlertStatus::Acknowledged)
                 .unwrap_err()
                 .code(),
             tonic::Code::InvalidArgument

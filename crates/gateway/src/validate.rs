@@ -222,29 +222,67 @@ pub fn check_token(t: &str, prefix: &str) -> Option<String> {
     }
 }
 
-/// Why free text is unacceptable: too long, or carrying something that looks like an identifier
-/// (16-digit NIK, phone or passport number), which must travel in its own field to be
-/// pseudonymised.
+/// Characters that change how text is shown without being seen: zero-width and joiner
+/// characters, bidirectional embeddings, overrides and isolates, the byte-order mark, the soft
+/// hyphen.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
+}
+
+/// Why free text is unacceptable: too long, carrying control, format or bidirectional
+/// characters, or carrying something that looks like an identifier — a run of 8 or more digits
+/// in any script across any separators (`7402.0501.0190.0001`, `0852-9988-7766`, fullwidth or
+/// Arabic-Indic digits), or a passport number (`C1234567`) — which must travel in its own field
+/// to be pseudonymised. The text is judged after Unicode NFKC normalisation, so look-alike
+/// characters are judged as what they stand for.
 pub fn check_text(s: &str, max: usize) -> Option<String> {
+    use unicode_normalization::UnicodeNormalization;
     if s.chars().count() > max {
         return Some(format!("at most {max} characters"));
     }
-    if s.chars().any(char::is_control) {
-        return Some("must not contain control characters".into());
+    if s.chars().any(|c| c.is_control() || invisible(c)) {
+        return Some("must not contain control, format or bidirectional characters".into());
     }
-    let mut run = 0;
-    for c in s.chars() {
-        if c.is_ascii_digit() {
+    let text: String = s.nfkc().collect();
+    const IDENTIFIER: &str = "must not contain identifiers (8 or more digits, a passport or phone \
+         number); put people in their own fields, where they are pseudonymised";
+    // Digits in a run, whatever separates them (spaces, dots, slashes, dashes…); a letter ends
+    // the run, and so do three separators in a row.
+    let (mut run, mut gap) = (0, 0);
+    for c in text.chars() {
+        if c.is_numeric() {
             run += 1;
+            gap = 0;
             if run >= 8 {
-                return Some(
-                    "must not contain identifiers (a run of 8 or more digits); put people in \
-                     their own fields, where they are pseudonymised"
-                        .into(),
-                );
+                return Some(IDENTIFIER.into());
             }
-        } else if c != ' ' && c != '-' {
+        } else if c.is_alphabetic() {
             run = 0;
+        } else {
+            gap += 1;
+            if gap >= 3 {
+                run = 0;
+            }
+        }
+    }
+    // A passport number as a word of its own: 1-2 letters then 6-7 digits.
+    for word in text.split(|c: char| !c.is_alphanumeric()) {
+        let letters = word.chars().take_while(|c| c.is_alphabetic()).count();
+        let rest: Vec<char> = word.chars().skip(letters).collect();
+        if (1..=2).contains(&letters)
+            && (6..=7).contains(&rest.len())
+            && rest.iter().all(|c| c.is_numeric())
+        {
+            return Some(IDENTIFIER.into());
         }
     }
     None
@@ -324,6 +362,46 @@ mod tests {
         assert!(check_text("NIK 7402054107900001", 280).is_some());
         assert!(check_text("hp 0812-3456-7890", 280).is_some());
         assert!(check_text(&"a".repeat(281), 280).is_some());
+    }
+
+    #[test]
+    fn identifiers_cannot_slip_through_in_any_spelling() {
+        for hidden in [
+            "nik 7402.0501.0190.0001",
+            "nik 7402/0501/0190/0001",
+            "nik 7402_0501_0190_0001",
+            "nik 7402\u{00A0}0501\u{00A0}0190\u{00A0}0001",
+            "nik 7402\u{2013}0501\u{2013}0190\u{2013}0001",
+            "nik \u{FF17}\u{FF14}\u{FF10}\u{FF12}\u{FF10}\u{FF15}\u{FF10}\u{FF11}",
+            "nik \u{0667}\u{0664}\u{0660}\u{0662}\u{0660}\u{0665}\u{0660}\u{0661}\u{0660}\u{0661}",
+            "hp 0852.9988.7766",
+            "hp +62 852 9988 7766",
+            "paspor C1234567",
+            "paspor ab123456",
+        ] {
+            assert!(check_text(hidden, 280).is_some(), "{hidden:?} passed");
+        }
+        for invisible in [
+            "nik 7402\u{200B}0501",
+            "teks \u{202E}terbalik",
+            "zero\u{2060}width",
+            "bom\u{FEFF}",
+        ] {
+            let why = check_text(invisible, 280).unwrap();
+            assert!(
+                why.contains("format or bidirectional"),
+                "{invisible:?}: {why}"
+            );
+        }
+        // What duty officers write stays writable.
+        for fine in [
+            "dua orang dari Desa Lalonggaluku berangkat ke Kendari, 3 hari lalu",
+            "bus nomor 7 pukul 10.30, rombongan 12 orang",
+            "RT 03/RW 04, Kecamatan Abuki",
+            "Jl. Ahmad Yani No. 12, Kendari",
+        ] {
+            assert_eq!(check_text(fine, 280), None, "{fine:?}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde_json::json;
 
-use timpora_client::{Conn, Credentials, Keyring, Target, json};
+use timpora_client::{Conn, Credentials, json};
 use timpora_hub::Config;
 use timpora_proto::v1::event_bus_service_client::EventBusServiceClient;
 use timpora_proto::v1::{
@@ -43,16 +43,6 @@ pub struct ConnectArgs {
     pub tls_domain: String,
 }
 
-/// The keyring of a configuration and its data directory: development certificates and tokens.
-pub fn keyring(cfg: &Config, data_dir: &Path, tls: bool) -> Keyring {
-    cfg.gateway
-        .tokens
-        .iter()
-        .fold(Keyring::new(tls).with_dev_dir(data_dir), |k, t| {
-            k.token(&t.identity, &t.token)
-        })
-}
-
 impl ConnectArgs {
     /// Connect as the identity these arguments name; without credentials, as `default` when
     /// the data directory or the config has credentials for it (as `timpora up` and
@@ -63,17 +53,11 @@ impl ConnectArgs {
         data_dir: &Path,
         default: &str,
     ) -> anyhow::Result<Conn> {
-        let tls = self
-            .gateway
-            .as_deref()
-            .map_or(cfg.gateway.tls.is_some(), |g| g.starts_with("https://"));
-        let mut target = match &self.gateway {
-            Some(url) => Target::new(url.clone()),
-            None => Target::listening(cfg.gateway.listen, tls),
-        };
+        let (mut target, keyring) = cfg.gateway_client(self.gateway.clone(), Some(data_dir));
         target.domain.clone_from(&self.tls_domain);
-        target.ca.clone_from(&self.ca);
-        let target = target.or_dev_ca(data_dir);
+        if self.ca.is_some() {
+            target.ca.clone_from(&self.ca);
+        }
         let credentials = match (&self.cert, &self.key, &self.token) {
             (Some(cert), Some(key), _) => Credentials::Certificate {
                 cert: cert.clone(),
@@ -81,7 +65,6 @@ impl ConnectArgs {
             },
             (_, _, Some(token)) => Credentials::Token(token.clone()),
             _ => {
-                let keyring = keyring(cfg, data_dir, tls);
                 let identity = self
                     .identity
                     .clone()

@@ -352,19 +352,7 @@ async fn demo(
     d.rate = a.rate.unwrap_or(d.rate);
     d.storyline_every = a.storyline_every.unwrap_or(d.storyline_every);
     timpora_hub::demo::check(&cfg.demo)?;
-    let tls = a
-        .gateway
-        .as_deref()
-        .map_or(cfg.gateway.tls.is_some(), |g| g.starts_with("https://"));
-    let target = a
-        .gateway
-        .clone()
-        .map_or_else(
-            || timpora_client::Target::listening(cfg.gateway.listen, tls),
-            timpora_client::Target::new,
-        )
-        .or_dev_ca(data_dir);
-    let keyring = client::keyring(&cfg, data_dir, tls);
+    let (target, keyring) = cfg.gateway_client(a.gateway.clone(), Some(data_dir));
     let t =
         timpora_hub::demo::run(&target, &keyring, &cfg.demo, a.count, signal::shutdown()).await?;
     println!(

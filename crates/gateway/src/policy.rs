@@ -203,6 +203,9 @@ impl Places {
                 )
             });
         }
+        if self.0.is_empty() {
+            return None;
+        }
         let prefixes = self.0.get(&who.source())?;
         (!prefixes.iter().any(|p| within(region, p))).then(|| {
             format!(

@@ -34,13 +34,19 @@ impl Rates {
         }
         let now = Instant::now();
         let mut map = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= MAX_IDENTITIES && !map.contains_key(identity) {
-            let (per_second, burst) = (self.per_second, self.burst);
-            map.retain(|_, (tokens, at)| {
-                *tokens + now.duration_since(*at).as_secs_f64() * per_second < burst
-            });
+        // Looked up by reference: a key is allocated only for an identity's first event.
+        if !map.contains_key(identity) {
+            if map.len() >= MAX_IDENTITIES {
+                let (per_second, burst) = (self.per_second, self.burst);
+                map.retain(|_, (tokens, at)| {
+                    *tokens + now.duration_since(*at).as_secs_f64() * per_second < burst
+                });
+            }
+            map.insert(identity.to_owned(), (self.burst, now));
         }
-        let (tokens, at) = map.entry(identity.to_owned()).or_insert((self.burst, now));
+        let Some((tokens, at)) = map.get_mut(identity) else {
+            return Ok(());
+        };
         *tokens =
             (*tokens + now.duration_since(*at).as_secs_f64() * self.per_second).min(self.burst);
         *at = now;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+use timpora_client::{Keyring, Target};
 
 use crate::error::Error;
 
@@ -151,6 +152,31 @@ pub struct Config {
 }
 
 impl Config {
+    /// How a client of this hub reaches its gateway and acts as an identity there: `url` when
+    /// given (TLS when it is `https://`), else the configured listen address; trusting the
+    /// development CA of `data_dir` and holding its development certificates (when given) and
+    /// the configured tokens.
+    pub fn gateway_client(
+        &self,
+        url: Option<String>,
+        data_dir: Option<&Path>,
+    ) -> (Target, Keyring) {
+        let tls = self.gateway.tls.is_some();
+        let mut target =
+            url.map_or_else(|| Target::listening(self.gateway.listen, tls), Target::new);
+        let mut keyring = Keyring::new(target.tls());
+        if let Some(dir) = data_dir {
+            target = target.or_dev_ca(dir);
+            keyring = keyring.with_dev_dir(dir);
+        }
+        let keyring = self
+            .gateway
+            .tokens
+            .iter()
+            .fold(keyring, |k, t| k.token(&t.identity, &t.token));
+        (target, keyring)
+    }
+
     /// Load the configuration: defaults, then `file`, then `TIMPORA_<SECTION>__<KEY>`
     /// variables. A file that is missing or does not parse is an error naming it.
     pub fn load(file: Option<&Path>) -> Result<Self, Error> {

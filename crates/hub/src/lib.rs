@@ -151,19 +151,7 @@ impl Config {
             true => Some(bind(self.console.listen, "console").await?),
             false => None,
         };
-        let tls = self.gateway.tls.is_some();
-        let mut target = o
-            .gateway_url
-            .clone()
-            .map_or_else(|| Target::listening(self.gateway.listen, tls), Target::new);
-        let mut keyring = Keyring::new(target.tls());
-        if let Some(dir) = &o.data_dir {
-            target = target.or_dev_ca(dir);
-            keyring = keyring.with_dev_dir(dir);
-        }
-        for t in &self.gateway.tokens {
-            keyring = keyring.token(&t.identity, &t.token);
-        }
+        let (target, keyring) = self.gateway_client(o.gateway_url.clone(), o.data_dir.as_deref());
         let nats = match o.nats_child {
             Some(b) => {
                 let restart = Duration::from_secs(self.nats.restart_within_secs);
@@ -219,11 +207,6 @@ impl Hub {
     /// The bus connection, when a component needs one.
     pub fn bus(&self) -> Option<&Bus> {
         self.bus.as_ref()
-    }
-
-    /// The `nats-server` child, when the hub started one.
-    pub fn nats_child(&self) -> Option<&nats::Supervised> {
-        self.nats.as_ref()
     }
 
     /// Start the components.

@@ -22,7 +22,6 @@ pub struct Supervised {
     ended: Option<oneshot::Receiver<Result<(), String>>>,
     thread: Option<std::thread::JoinHandle<()>>,
     url: String,
-    pid: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Supervised {
@@ -33,10 +32,9 @@ impl Supervised {
         restart_within: Duration,
     ) -> Result<Self, timpora_natsd::Error> {
         let stop = Arc::new(AtomicBool::new(false));
-        let pid = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let (started_tx, started_rx) = std::sync::mpsc::channel();
         let (ended_tx, ended_rx) = oneshot::channel();
-        let (stop2, pid2) = (stop.clone(), pid.clone());
+        let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
             .name("nats-server".into())
             .spawn(move || match build.start() {
@@ -44,9 +42,8 @@ impl Supervised {
                     let _ = started_tx.send(Err(e));
                 }
                 Ok(server) => {
-                    pid2.store(server.pid().unwrap_or(0), Ordering::Relaxed);
                     let _ = started_tx.send(Ok(server.url()));
-                    let result = watch(server, &stop2, &pid2, restart_within);
+                    let result = watch(server, &stop2, restart_within);
                     let _ = ended_tx.send(result);
                 }
             })
@@ -69,18 +66,12 @@ impl Supervised {
             ended: Some(ended_rx),
             thread: Some(thread),
             url,
-            pid,
         })
     }
 
     /// The server's client URL.
     pub fn url(&self) -> &str {
         &self.url
-    }
-
-    /// The process id of the server now running (0 while there is none).
-    pub fn pid(&self) -> u32 {
-        self.pid.load(Ordering::Relaxed)
     }
 
     /// Completes when the server is gone for good: `Err` with the reason when it exited and
@@ -121,7 +112,6 @@ impl Drop for Supervised {
 fn watch(
     mut server: NatsServer,
     stop: &AtomicBool,
-    pid: &std::sync::atomic::AtomicU32,
     restart_within: Duration,
 ) -> Result<(), String> {
     loop {
@@ -131,14 +121,12 @@ fn watch(
             return Ok(());
         }
         if let Some(status) = server.exit_status() {
-            pid.store(0, Ordering::Relaxed);
             tracing::error!(%status, store = %server.store_dir().display(), "nats-server exited; starting it again on the same store");
             let deadline = Instant::now() + restart_within;
             let mut wait = Duration::from_millis(250);
             loop {
                 match server.restart() {
                     Ok(()) => {
-                        pid.store(server.pid().unwrap_or(0), Ordering::Relaxed);
                         tracing::info!(url = %server.url(), "nats-server is back");
                         break;
                     }

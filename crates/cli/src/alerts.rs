@@ -109,6 +109,10 @@ pub struct ActArgs {
     /// Your name, recorded with the step next to the identity you act as.
     #[arg(long, env = "TIMPORA_OPERATOR", default_value = "")]
     operator: String,
+    /// Your role (`operator`, `supervisor`): required, with `--operator`, when the identity
+    /// acts for people (the gateway's `alerts.fronts`, by default every `ops/…` identity).
+    #[arg(long, env = "TIMPORA_ROLE", default_value = "")]
+    role: String,
     /// Act only if the alert is still at this version (from `show`).
     #[arg(long, default_value_t = 0)]
     expect_version: u64,
@@ -185,6 +189,7 @@ fn action(a: &ActArgs) -> AlertAction {
         expected_version: a.expect_version,
         note: a.note.clone(),
         operator: a.operator.clone(),
+        role: a.role.clone(),
     }
 }
 
@@ -282,11 +287,9 @@ pub async fn run(cfg: &Config, data_dir: &Path, cmd: AlertsCommand) -> anyhow::R
                     t.time.map(|x| x.to_string()).unwrap_or_default(),
                     actions::short_name(to.as_str_name()),
                     t.actor,
-                    if t.operator.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", t.operator)
-                    },
+                    actions::claimed(&t.operator, &t.role)
+                        .map(|c| format!(" ({c})"))
+                        .unwrap_or_default(),
                     if t.note.is_empty() {
                         String::new()
                     } else {

@@ -575,14 +575,30 @@ fn alerts_commands_list_show_and_act_through_the_binary() {
             "--json",
             "--operator",
             "Operator A (synthetic)",
+            "--role",
+            "operator",
         ])
         .args(ops));
     assert!(out.status.success());
     let acked = &lines(&out)[0];
     assert_eq!(acked["status"], "ALERT_STATUS_ACKNOWLEDGED");
     assert_eq!(acked["history"][0]["actor"], "ops/timpora-kendari");
+    assert_eq!(acked["history"][0]["role"], "operator");
 
+    // Operations staff act for people: without saying who and in which role, nothing happens.
     let out = run(timpora(dir.path()).args(["alerts", "ack", &id]).args(ops));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("InvalidArgument") && stderr.contains("action.operator"),
+        "{stderr}"
+    );
+
+    let out = run(timpora(dir.path())
+        .args(["alerts", "ack", &id])
+        .env("TIMPORA_OPERATOR", "Operator A (synthetic)")
+        .env("TIMPORA_ROLE", "operator")
+        .args(ops));
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -590,9 +606,22 @@ fn alerts_commands_list_show_and_act_through_the_binary() {
         "{stderr}"
     );
 
-    let out = run(timpora(dir.path())
-        .args(["alerts", "resolve", &id, "--as", "false-positive", "--json"])
-        .args(ops));
+    // An operator may not resolve; a supervisor may.
+    let resolve = |role: &str| {
+        run(timpora(dir.path())
+            .args(["alerts", "resolve", &id, "--as", "false-positive", "--json"])
+            .env("TIMPORA_OPERATOR", "Supervisor B (synthetic)")
+            .env("TIMPORA_ROLE", role)
+            .args(ops))
+    };
+    let out = resolve("operator");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("PermissionDenied") && stderr.contains("operator role may not resolve"),
+        "{stderr}"
+    );
+    let out = resolve("supervisor");
     assert!(out.status.success());
     assert_eq!(lines(&out)[0]["resolution"], "RESOLUTION_FALSE_POSITIVE");
 }

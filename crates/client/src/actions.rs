@@ -99,6 +99,17 @@ impl Step {
     }
 }
 
+/// The operator and role a caller claimed for a step, as people should read them: the gateway
+/// vouches for the caller's identity (`actor`), not for these.
+pub fn claimed(operator: &str, role: &str) -> Option<String> {
+    match (operator.is_empty(), role.is_empty()) {
+        (true, true) => None,
+        (false, true) => Some(format!("operator {operator}, as the caller states")),
+        (true, false) => Some(format!("role {role}, as the caller states")),
+        (false, false) => Some(format!("operator {operator}, {role}, as the caller states")),
+    }
+}
+
 /// Names of the case kinds an escalation opens.
 pub const CASE_KINDS: &[&str] = &["tppo", "non-procedural"];
 /// Names of the resolutions.

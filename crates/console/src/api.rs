@@ -387,6 +387,7 @@ async fn act(
         expected_version: b.expected_version,
         note: b.note,
         operator: a.username.clone(),
+        role: a.role.name().to_owned(),
     };
     let mut c = app.alerts(&a.identity).await?;
     let record = step.apply(&mut c, act).await?;

@@ -24,6 +24,14 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role's name, as the config and the gateway's alert rules spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Supervisor => "supervisor",
+            Role::Auditor => "auditor",
+        }
+    }
     pub fn may_act(self) -> bool {
         matches!(self, Role::Operator | Role::Supervisor)
     }

@@ -19,7 +19,8 @@ pub struct Config {
     pub idle_minutes: u64,
     /// A session ends this many hours after login, used or not (one shift).
     pub max_hours: u64,
-    /// Units (`agency/unit`) an alert can be assigned to from the console.
+    /// Units (`agency/unit`) the console offers for assignment (default: every unit the
+    /// gateway's `alerts.units` names; the gateway refuses any other).
     pub units: Vec<String>,
     /// Who may log in.
     pub accounts: Vec<Account>,

@@ -27,6 +27,20 @@ pub struct Alert {
     pub region: String,
     /// Events-stream sequences of the evidence, in the same order (0 where unknown).
     pub evidence_sequences: Vec<u64>,
+    /// Classifications of the evidence (`timpora.v1.Classification` numbers), in the same order.
+    pub evidence_classifications: Vec<i32>,
+}
+
+impl Alert {
+    /// The most sensitive classification of the evidence (the enum's numbers rise with
+    /// sensitivity).
+    pub fn classification(&self) -> i32 {
+        self.evidence_classifications
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or_default()
+    }
 }
 
 pub(crate) fn alert_id(rule: &Rule, version: &str, group: &str, evidence: &[String]) -> String {
@@ -58,6 +72,7 @@ pub(crate) fn make_alert(
     evidence.sort_by(|a, b| a.order().cmp(&b.order()));
     let keys: Vec<String> = evidence.iter().map(|o| o.key.clone()).collect();
     let evidence_sequences = evidence.iter().map(|o| o.seq).collect();
+    let evidence_classifications = evidence.iter().map(|o| o.classification).collect();
     Alert {
         id: alert_id(rule, version, group, &keys),
         rule_id: rule.id.clone(),
@@ -69,5 +84,6 @@ pub(crate) fn make_alert(
         time: last.time,
         region: last.region.clone(),
         evidence_sequences,
+        evidence_classifications,
     }
 }

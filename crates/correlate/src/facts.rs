@@ -24,6 +24,8 @@ pub struct Facts {
     pub companies: Vec<Key>,
     /// Events-stream sequence, when known (0 otherwise).
     pub sequence: u64,
+    /// The event's classification (`timpora.v1.Classification` as its number).
+    pub classification: i32,
     values: Vec<(Fact, String)>,
 }
 
@@ -218,6 +220,7 @@ impl Facts {
             recruiters: ids(EntityKind::Recruiter),
             companies: ids(EntityKind::Company),
             sequence: 0,
+            classification: ev.classification,
             values,
         })
     }

@@ -48,7 +48,7 @@ pub struct Stats {
 }
 
 /// Layout version of [`Engine::checkpoint`]'s bytes.
-const CHECKPOINT_FORMAT: u32 = 2;
+const CHECKPOINT_FORMAT: u32 = 3;
 
 /// Evaluates one rule set.
 #[derive(Debug)]

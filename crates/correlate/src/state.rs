@@ -18,6 +18,8 @@ pub(crate) struct Occ {
     pub(crate) region: String,
     /// Events-stream sequence (0 where unknown).
     pub(crate) seq: u64,
+    /// The event's classification (its number).
+    pub(crate) classification: i32,
 }
 
 impl Occ {
@@ -28,6 +30,7 @@ impl Occ {
             location: f.location.clone(),
             region: f.region.clone(),
             seq: f.sequence,
+            classification: f.classification,
         }
     }
 
@@ -48,7 +51,8 @@ pub(crate) type Due = (SystemTime, Key, String);
 /// Hash maps of the state: keys are pseudonymised tokens, so a fast hasher is safe.
 pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// A value an entity had from a time on: (time, event key, value, stream sequence).
-pub(crate) type Recorded = (SystemTime, String, String, u64);
+/// A recorded state: event time, evidence key, value, sequence, classification.
+pub(crate) type Recorded = (SystemTime, String, String, u64, i32);
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub(crate) struct RuleState {

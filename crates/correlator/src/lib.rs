@@ -111,6 +111,8 @@ pub fn to_proto(a: &Alert) -> v1::Alert {
         time: Some(a.time.into()),
         region: a.region.clone(),
         evidence_sequences: a.evidence_sequences.clone(),
+        evidence_classifications: a.evidence_classifications.clone(),
+        classification: a.classification(),
     }
 }
 

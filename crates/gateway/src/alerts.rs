@@ -5,6 +5,11 @@
 //! action is a transition stored on the alert's own lifecycle subject with "expected last
 //! subject sequence": two operators acting on the same alert at once cannot both succeed, and an
 //! action that the alert's status does not allow is refused with `FAILED_PRECONDITION`.
+//!
+//! Who sees and who acts is decided here, not by the calling system: an agency sees an alert
+//! only when it may read every classification of its evidence, acts on it only as its policy's
+//! `act` list allows, and a caller acting for people (the console) must name the operator and
+//! the role, whose rights narrow its own. Refusals are `PERMISSION_DENIED` and change nothing.
 
 use std::pin::Pin;
 use std::time::SystemTime;
@@ -23,7 +28,7 @@ use crate::book::{matches, status_name};
 use crate::error::Error;
 use crate::identity::{Identity, caller};
 use crate::ingest::{Ingest, Paths};
-use crate::policy::Policy;
+use crate::policy::{Action, AlertRules, Ask, Policy, Refusal};
 use crate::trace;
 use crate::validate::Violations;
 
@@ -34,6 +39,7 @@ pub struct Alerts {
     pub ingest: Ingest,
     pub bus: timpora_bus::Bus,
     pub policy: std::sync::Arc<Policy>,
+    pub rules: std::sync::Arc<AlertRules>,
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchAlertsResponse, Status>> + Send>>;
@@ -60,6 +66,75 @@ impl Alerts {
         }
     }
 
+    /// Whether `who` may see `record`.
+    fn visible(&self, who: &Identity, record: &AlertRecord) -> bool {
+        record
+            .alert
+            .as_ref()
+            .is_some_and(|a| self.policy.may_see(&who.agency, a))
+    }
+
+    /// The alert `action` names, once `who` is found allowed to take step `what` on it, before
+    /// anything about the alert's handling is looked at: a caller that may not act learns
+    /// nothing about its status.
+    fn authorise(
+        &self,
+        who: &Identity,
+        action: &AlertAction,
+        what: Action,
+    ) -> Result<AlertRecord, Status> {
+        if action.alert_id.is_empty() {
+            return Err(required("action.alert_id"));
+        }
+        let mut vs = Violations::default();
+        if let Some(why) = crate::validate::check_text(&action.operator, 128) {
+            vs.add("action.operator", why);
+        }
+        let role_ok = action.role.len() <= 32
+            && action
+                .role
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !role_ok {
+            vs.add(
+                "action.role",
+                "a role name: at most 32 of a-z, 0-9, - and _",
+            );
+        }
+        if !vs.is_empty() {
+            return Err(Error::Invalid(vs).into());
+        }
+        let record = self
+            .book
+            .get(&action.alert_id)
+            .ok_or_else(|| Status::not_found(format!("no alert {}", action.alert_id)))?;
+        let alert = record.alert.clone().unwrap_or_default();
+        let ask = Ask {
+            who,
+            operator: &action.operator,
+            role: &action.role,
+            action: what,
+            alert: &alert,
+        };
+        match self.rules.refusal(&self.policy, &ask) {
+            None => Ok(record),
+            Some(refusal) => {
+                tracing::warn!(
+                    alert = %action.alert_id, actor = %who, role = ?action.role, action = %what,
+                    "alert action refused"
+                );
+                Err(match refusal {
+                    Refusal::Denied(why) => Status::permission_denied(why),
+                    Refusal::Invalid(field, why) => {
+                        let mut vs = Violations::default();
+                        vs.add(field, why);
+                        Error::Invalid(vs).into()
+                    }
+                })
+            }
+        }
+    }
+
     async fn act(
         &self,
         who: &Identity,
@@ -68,6 +143,13 @@ impl Alerts {
         fill: impl FnOnce(&mut AlertTransition),
     ) -> Result<AlertRecord, Status> {
         let action = action.ok_or_else(|| required("action"))?;
+        let what = match to {
+            AlertStatus::Assigned => Action::Assign,
+            AlertStatus::Escalated => Action::Escalate,
+            AlertStatus::Resolved => Action::Resolve,
+            _ => Action::Acknowledge,
+        };
+        self.authorise(who, &action, what)?;
         let record = self.book.check(&action, to)?;
         let from = AlertStatus::try_from(record.status).unwrap_or_default();
         let mut t = AlertTransition {
@@ -76,6 +158,7 @@ impl Alerts {
             to_status: to as i32,
             actor: who.to_string(),
             operator: action.operator,
+            role: action.role,
             time: Some(SystemTime::now().into()),
             note: action.note,
             ..Default::default()
@@ -110,7 +193,7 @@ impl AlertService for Alerts {
         &self,
         req: Request<WatchAlertsRequest>,
     ) -> Result<Response<Self::WatchAlertsStream>, Status> {
-        self.admit(&req)?;
+        let who = self.admit(&req)?;
         let filter = req.into_inner().filter.unwrap_or_default();
         let mut currency = self.book.currency();
         if !*currency.borrow_and_update() {
@@ -120,8 +203,10 @@ impl AlertService for Alerts {
         let mut changes = self.book.changes.subscribe();
         let open_only = filter.statuses.is_empty();
         let mut initial = self.book.matching(&filter, open_only);
+        initial.retain(|r| self.visible(&who, r));
         initial.reverse(); // oldest first
         let book = self.book.clone();
+        let this = self.clone();
         let stream = async_stream(initial, move |tx| async move {
             loop {
                 let change = tokio::select! {
@@ -133,7 +218,7 @@ impl AlertService for Alerts {
                     }
                 };
                 match change {
-                    Ok(r) if matches(&filter, &r) => {
+                    Ok(r) if matches(&filter, &r) && this.visible(&who, &r) => {
                         let msg = WatchAlertsResponse {
                             record: Some(r),
                             live: true,
@@ -147,6 +232,9 @@ impl AlertService for Alerts {
                         // Too slow a reader: send what matches now, then go on.
                         tracing::warn!(missed = n, "alert watcher lagged; resending");
                         for r in book.matching(&filter, false) {
+                            if !this.visible(&who, &r) {
+                                continue;
+                            }
                             let msg = WatchAlertsResponse {
                                 record: Some(r),
                                 live: true,
@@ -167,13 +255,14 @@ impl AlertService for Alerts {
         &self,
         req: Request<ListAlertsRequest>,
     ) -> Result<Response<ListAlertsResponse>, Status> {
-        self.admit(&req)?;
+        let who = self.admit(&req)?;
         let r = req.into_inner();
         let limit = match r.limit {
             0 => 100,
             n => n.min(1000),
         } as usize;
         let mut records = self.book.matching(&r.filter.unwrap_or_default(), false);
+        records.retain(|r| self.visible(&who, r));
         records.truncate(limit);
         Ok(Response::new(ListAlertsResponse { records }))
     }
@@ -201,6 +290,13 @@ impl AlertService for Alerts {
             .ok_or_else(|| Status::not_found(format!("no alert {id}")))?;
         let alert = record.alert.clone().unwrap_or_default();
         let policy = &self.policy;
+        if let Some(c) = policy.hidden_from(&who.agency, &alert) {
+            tracing::warn!(alert = %id, reader = %who, "alert read refused");
+            return Err(Status::permission_denied(format!(
+                "{who} may not read alert {id}: its evidence includes {} records",
+                crate::policy::classification_name(c)
+            )));
+        }
         let mut events = Vec::new();
         let mut withheld = Vec::new();
         let mut sequences = alert.evidence_sequences.clone();
@@ -285,14 +381,20 @@ impl AlertService for Alerts {
     ) -> Result<Response<AssignAlertResponse>, Status> {
         let who = self.admit(&req)?;
         let r = req.into_inner();
-        if Identity::parse(&r.assignee).is_none() {
+        let action = r.action.ok_or_else(|| required("action"))?;
+        let record = self.authorise(&who, &action, Action::Assign)?;
+        let alert = record.alert.unwrap_or_default();
+        if let Some(why) = self
+            .rules
+            .assignment_refusal(&self.policy, &r.assignee, &alert)
+        {
             let mut vs = Violations::default();
-            vs.add("assignee", "must be agency/unit, e.g. polri/polda-sultra");
+            vs.add("assignee", why);
             return Err(Error::Invalid(vs).into());
         }
         let assignee = r.assignee;
         let record = self
-            .act(&who, r.action, AlertStatus::Assigned, |t| {
+            .act(&who, Some(action), AlertStatus::Assigned, |t| {
                 t.assignee = assignee
             })
             .await?;
@@ -310,6 +412,7 @@ impl AlertService for Alerts {
         let r = req.into_inner();
         let action = r.action.ok_or_else(|| required("action"))?;
         // Checked before the case is opened, so a refused escalation opens none.
+        self.authorise(&who, &action, Action::Escalate)?;
         let record = self.book.check(&action, AlertStatus::Escalated)?;
         let alert = record.alert.unwrap_or_default();
         // The case, opened on the bus in the caller's name: the same id for the same alert, so

@@ -33,7 +33,7 @@ use timpora_proto::v1;
 
 pub use error::{Error, rejection};
 pub use identity::{Authenticator, Identity, TokenConfig};
-pub use policy::Policy;
+pub use policy::{Action, AlertRules, Policy};
 pub use pseudo::{KeyConfig, PseudonymConfig, Pseudonymiser};
 pub use validate::{Limits, Violations};
 
@@ -64,6 +64,9 @@ pub struct Config {
     pub policy: Policy,
     /// Where units may report for (a village: its own village, always).
     pub places: policy::Places,
+    /// Who acts for people, what each role may do with alerts, and the units alerts may be
+    /// assigned to.
+    pub alerts: policy::AlertRules,
     /// Pseudonymisation keys.
     pub pseudonym: PseudonymConfig,
     /// Input limits.
@@ -81,6 +84,7 @@ impl Default for Config {
             tokens: Vec::new(),
             policy: Policy::default(),
             places: policy::Places::default(),
+            alerts: policy::AlertRules::default(),
             pseudonym: PseudonymConfig::default(),
             limits: Limits::default(),
             topology_check_secs: 5,
@@ -102,6 +106,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
     config.policy.validate()?;
+    config.alerts.validate()?;
     let auth = Authenticator::new(&config.tokens)?;
     let pseudo = Arc::new(Pseudonymiser::from_config(&config.pseudonym)?);
     let policy = Arc::new(config.policy.clone());
@@ -148,6 +153,7 @@ pub async fn serve(
             ingest: ingest.clone(),
             bus: bus.clone(),
             policy,
+            rules: Arc::new(config.alerts.clone()),
         })
         .max_decoding_message_size(config.limits.max_request_bytes),
         auth.clone(),

@@ -253,6 +253,13 @@ mod tests {
         assert_eq!(c.bus.replicas, 3);
         assert!(c.gateway.tls.is_some() && c.gateway.tokens.is_empty());
         c.gateway.policy.validate().unwrap();
+        c.gateway.alerts.validate().unwrap();
+        assert_eq!(c.gateway.alerts.units.len(), 4);
+        assert_eq!(c.gateway.alerts, {
+            let mut d = timpora_gateway::AlertRules::default();
+            d.units.clone_from(&c.gateway.alerts.units);
+            d
+        });
         c.correlator.options().unwrap();
     }
 

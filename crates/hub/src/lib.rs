@@ -117,6 +117,21 @@ pub struct Hub {
 }
 
 impl Config {
+    /// The console offers the units the gateway assigns alerts to (`gateway.alerts.units`), or
+    /// the subset of them its own `units` names.
+    fn console_units(&mut self) -> Result<(), Error> {
+        let known = &self.gateway.alerts.units;
+        if self.console.units.is_empty() {
+            self.console.units = known.clone();
+        } else if let Some(u) = self.console.units.iter().find(|u| !known.contains(u)) {
+            return Err(Error::Config(format!(
+                "console.units names {u}, which gateway.alerts.units does not: the gateway \
+                 would refuse every assignment to it"
+            )));
+        }
+        Ok(())
+    }
+
     /// Check the configuration of the chosen components, start the `nats-server` child if
     /// asked, bind every address, connect to NATS and provision the topology. Nothing runs
     /// yet; a failure here leaves nothing behind.
@@ -124,9 +139,11 @@ impl Config {
         let c = o.components;
         if c.gateway {
             self.gateway.policy.validate()?;
+            self.gateway.alerts.validate()?;
         }
         if c.console {
             self.console.validate()?;
+            self.console_units()?;
         }
         if c.demo {
             demo::check(&self.demo)?;
@@ -399,5 +416,24 @@ impl Running {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_console_offers_only_units_the_gateway_assigns_to() {
+        let mut c = Config::default();
+        c.gateway.alerts.units = vec!["polri/polda-sultra".into(), "bp3mi/bp3mi-sultra".into()];
+        c.console_units().unwrap();
+        assert_eq!(c.console.units, c.gateway.alerts.units, "the default: all");
+        c.console.units = vec!["polri/polda-sultra".into()];
+        c.console_units().unwrap();
+        assert_eq!(c.console.units, ["polri/polda-sultra"], "a subset is kept");
+        c.console.units = vec!["bin/secret-unit".into()];
+        let err = c.console_units().unwrap_err().to_string();
+        assert!(err.contains("bin/secret-unit"), "{err}");
     }
 }

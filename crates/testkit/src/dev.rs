@@ -113,7 +113,7 @@ pub fn init(dir: &Path, force: bool, listen: SocketAddr, nats_url: &str) -> anyh
 
     let mut cfg = Config::default();
     cfg.console.accounts = accounts;
-    cfg.console.units = pilot::ASSIGNABLE.iter().map(|u| (*u).to_owned()).collect();
+    cfg.gateway.alerts.units = pilot::ASSIGNABLE.iter().map(|u| (*u).to_owned()).collect();
     cfg.nats.url = nats_url.to_owned();
     cfg.gateway.listen = listen;
     cfg.gateway.tls = Some(TlsConfig {
@@ -160,7 +160,7 @@ mod tests {
         let cfg = Config::load(Some(&config_path(dir.path()))).unwrap();
         assert_eq!(cfg.gateway.tokens.len(), pilot::IDENTITIES.len());
         assert_eq!(cfg.console.accounts.len(), 3);
-        assert_eq!(cfg.console.units.len(), pilot::ASSIGNABLE.len());
+        assert_eq!(cfg.gateway.alerts.units.len(), pilot::ASSIGNABLE.len());
         cfg.console.validate().unwrap();
         let passwords = timpora_client::dev::console_passwords(dir.path());
         assert_eq!(passwords.len(), 3);

@@ -142,6 +142,11 @@ impl SandboxBuilder {
         } else {
             None
         };
+        // The pilot's units, as a development set-up assigns alerts to them.
+        config.alerts.units = timpora_scenario::pilot::ASSIGNABLE
+            .iter()
+            .map(|u| (*u).to_owned())
+            .collect();
         if let Some(f) = self.config {
             f(&mut config);
         }
@@ -327,6 +332,27 @@ impl Sandbox {
         Ok(out)
     }
 
+    /// Run the correlator (built-in rules, 1 s lateness) on this sandbox's bus until the
+    /// returned sender is dropped or sent to.
+    pub fn correlate(&self) -> tokio::sync::oneshot::Sender<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let bus = self.bus.clone();
+        tokio::spawn(async move {
+            let options = timpora_correlator::Options {
+                lateness: Duration::from_secs(1),
+                tick_every: Duration::from_millis(200),
+                ..Default::default()
+            };
+            let stopped = async {
+                let _ = rx.await;
+            };
+            if let Err(e) = timpora_correlator::run(bus, None, options, stopped).await {
+                tracing::error!(error = %e, "sandbox correlator stopped");
+            }
+        });
+        tx
+    }
+
     /// Stop the gateway and wait for it to drain.
     pub async fn stop_gateway(&mut self) -> anyhow::Result<()> {
         if let Some(mut running) = self.running.take() {
@@ -408,6 +434,46 @@ pub mod fixtures {
         })
         .await?;
         Ok(())
+    }
+
+    /// Through the gateway: BP3MI repatriates person `n` as a victim (`rep-<n>`, sensitive by
+    /// default), then Kendari interviews that person for a passport (`kdi-r<n>`): R6's input.
+    pub async fn victim_repatriated_then_interview(
+        hub: &crate::sandbox::Sandbox,
+        n: u32,
+    ) -> anyhow::Result<()> {
+        use v1::bp3mi_service_client::Bp3miServiceClient;
+        use v1::imigrasi_service_client::ImigrasiServiceClient;
+        let mut bp3mi = Bp3miServiceClient::new(hub.as_agency("bp3mi/bp3mi-sultra").await?);
+        bp3mi
+            .record_repatriation(RecordRepatriationRequest {
+                meta: Some(meta(&format!("rep-{n}"))),
+                repatriation: Some(Repatriation {
+                    person: Some(person(n)),
+                    country: "KH".into(),
+                    reason: RepatriationReason::Victim as i32,
+                    home_village: "74.02.05.2001".into(),
+                }),
+            })
+            .await?;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let mut kdi = ImigrasiServiceClient::new(hub.as_agency("imigrasi/kanim-kendari").await?);
+        kdi.record_passport_interview(RecordPassportInterviewRequest {
+            meta: Some(meta(&format!("kdi-r{n}"))),
+            interview: Some(interview(n)),
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// An action on alert `id` by `operator` in `role` (both as the caller states them).
+    pub fn action(id: &str, operator: &str, role: &str) -> Option<AlertAction> {
+        Some(AlertAction {
+            alert_id: id.into(),
+            operator: operator.into(),
+            role: role.into(),
+            ..Default::default()
+        })
     }
 
     /// Envelope fields for an event that happened just now in Konawe.

@@ -18,33 +18,7 @@ use tonic::Code;
 
 async fn raise_one_alert(hub: &Hub) -> tokio::sync::oneshot::Sender<()> {
     village_warning_then_interview(hub, 1).await.unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let bus = hub.bus.clone();
-    tokio::spawn(async move {
-        timpora_correlator::run(
-            bus,
-            None,
-            timpora_correlator::Options {
-                lateness: Duration::from_secs(1),
-                tick_every: Duration::from_millis(200),
-                ..Default::default()
-            },
-            async {
-                let _ = rx.await;
-            },
-        )
-        .await
-        .unwrap()
-    });
-    tx
-}
-
-fn action(id: &str, operator: &str) -> Option<AlertAction> {
-    Some(AlertAction {
-        alert_id: id.into(),
-        operator: operator.into(),
-        ..Default::default()
-    })
+    hub.correlate()
 }
 
 #[tokio::test]
@@ -175,7 +149,7 @@ async fn an_alert_is_watched_read_and_handled_with_every_step_on_the_bus() {
     // Acknowledge; the second watcher sees it at once.
     let acked = ops
         .acknowledge_alert(AcknowledgeAlertRequest {
-            action: action(&id, "Operator A (synthetic)"),
+            action: action(&id, "Operator A (synthetic)", "operator"),
         })
         .await
         .unwrap()
@@ -199,7 +173,7 @@ async fn an_alert_is_watched_read_and_handled_with_every_step_on_the_bus() {
     // Illegal and stale actions are refused and change nothing.
     let again = ops
         .acknowledge_alert(AcknowledgeAlertRequest {
-            action: action(&id, "Operator B"),
+            action: action(&id, "Operator B (synthetic)", "operator"),
         })
         .await
         .unwrap_err();
@@ -208,9 +182,8 @@ async fn an_alert_is_watched_read_and_handled_with_every_step_on_the_bus() {
     let stale = ops
         .assign_alert(AssignAlertRequest {
             action: Some(AlertAction {
-                alert_id: id.clone(),
                 expected_version: 1,
-                ..Default::default()
+                ..action(&id, "Operator A (synthetic)", "operator").unwrap()
             }),
             assignee: "polri/polda-sultra".into(),
         })
@@ -219,7 +192,7 @@ async fn an_alert_is_watched_read_and_handled_with_every_step_on_the_bus() {
     assert_eq!(stale.code(), Code::Aborted);
     let bad = ops
         .assign_alert(AssignAlertRequest {
-            action: action(&id, ""),
+            action: action(&id, "Operator A (synthetic)", "operator"),
             assignee: "nobody".into(),
         })
         .await
@@ -227,7 +200,7 @@ async fn an_alert_is_watched_read_and_handled_with_every_step_on_the_bus() {
     assert_eq!(bad.code(), Code::InvalidArgument);
     let missing = ops
         .acknowledge_alert(AcknowledgeAlertRequest {
-            action: action("alr_0000", ""),
+            action: action("alr_0000", "Operator A (synthetic)", "operator"),
         })
         .await
         .unwrap_err();
@@ -237,9 +210,8 @@ async fn an_alert_is_watched_read_and_handled_with_every_step_on_the_bus() {
     let assigned = ops
         .assign_alert(AssignAlertRequest {
             action: Some(AlertAction {
-                alert_id: id.clone(),
                 expected_version: acked.version,
-                ..Default::default()
+                ..action(&id, "Operator A (synthetic)", "operator").unwrap()
             }),
             assignee: "polri/polda-sultra".into(),
         })
@@ -252,7 +224,7 @@ async fn an_alert_is_watched_read_and_handled_with_every_step_on_the_bus() {
     let mut polri = AlertServiceClient::new(hub.as_agency("polri/polda-sultra").await.unwrap());
     let escalated = polri
         .escalate_alert(EscalateAlertRequest {
-            action: action(&id, "Investigator C (synthetic)"),
+            action: action(&id, "Investigator C (synthetic)", ""),
             kind: CaseKind::Tppo as i32,
         })
         .await
@@ -278,7 +250,7 @@ async fn an_alert_is_watched_read_and_handled_with_every_step_on_the_bus() {
 
     let unresolved = ops
         .resolve_alert(ResolveAlertRequest {
-            action: action(&id, ""),
+            action: action(&id, "Supervisor D (synthetic)", "supervisor"),
             resolution: 0,
         })
         .await
@@ -286,7 +258,7 @@ async fn an_alert_is_watched_read_and_handled_with_every_step_on_the_bus() {
     assert_eq!(unresolved.code(), Code::InvalidArgument);
     let resolved = ops
         .resolve_alert(ResolveAlertRequest {
-            action: action(&id, "Supervisor D (synthetic)"),
+            action: action(&id, "Supervisor D (synthetic)", "supervisor"),
             resolution: Resolution::Confirmed as i32,
         })
         .await
@@ -299,7 +271,7 @@ async fn an_alert_is_watched_read_and_handled_with_every_step_on_the_bus() {
     assert_eq!(resolved.history.len(), 4);
     let after = ops
         .escalate_alert(EscalateAlertRequest {
-            action: action(&id, ""),
+            action: action(&id, "Supervisor D (synthetic)", "supervisor"),
             kind: 0,
         })
         .await

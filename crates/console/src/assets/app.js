@@ -361,7 +361,9 @@ function historyPanel(r) {
   const items = (r.history || []).map((h) => el("li", {},
     el("time", { datetime: h.time }, fmtTime(h.time)), " — ",
     statusBadge(h.fromStatus), " → ", statusBadge(h.toStatus), " ",
-    el("span", { class: "who-did" }, `${t("by")} `, el("strong", { class: "operator", text: h.operator || "?" }), ` ${t("as")} ${h.actor}`),
+    // The gateway vouches for the identity (actor); the operator and role are as it states them.
+    el("span", { class: "who-did" }, `${t("by")} `, el("strong", { class: "operator", text: h.operator || "?" }),
+      h.role ? ` (${h.role})` : "", ` · ${t("stated_by")} `, el("span", { class: "actor", text: h.actor })),
     h.assignee ? ` · ${h.assignee}` : "", h.caseId ? ` · ${h.caseId}` : "",
     h.note ? el("div", { class: "note", text: h.note }) : null));
   return el("section", { "aria-labelledby": "h-history" },

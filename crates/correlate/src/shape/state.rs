@@ -33,6 +33,7 @@ impl Evaluate for State {
                     f.key.clone(),
                     v.clone(),
                     f.sequence,
+                    f.classification,
                 ));
             }
             if is_when {
@@ -49,7 +50,7 @@ impl Evaluate for State {
                     .filter(|(t, ..)| *t <= w.time)
                     .max_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)))
             });
-            if let Some((t, key, v, seq)) = latest
+            if let Some((t, key, v, seq, classification)) = latest
                 && self.values.contains(v)
             {
                 let state = Occ {
@@ -58,6 +59,7 @@ impl Evaluate for State {
                     location: String::new(),
                     region: String::new(),
                     seq: *seq,
+                    classification: *classification,
                 };
                 out.push(make_alert(cx.rule, cx.version, &g, vec![&state, &w], &w));
             }

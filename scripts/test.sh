@@ -41,12 +41,22 @@ else
   cargo test --workspace --locked --no-fail-fast || status=$?
 fi
 
-# Every nats-server a test started must be gone with it (parent-death signal, stop on drop).
-sleep 1
-stray=$(comm -13 <(echo "$before") <(running_nats) | tr '\n' ' ')
-if [ -n "${stray// /}" ]; then
+# Every nats-server a test started must be gone with it (stop on drop, or the parent-death
+# signal: SIGTERM, after which a server flushes its store; given 15 s on a loaded machine).
+stray_nats() { comm -13 <(echo "$before") <(running_nats) | xargs; }
+exiting=$(stray_nats)
+if [ -n "$exiting" ]; then
+  echo "waiting for nats-server $exiting to exit:"
+  ps -o pid,ppid,stat,args -p "${exiting// /,}" || true
+fi
+for _ in $(seq 30); do
+  [ -z "$(stray_nats)" ] && break
+  sleep 0.5
+done
+stray=$(stray_nats)
+if [ -n "$stray" ]; then
   echo "the tests left nats-server processes running:" >&2
-  ps -o pid,ppid,lstart,args -p ${stray// /,} >&2 || true
+  ps -o pid,ppid,lstart,args -p "${stray// /,}" >&2 || true
   kill $stray 2>/dev/null || true
   status=1
 else

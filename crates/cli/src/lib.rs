@@ -334,8 +334,8 @@ async fn serve(
             nats_child: None,
         })
         .await?;
-    if let Some(addr) = hub.console_addr() {
-        println!("console on http://{addr}");
+    if let Some(url) = hub.console_url() {
+        println!("console on {url}");
     }
     hub.spawn().run_until(shutdown).await?;
     Ok(ExitCode::SUCCESS)

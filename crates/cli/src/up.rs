@@ -140,8 +140,14 @@ fn banner(hub: &timpora_hub::Hub, data_dir: &Path, demo: bool) {
             "development tokens"
         }
     );
-    if let Some(addr) = hub.console_addr() {
-        println!("  console    http://{addr}  (open it in a browser)");
+    if let Some(url) = hub.console_url() {
+        match cfg.console.tls {
+            Some(_) => println!(
+                "  console    {url}  (open it in a browser; its certificate is from the \
+                 development CA {dir}/pki/ca.pem: trust that CA, or accept the warning)"
+            ),
+            None => println!("  console    {url}  (open it in a browser)"),
+        }
         for (user, password) in timpora_client::dev::console_passwords(data_dir) {
             println!("             log in as {user:<10} password {password}");
         }

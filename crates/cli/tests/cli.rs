@@ -722,20 +722,20 @@ fn demo_alone_acts_as_the_agencies_through_the_gateway_and_every_rule_fires() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--rate"));
 }
 
-/// One HTTP/1.0 POST of `body` to `path` on `port` with the console's header: the status code.
-fn post(port: u16, path: &str, body: &str) -> u16 {
-    use std::io::{Read, Write};
-    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        c,
+/// One HTTP/1.0 POST of `body` to `path` on the console at `port` (HTTPS, trusting the
+/// development CA of `dir`) with the console's header: the whole answer.
+fn post_answer(dir: &Path, port: u16, path: &str, body: &str) -> String {
+    let request = format!(
         "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          x-timpora-console: 1\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    let _ = c.read_to_string(&mut answer);
-    answer
+    );
+    timpora_testkit::https::request(dir, port, &request).unwrap_or_default()
+}
+
+/// The status code of [`post_answer`].
+fn post(dir: &Path, port: u16, path: &str, body: &str) -> u16 {
+    post_answer(dir, port, path, body)
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
@@ -761,9 +761,10 @@ fn console_logins_are_bounded_and_cannot_forge_log_lines() {
             .unwrap(),
     );
     wait_port(port, "the console");
+    let d = dir.path().to_path_buf();
     let login = |user: &str, password: &str| {
         let body = serde_json::json!({ "username": user, "password": password }).to_string();
-        post(port, "/api/login", &body)
+        post(&d, port, "/api/login", &body)
     };
     // Too long: refused before any hashing; a body past the limit is not even read.
     assert_eq!(login(&"u".repeat(65), "x"), 400);
@@ -773,7 +774,10 @@ fn console_logins_are_bounded_and_cannot_forge_log_lines() {
     assert_eq!(login("evil\nFAKE LINE\u{1b}[2J", "wrong"), 401);
     // Forty guesses at once for one account: no more than five are ever checked.
     let guesses: Vec<u16> = (0..40)
-        .map(|i| std::thread::spawn(move || login_guess(port, i)))
+        .map(|i| {
+            let d = d.clone();
+            std::thread::spawn(move || login_guess(&d, port, i))
+        })
         .collect::<Vec<_>>()
         .into_iter()
         .map(|t| t.join().unwrap())
@@ -788,7 +792,7 @@ fn console_logins_are_bounded_and_cannot_forge_log_lines() {
     // the right password is refused too while the lock holds.
     let mut checked_in_all = checked;
     loop {
-        match login_guess(port, 100) {
+        match login_guess(&d, port, 100) {
             401 => checked_in_all += 1,
             429 => break,
             other => assert_eq!(other, 503),
@@ -808,8 +812,105 @@ fn console_logins_are_bounded_and_cannot_forge_log_lines() {
     );
 }
 
-fn login_guess(port: u16, i: u32) -> u16 {
+fn login_guess(dir: &Path, port: u16, i: u32) -> u16 {
     let body =
         serde_json::json!({ "username": "operator", "password": format!("guess-{i}") }).to_string();
-    post(port, "/api/login", &body)
+    post(dir, port, "/api/login", &body)
+}
+
+#[test]
+fn the_console_serves_tls_with_the_development_ca_and_a_secure_cookie() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        run(timpora(dir.path()).args(["dev", "init"]))
+            .status
+            .success()
+    );
+    let port = free_port().unwrap();
+    let mut console = Killed(
+        timpora(dir.path())
+            .args(["console", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_port(port, "the console");
+    // Over TLS, trusting the development CA alone: the page, with HSTS.
+    let page = timpora_testkit::https::request(
+        dir.path(),
+        port,
+        "GET /login HTTP/1.0\r\nHost: localhost\r\n\r\n",
+    )
+    .unwrap();
+    assert!(page.starts_with("HTTP/1.0 200"), "{page}");
+    assert!(
+        page.to_ascii_lowercase()
+            .contains("strict-transport-security: max-age=31536000"),
+        "{page}"
+    );
+    // Logging in sets a `__Host-` cookie that is `Secure`, and it opens the API.
+    let pw = timpora_client::dev::console_passwords(dir.path());
+    let operator = &pw.iter().find(|(u, _)| u == "operator").unwrap().1;
+    let body = serde_json::json!({ "username": "operator", "password": operator }).to_string();
+    let answer = post_answer(dir.path(), port, "/api/login", &body);
+    let cookie = answer
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .unwrap_or_else(|| panic!("no cookie: {answer}"));
+    assert!(cookie.starts_with("__Host-timpora_session="), "{cookie}");
+    for attribute in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.split("; ").any(|a| a == attribute), "{cookie}");
+    }
+    let session = cookie.split(';').next().unwrap();
+    let me = timpora_testkit::https::request(
+        dir.path(),
+        port,
+        &format!("GET /api/me HTTP/1.0\r\nHost: localhost\r\nCookie: {session}\r\n\r\n"),
+    )
+    .unwrap();
+    assert!(
+        me.starts_with("HTTP/1.0 200") && me.contains("\"operator\""),
+        "{me}"
+    );
+    // Plain HTTP gets no page: the port speaks TLS only.
+    use std::io::{Read, Write};
+    let mut plain = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    plain
+        .write_all(b"GET /login HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(!answer.starts_with(b"HTTP/"), "{answer:?}");
+    // A client that does not trust the development CA is refused at the handshake.
+    let other = tempfile::tempdir().unwrap();
+    assert!(
+        run(timpora(other.path()).args(["dev", "init"]))
+            .status
+            .success()
+    );
+    let err = timpora_testkit::https::request(other.path(), port, "GET / HTTP/1.0\r\n\r\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("certificate"), "{err}");
+    // The command says where it serves.
+    interrupt(&mut console, "the console");
+    let mut said = String::new();
+    console
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut said)
+        .unwrap();
+    assert!(
+        said.contains(&format!("https://127.0.0.1:{port}")),
+        "{said}"
+    );
 }

@@ -49,15 +49,19 @@ fn chromedriver() -> (Killed, u16) {
 }
 
 /// A fresh browser session (its own profile: its own cookies).
-async fn browser(driver: u16, width: u32, height: u32) -> Client {
+/// A headless chromium that trusts the console of the development set-up in `dir` (its key,
+/// pinned: nothing else is trusted that the system does not trust).
+async fn browser(driver: u16, dir: &Path, width: u32, height: u32) -> Client {
     let chromium = find_program(&["chromium", "chromium-browser"]);
+    let pin = timpora_testkit::https::spki_pin(dir).unwrap();
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
         json!({
             "binary": chromium,
             "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     format!("--window-size={width},{height}"), "--lang=id"],
+                     format!("--window-size={width},{height}"), "--lang=id",
+                     format!("--ignore-certificate-errors-spki-list={pin}")],
         }),
     );
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -204,12 +208,12 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
     );
     let mut hub = up(dir.path(), &["--demo"], &[], (gw, np, cp));
     wait_port(cp, "the console");
-    let base = format!("http://127.0.0.1:{cp}");
+    let base = format!("https://127.0.0.1:{cp}");
     let pw = passwords(dir.path());
     let (_driver, dport) = chromedriver();
 
     // A wrong password is refused; the page says so and stays on the login form.
-    let a = browser(dport, 1280, 900).await;
+    let a = browser(dport, dir.path(), 1280, 900).await;
     login(&a, &base, "operator", "not-the-password").await;
     let err = wait_text(&a, "#login-error", 10, |t| !t.is_empty()).await;
     assert!(err.contains("salah"), "{err}");
@@ -278,7 +282,7 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
     assert_eq!(text(&a, "#status").await, "Baru");
 
     // A supervisor has the same alert open in a second browser.
-    let b = browser(dport, 1024, 1366).await;
+    let b = browser(dport, dir.path(), 1024, 1366).await;
     login(&b, &base, "supervisor", &pw["supervisor"]).await;
     b.wait()
         .at_most(Duration::from_secs(20))
@@ -357,7 +361,7 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
     assert_eq!(status, json!(403));
 
     // The auditor sees who opened the alert, and changes nothing.
-    let c = browser(dport, 1280, 900).await;
+    let c = browser(dport, dir.path(), 1280, 900).await;
     login(&c, &base, "auditor", &pw["auditor"]).await;
     c.wait()
         .at_most(Duration::from_secs(20))
@@ -483,10 +487,10 @@ async fn the_console_says_it_is_not_live_while_its_stream_from_the_gateway_is_br
         (gw, np, cp),
     );
     wait_port(cp, "the console");
-    let base = format!("http://127.0.0.1:{cp}");
+    let base = format!("https://127.0.0.1:{cp}");
     let pw = passwords(dir.path());
     let (_driver, dport) = chromedriver();
-    let a = browser(dport, 1280, 900).await;
+    let a = browser(dport, dir.path(), 1280, 900).await;
     login(&a, &base, "operator", &pw["operator"]).await;
     wait_text(&a, "#live", 20, |t| t == "Langsung").await;
     assert_eq!(live_state(&a).await, "on");

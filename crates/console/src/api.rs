@@ -24,8 +24,12 @@ use timpora_proto::v1::alert_service_client::AlertServiceClient;
 use timpora_proto::v1::*;
 
 use crate::auth::{self, Account, Sessions};
+use crate::tls::Peer;
 
+/// The session cookie's name over plain HTTP; over TLS it is `__Host-` prefixed, which browsers
+/// accept only with `Secure`, `Path=/` and no `Domain`.
 const COOKIE: &str = "timpora_session";
+const SECURE_COOKIE: &str = "__Host-timpora_session";
 
 pub(crate) struct Shared {
     /// Password hashes allowed at once.
@@ -38,11 +42,25 @@ pub(crate) struct Shared {
     pub(crate) conns: Mutex<HashMap<String, Conn>>,
     /// Becomes true at shutdown: live streams end so the server can drain.
     pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
+    /// Served over TLS: the session cookie is `Secure`.
+    pub(crate) secure: bool,
 }
 
 pub(crate) type App = Arc<Shared>;
 
 impl Shared {
+    fn cookie_name(&self) -> &'static str {
+        if self.secure { SECURE_COOKIE } else { COOKIE }
+    }
+
+    /// The `Set-Cookie` value carrying `token` (empty and expired to end a session).
+    fn cookie(&self, token: &str) -> String {
+        let name = self.cookie_name();
+        let secure = if self.secure { "; Secure" } else { "" };
+        let expired = if token.is_empty() { "; Max-Age=0" } else { "" };
+        format!("{name}={token}; Path=/; HttpOnly; SameSite=Strict{secure}{expired}")
+    }
+
     async fn alerts(&self, identity: &str) -> Result<AlertServiceClient<Conn>, ApiError> {
         let mut conns = self.conns.lock().await;
         let conn = match conns.get(identity) {
@@ -102,20 +120,21 @@ impl From<tonic::Status> for ApiError {
     }
 }
 
-fn session_token(headers: &HeaderMap) -> Option<&str> {
+fn session_token<'a>(app: &App, headers: &'a HeaderMap) -> Option<&'a str> {
+    let name = app.cookie_name();
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
 }
 
 /// The logged-in account, or 401.
 pub(crate) fn account<'a>(app: &'a App, headers: &HeaderMap) -> Result<&'a Account, ApiError> {
-    session_token(headers)
+    session_token(app, headers)
         .and_then(|t| app.sessions.account(t))
         .and_then(|i| app.accounts.get(i))
         .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "not logged in".into()))
@@ -141,7 +160,7 @@ struct LoginForm {
 
 async fn login(
     State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     headers: HeaderMap,
     Json(f): Json<LoginForm>,
 ) -> Result<Response, ApiError> {
@@ -210,15 +229,15 @@ async fn login(
         .open(i)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     tracing::info!(user = %f.username, "console login");
-    let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+    let cookie = app.cookie(&token);
     Ok(([(header::SET_COOKIE, cookie)], Json(json!({ "ok": true }))).into_response())
 }
 
 async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
-    if let Some(t) = session_token(&headers) {
+    if let Some(t) = session_token(&app, &headers) {
         app.sessions.close(t);
     }
-    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    let cookie = app.cookie("");
     ([(header::SET_COOKIE, cookie)], Json(json!({ "ok": true }))).into_response()
 }
 
@@ -400,7 +419,7 @@ async fn stream(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let a = account(&app, &headers)?;
-    let token = session_token(&headers).unwrap_or_default().to_owned();
+    let token = session_token(&app, &headers).unwrap_or_default().to_owned();
     let watch = app
         .alerts(&a.identity)
         .await?

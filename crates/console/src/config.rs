@@ -29,6 +29,10 @@ pub struct Config {
     pub clients: Vec<ClientCert>,
     /// CA that issued the gateway's certificate (default: the development CA, if any).
     pub gateway_ca: Option<PathBuf>,
+    /// The console's own certificate: served over HTTPS, with a `Secure` session cookie and
+    /// HSTS. Without it the console serves plain HTTP (behind a TLS-terminating proxy, or on
+    /// the loopback address in development).
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 /// A client certificate for one gateway identity.
@@ -50,6 +54,7 @@ impl Default for Config {
             accounts: Vec::new(),
             clients: Vec::new(),
             gateway_ca: None,
+            tls: None,
         }
     }
 }

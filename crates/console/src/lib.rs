@@ -10,6 +10,7 @@ mod api;
 pub mod auth;
 mod config;
 mod error;
+mod tls;
 mod ui;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use auth::Sessions;
 pub use auth::{Account, Role};
 pub use config::{ClientCert, Config};
 pub use error::Error;
+pub use tls::TlsConfig;
 
 /// Serve the console on `listener` until `shutdown` completes: every read and action goes to
 /// the gateway at `gateway`, as each account's identity with its credentials from `keyring`.
@@ -34,6 +36,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     config.validate()?;
+    let acceptor = config.tls.as_ref().map(TlsConfig::acceptor).transpose()?;
     let keyring = config.keyring(keyring);
     let gateway = Target {
         ca: config.gateway_ca.clone().or(gateway.ca),
@@ -52,18 +55,28 @@ pub async fn serve(
         keyring,
         conns: Mutex::default(),
         stopping,
+        secure: acceptor.is_some(),
     });
-    let app = router(state);
-    tracing::info!(addr = %listener.local_addr()?, "console listening");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let secure = state.secure;
+    let app = router(state).into_make_service_with_connect_info::<tls::Peer>();
+    let shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
-    })
-    .await?;
+    };
+    tracing::info!(addr = %listener.local_addr()?, tls = secure, "console listening");
+    match acceptor {
+        Some(acceptor) => {
+            let listener = tls::TlsListener::new(listener, acceptor)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+    }
     Ok(())
 }
 
@@ -76,6 +89,9 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 fn router(state: api::App) -> Router {
     api::routes(ui::assets(Router::new()))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::map_response(ui::security_headers))
+        .layer(axum::middleware::map_response_with_state(
+            state.secure,
+            ui::security_headers,
+        ))
         .with_state(state)
 }

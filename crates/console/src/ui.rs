@@ -42,8 +42,15 @@ pub(crate) fn assets(router: Router<App>) -> Router<App> {
         )
 }
 
-pub(crate) async fn security_headers(mut r: Response) -> Response {
+pub(crate) async fn security_headers(State(secure): State<bool>, mut r: Response) -> Response {
     let h = r.headers_mut();
+    if secure {
+        // Served over TLS: browsers keep to it for a year.
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(

@@ -252,6 +252,7 @@ mod tests {
         let c = Config::load(Some(&p)).unwrap();
         assert_eq!(c.bus.replicas, 3);
         assert!(c.gateway.tls.is_some() && c.gateway.tokens.is_empty());
+        assert!(c.console.tls.is_some(), "the console serves HTTPS");
         c.gateway.policy.validate().unwrap();
         c.gateway.alerts.validate().unwrap();
         assert_eq!(c.gateway.alerts.units.len(), 4);

@@ -216,6 +216,15 @@ impl Hub {
         local(&self.console)
     }
 
+    /// The console's address as a browser opens it (`https://` when it serves TLS).
+    pub fn console_url(&self) -> Option<String> {
+        let scheme = match self.config.console.tls {
+            Some(_) => "https",
+            None => "http",
+        };
+        self.console_addr().map(|a| format!("{scheme}://{a}"))
+    }
+
     /// Where the correlator's metrics are served, if they are.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.correlator.as_ref().and_then(|c| local(&c.metrics))

@@ -117,11 +117,16 @@ pub fn init(dir: &Path, force: bool, listen: SocketAddr, nats_url: &str) -> anyh
     cfg.nats.url = nats_url.to_owned();
     cfg.gateway.listen = listen;
     cfg.gateway.tls = Some(TlsConfig {
-        cert: server_cert,
-        key: server_key,
+        cert: server_cert.clone(),
+        key: server_key.clone(),
         client_ca: ca_path(&dir),
     });
     cfg.gateway.tokens = tokens;
+    // The console serves HTTPS with the same development certificate (localhost only).
+    cfg.console.tls = Some(timpora_console::TlsConfig {
+        cert: server_cert,
+        key: server_key,
+    });
     cfg.gateway.pseudonym = PseudonymConfig {
         active_version: Some(1),
         keys: vec![KeyConfig {

@@ -6,6 +6,7 @@
 pub mod bench_correlate;
 pub mod bench_ingest;
 pub mod dev;
+pub mod https;
 pub mod pki;
 pub mod sandbox;
 

@@ -77,7 +77,7 @@ impl DevCa {
         let mut params = CertificateParams::new(names).map_err(pki_err)?;
         params
             .distinguished_name
-            .push(DnType::CommonName, "timpora gateway");
+            .push(DnType::CommonName, "timpora hub");
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.issue(params)
     }

@@ -769,7 +769,9 @@ fn console_logins_are_bounded_and_cannot_forge_log_lines() {
     // Too long: refused before any hashing; a body past the limit is not even read.
     assert_eq!(login(&"u".repeat(65), "x"), 400);
     assert_eq!(login("operator", &"p".repeat(2000)), 400);
-    assert_eq!(login(&"u".repeat(1_500_000), "x"), 413);
+    // (20 KB rather than the 1.5 MB of the finding: a client still writing when the server has
+    // answered and closed may lose the answer to the reset.)
+    assert_eq!(login(&"u".repeat(20_000), "x"), 413);
     // A name that tries to forge a log line and clear the screen is logged escaped.
     assert_eq!(login("evil\nFAKE LINE\u{1b}[2J", "wrong"), 401);
     // Forty guesses at once for one account: no more than five are ever checked.

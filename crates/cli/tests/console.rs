@@ -280,6 +280,12 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
         "a 16-digit number (a NIK?) on the alert page"
     );
     assert_eq!(text(&a, "#status").await, "Baru");
+    // The evidence's classification, in words (the secretariat never sees "Sensitif").
+    let class = text(&a, "#classification").await;
+    assert!(
+        ["Terbuka bagi anggota", "Penegakan hukum"].contains(&class.as_str()),
+        "{class}"
+    );
 
     // A supervisor has the same alert open in a second browser.
     let b = browser(dport, dir.path(), 1024, 1366).await;

@@ -297,6 +297,8 @@ function renderAlertState() {
     el("dt", { text: t("region") }), el("dd", { text: r.regionName ? `${r.regionName} (${a.region})` : a.region }),
     el("dt", { text: t("raised") }), el("dd", {}, el("time", { datetime: a.time }, fmtTime(a.time))),
     el("dt", { text: t("rule_version") }), el("dd", { text: `${a.ruleId} @ ${a.ruleVersion}` }),
+    a.classification ? [el("dt", { text: t("classification") }),
+      el("dd", { id: "classification", text: t("class_" + a.classification.replace("CLASSIFICATION_", "")) })] : null,
     r.assignee ? [el("dt", { text: t("col_assignee") }), el("dd", { id: "assignee", text: r.assignee })] : null,
     r.caseId ? [el("dt", { text: t("case") }), el("dd", {}, el("code", { id: "case-id", text: r.caseId }))] : null,
   );

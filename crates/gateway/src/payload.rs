@@ -176,7 +176,10 @@ impl Check<'_> {
         match slot {
             Slot::Person(field, _, p) => self.person(field, p),
             Slot::Recruiter(field, _, r) => self.recruiter(field, r),
-            Slot::Company(field, id) if !id.is_empty() => self.ident(field, id, 64),
+            Slot::Company(field, id) if !id.is_empty() => match v::normalise_licence(id) {
+                Ok(one_form) => *id = one_form,
+                Err(e) => self.add(field, e),
+            },
             Slot::Village(field, _, id) if !id.is_empty() => {
                 if let Some(e) = v::check_village(id) {
                     self.add(field, e);

@@ -37,8 +37,8 @@ impl std::fmt::Display for Field {
 pub(crate) enum Slot<'a> {
     Person(Field, &'static str, &'a mut Person),
     Recruiter(Field, &'static str, &'a mut Recruiter),
-    /// A P3MI licence number (may be empty where optional).
-    Company(Field, &'a str),
+    /// A P3MI licence number (may be empty where optional); validation stores it normalised.
+    Company(Field, &'a mut String),
     /// A village code (may be empty where optional).
     Village(Field, &'static str, &'a str),
     /// A checkpoint code.
@@ -108,7 +108,10 @@ pub(crate) fn walk(payload: &mut Payload, f: &mut dyn FnMut(Slot<'_>)) {
         }
         Payload::CpmiStatus(x) => {
             one(&mut x.person, "person", "cpmi", f);
-            f(Slot::Company(Field::new("p3mi_licence"), &x.p3mi_licence));
+            f(Slot::Company(
+                Field::new("p3mi_licence"),
+                &mut x.p3mi_licence,
+            ));
         }
         Payload::Repatriation(x) => {
             one(&mut x.person, "person", "returnee", f);
@@ -120,10 +123,16 @@ pub(crate) fn walk(payload: &mut Payload, f: &mut dyn FnMut(Slot<'_>)) {
         }
         Payload::Recommendation(x) => {
             one(&mut x.person, "person", "applicant", f);
-            f(Slot::Company(Field::new("p3mi_licence"), &x.p3mi_licence));
+            f(Slot::Company(
+                Field::new("p3mi_licence"),
+                &mut x.p3mi_licence,
+            ));
         }
         Payload::CompanyLicence(x) => {
-            f(Slot::Company(Field::new("p3mi_licence"), &x.p3mi_licence));
+            f(Slot::Company(
+                Field::new("p3mi_licence"),
+                &mut x.p3mi_licence,
+            ));
         }
         Payload::CommunityReport(x) => {
             persons(&mut x.persons, "persons", "resident", f);

@@ -212,6 +212,45 @@ pub fn check_ident(s: &str, max: usize) -> Option<String> {
     None
 }
 
+/// A placement company's licence number in its one stored form, or why it is not one.
+///
+/// Licences are written as offices write them — `KEP.45/PPTKIS/VI/2023`, `kep 45 / pptkis / vi /
+/// 2023`, `KEP-45-PPTKIS-VI-2023` — and stored one way: letters and digits in capitals, each
+/// run of separators (space, `.`, `/`, `-`, `_`, `:`) as one `-`, none at either end
+/// (`KEP-45-PPTKIS-VI-2023`), so the same licence from Disnaker and from BP3MI is one company to
+/// the rules. At most 64 characters in that form, and at least one digit.
+pub fn normalise_licence(s: &str) -> Result<String, &'static str> {
+    use unicode_normalization::UnicodeNormalization;
+    let mut out = String::with_capacity(s.len());
+    let mut gap = false;
+    for c in s.nfkc() {
+        if c.is_ascii_alphanumeric() {
+            if gap && !out.is_empty() {
+                out.push('-');
+            }
+            gap = false;
+            out.push(c.to_ascii_uppercase());
+        } else if c.is_whitespace() || "./-_:".contains(c) {
+            gap = true;
+        } else {
+            return Err(
+                "a licence number: letters, digits and the separators . / - _ : or spaces, \
+                        e.g. KEP.45/PPTKIS/VI/2023",
+            );
+        }
+    }
+    if out.is_empty() {
+        return Err("required");
+    }
+    if out.len() > 64 {
+        return Err("at most 64 characters (letters, digits and one separator between groups)");
+    }
+    if !out.bytes().any(|b| b.is_ascii_digit()) {
+        return Err("a licence number has digits, e.g. KEP.45/PPTKIS/VI/2023");
+    }
+    Ok(out)
+}
+
 /// Why a hub token of the given prefix (`psn_`, `rec_`) is malformed.
 pub fn check_token(t: &str, prefix: &str) -> Option<String> {
     match t.strip_prefix(prefix) {
@@ -314,6 +353,31 @@ pub fn check_time(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn licence_numbers_are_accepted_as_written_and_stored_one_way() {
+        for written in [
+            "KEP.45/PPTKIS/VI/2023",
+            "kep 45 / pptkis / vi / 2023",
+            " KEP-45-PPTKIS-VI-2023 ",
+            "KEP.45//PPTKIS/VI/2023",
+            "ＫＥＰ.45/PPTKIS/VI/2023",
+        ] {
+            assert_eq!(
+                normalise_licence(written).as_deref(),
+                Ok("KEP-45-PPTKIS-VI-2023"),
+                "{written}"
+            );
+        }
+        assert_eq!(
+            normalise_licence("KEP-123-2024").as_deref(),
+            Ok("KEP-123-2024")
+        );
+        assert!(normalise_licence("KEP#45").is_err());
+        assert!(normalise_licence("PPTKIS").is_err(), "no digits");
+        assert!(normalise_licence(" / ").is_err());
+        assert!(normalise_licence(&"1".repeat(65)).is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -64,6 +64,13 @@ pub struct StreamStatus {
     pub last_sequence: u64,
     pub replicas: usize,
     pub duplicate_window_secs: u64,
+    /// For the events stream: the hub's clock ticks among its messages (the rest are the
+    /// agencies' events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock_ticks: Option<u64>,
+    /// For the events stream: the agencies' events, ticks not counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agency_events: Option<u64>,
     pub consumers: Vec<ConsumerStatus>,
 }
 
@@ -347,6 +354,26 @@ impl Bus {
     }
 
     /// Streams, message counts and consumers.
+    /// How many of the events stream's messages are the hub's clock ticks.
+    async fn clock_ticks(&self, stream: &jetstream::stream::Stream) -> Result<u64> {
+        let tick = type_by_name("timpora.hub.clock_tick.v1")
+            .ok_or_else(|| Error::msg(ErrorKind::UnknownType, "status", "no clock tick type"))?;
+        let filter = self.topology.filter_subject(&[tick]);
+        let mut subjects = stream
+            .info_with_subjects(filter)
+            .await
+            .map_err(err("stream subjects"))?;
+        let mut ticks = 0;
+        while let Some((_, n)) = subjects
+            .try_next()
+            .await
+            .map_err(js_err(self.is_connected(), "stream subjects"))?
+        {
+            ticks += n as u64;
+        }
+        Ok(ticks)
+    }
+
     pub async fn status(&self) -> Result<Status> {
         let mut streams = Vec::new();
         let names: Vec<String> = self
@@ -363,6 +390,10 @@ impl Bus {
                 .try_collect()
                 .await
                 .map_err(js_err(self.is_connected(), "list consumers"))?;
+            let clock_ticks = match name == self.topology.events_stream {
+                true => Some(self.clock_ticks(&stream).await?),
+                false => None,
+            };
             streams.push(StreamStatus {
                 name: info.config.name.clone(),
                 subjects: info.config.subjects.clone(),
@@ -372,6 +403,8 @@ impl Bus {
                 last_sequence: info.state.last_sequence,
                 replicas: info.config.num_replicas,
                 duplicate_window_secs: info.config.duplicate_window.as_secs(),
+                clock_ticks,
+                agency_events: clock_ticks.map(|t| info.state.messages.saturating_sub(t)),
                 consumers: consumers
                     .into_iter()
                     .map(|c| ConsumerStatus {

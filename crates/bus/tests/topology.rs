@@ -185,3 +185,44 @@ async fn errors_say_whether_a_retry_can_help() {
     assert_eq!(e.kind(), timpora_bus::ErrorKind::Missing, "{e}");
     assert!(!e.is_transient());
 }
+
+#[tokio::test]
+async fn status_tells_the_agencies_events_from_the_hubs_clock_ticks() {
+    let nats = NatsServer::start().unwrap();
+    let bus = Bus::connect(&nats.url(), "t", Topology::default())
+        .await
+        .unwrap();
+    bus.ensure_topology().await.unwrap();
+    bus.publish(&event("e-1"))
+        .await
+        .unwrap()
+        .ack()
+        .await
+        .unwrap();
+    let now = SystemTime::now();
+    for secs in 0..3 {
+        bus.record_tick(now + Duration::from_secs(secs))
+            .await
+            .unwrap()
+            .ack()
+            .await
+            .unwrap();
+    }
+    let status = bus.status().await.unwrap();
+    let events = status
+        .streams
+        .iter()
+        .find(|s| s.name == "TIMPORA_EVENTS")
+        .unwrap();
+    assert_eq!(events.messages, 4);
+    assert_eq!(
+        (events.agency_events, events.clock_ticks),
+        (Some(1), Some(3))
+    );
+    let alerts = status
+        .streams
+        .iter()
+        .find(|s| s.name == "TIMPORA_ALERTS")
+        .unwrap();
+    assert_eq!((alerts.agency_events, alerts.clock_ticks), (None, None));
+}

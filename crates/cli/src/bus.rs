@@ -79,6 +79,9 @@ fn print_status(status: &timpora_bus::Status) {
             s.duplicate_window_secs,
             s.subjects.join(",")
         );
+        if let (Some(events), Some(ticks)) = (s.agency_events, s.clock_ticks) {
+            println!("  of which {events} agency events and {ticks} hub clock ticks");
+        }
         for c in &s.consumers {
             println!(
                 "  consumer {:<24} pending {:>10}  ack pending {:>6}  delivered seq {}",

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
-use timpora_bus::{AlertOutcome, Bus, CorrelatorStatus, Delivered, PendingAlert, Start};
+use timpora_bus::{AlertOutcome, Bus, CorrelatorStatus, Delivered, Start};
 pub use timpora_correlate::Stats;
 use timpora_correlate::{Alert, Engine, Snapshot};
 use timpora_proto::v1;
@@ -30,6 +30,9 @@ use timpora_rules::{DEFAULT_RULES, RuleSet, Severity};
 pub const CHECKPOINT_NAME: &str = "correlator";
 /// Leading bytes of a checkpoint: layout tag, then the stream position (big-endian u64).
 const CHECKPOINT_TAG: &[u8; 4] = b"TPC1";
+
+/// The acknowledgement of an alert sent, awaited in a task of its own.
+type Acked = tokio::task::JoinHandle<Result<AlertOutcome, timpora_bus::Error>>;
 
 /// Alerts sent and not yet acknowledged, at most.
 const MAX_ALERTS_IN_FLIGHT: usize = 1024;
@@ -251,8 +254,9 @@ struct Service {
     since: u64,
     /// Last position covered by a stored checkpoint; `None` when one must be written.
     checkpointed: Option<u64>,
-    /// Alerts sent, oldest first, with their pending acknowledgements.
-    inflight: VecDeque<(v1::Alert, PendingAlert)>,
+    /// Alerts sent, oldest first, each with the task awaiting its acknowledgement (so it can be
+    /// logged as stored as soon as it is, not only at the next checkpoint).
+    inflight: VecDeque<(v1::Alert, Acked)>,
     /// The checkpoint being written in the background: the position it covers.
     upload: Option<tokio::task::JoinHandle<Result<(u64, usize), String>>>,
     /// Distinct entities in state at the last checkpoint (counted beside the engine).
@@ -323,7 +327,9 @@ impl Service {
     async fn send(&mut self, alert: &Alert) {
         let alert = to_proto(alert);
         match self.bus.send_alert(&alert).await {
-            Ok(pending) => self.inflight.push_back((alert, pending)),
+            Ok(pending) => self
+                .inflight
+                .push_back((alert, tokio::spawn(pending.outcome()))),
             Err(e) => {
                 tracing::warn!(alert = %alert.id, error = %e, "cannot send alert; retrying");
                 self.store(&alert).await;
@@ -335,14 +341,25 @@ impl Service {
     }
 
     async fn settle_one(&mut self) {
-        if let Some((alert, pending)) = self.inflight.pop_front() {
-            match pending.outcome().await {
+        if let Some((alert, acked)) = self.inflight.pop_front() {
+            let outcome = match acked.await {
+                Ok(outcome) => outcome.map_err(|e| e.to_string()),
+                Err(e) => Err(format!("acknowledgement task: {e}")),
+            };
+            match outcome {
                 Ok(outcome) => log_outcome(&alert, outcome),
                 Err(e) => {
                     tracing::warn!(alert = %alert.id, error = %e, "alert not acknowledged; retrying");
                     self.store(&alert).await;
                 }
             }
+        }
+    }
+
+    /// Settle, in order, the alerts whose acknowledgement has already come.
+    async fn settle_ready(&mut self) {
+        while self.inflight.front().is_some_and(|(_, a)| a.is_finished()) {
+            self.settle_one().await;
         }
     }
 
@@ -597,6 +614,10 @@ pub async fn run(
             // of its own.
             Some(text) = reloads.next() => svc.switch(&text).await,
             _ = checkpoints.tick() => svc.checkpoint().await,
+            // An alert is said to be raised once it is stored.
+            () = tokio::time::sleep(Duration::from_millis(20)), if !svc.inflight.is_empty() => {
+                svc.settle_ready().await
+            }
             item = events.next() => {
                 let Some(item) = item else { break };
                 svc.handle(item).await;

@@ -300,3 +300,75 @@ async fn an_alert_the_bus_refuses_is_kept_until_the_stream_is_back_never_skipped
     let _ = stop.send(());
     task.await.unwrap();
 }
+
+/// A log that tests can read: every line the subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_is_logged_as_raised_once_stored_not_at_the_next_checkpoint() {
+    let log = Captured::default();
+    let writer = log.clone();
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt()
+            .with_env_filter("timpora_correlator=info")
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish(),
+    )
+    .unwrap();
+    let hub = Hub::start().await.unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let bus = hub.bus.clone();
+    // No checkpoint for an hour: only the alert's own acknowledgement can bring the log line.
+    let options = timpora_correlator::Options {
+        checkpoint_every: Duration::from_secs(3600),
+        ..options()
+    };
+    let task = tokio::spawn(async move {
+        timpora_correlator::run(bus, None, options, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap()
+    });
+    village_warning_then_interview(&hub, 1).await.unwrap();
+    let alert = wait_for(&hub, 1).await.remove(0);
+    let stored_at = tokio::time::Instant::now();
+    while !log.text().contains("alert raised") {
+        assert!(
+            stored_at.elapsed() < Duration::from_secs(3),
+            "no \"alert raised\" within 3 s of the alert being stored: {}",
+            log.text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let line = log
+        .text()
+        .lines()
+        .find(|l| l.contains("alert raised"))
+        .unwrap()
+        .to_owned();
+    assert!(
+        line.contains(&alert.id) && line.contains("sequence=1"),
+        "{line}"
+    );
+    tx.send(()).unwrap();
+    task.await.unwrap();
+}

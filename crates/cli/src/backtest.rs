@@ -37,19 +37,31 @@ fn key(rule: &str, group: &str, evidence: &[String]) -> Key {
     (rule.to_owned(), group.to_owned(), evidence.to_vec())
 }
 
-fn lines(path: &Path) -> anyhow::Result<Vec<(usize, serde_json::Value)>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+/// Call `f` with each non-empty line of `path` as JSON, with its line number, reading the file
+/// as a stream: memory does not grow with the file (a year of records is fine).
+fn each_line(
+    path: &Path,
+    mut f: impl FnMut(usize, serde_json::Value) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use std::io::BufRead as _;
+    let cannot = || format!("cannot read {}", path.display());
+    let file = std::fs::File::open(path).with_context(cannot)?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut line = String::new();
+    let mut n = 0;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).with_context(cannot)? == 0 {
+            return Ok(());
+        }
+        n += 1;
         if line.trim().is_empty() {
             continue;
         }
-        let v = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: not valid JSON", path.display(), i + 1))?;
-        out.push((i + 1, v));
+        let v = serde_json::from_str(&line)
+            .with_context(|| format!("{}:{n}: not valid JSON", path.display()))?;
+        f(n, v)?;
     }
-    Ok(out)
 }
 
 /// Run the backtest; exit status 1 when the alerts differ from the expected ones.
@@ -69,28 +81,34 @@ pub fn run(args: &TestArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
 
     let mut engine = timpora_correlate::Engine::new(rules, lateness);
-    let mut produced = Vec::new();
-    for (n, mut v) in lines(&args.events)? {
+    // Only what an alert is compared by is kept, never the events.
+    let mut got: BTreeSet<Key> = BTreeSet::new();
+    let mut keep = |alerts: Vec<timpora_correlate::Alert>| {
+        got.extend(
+            alerts
+                .iter()
+                .map(|a| key(&a.rule_id, &a.group_key, &a.evidence)),
+        );
+    };
+    each_line(&args.events, |n, mut v| {
         if let Some(inner) = v.get_mut("event") {
             v = inner.take();
         }
         let ev: Event = json::from_value("timpora.v1.Event", v)
             .with_context(|| format!("{}:{n}: not an event", args.events.display()))?;
-        produced.extend(engine.observe(&ev));
-    }
+        keep(engine.observe(&ev));
+        Ok(())
+    })?;
     if let Some(t) = until {
-        produced.extend(engine.tick(t));
+        keep(engine.tick(t));
     }
     let mut expected = BTreeSet::new();
-    for (n, v) in lines(&args.expect)? {
+    each_line(&args.expect, |n, v| {
         let a: Alert = json::from_value("timpora.v1.Alert", v)
             .with_context(|| format!("{}:{n}: not an alert", args.expect.display()))?;
         expected.insert(key(&a.rule_id, &a.group_key, &a.evidence));
-    }
-    let got: BTreeSet<Key> = produced
-        .iter()
-        .map(|a| key(&a.rule_id, &a.group_key, &a.evidence))
-        .collect();
+        Ok(())
+    })?;
     let show = |(rule, group, evidence): &Key| format!("{rule} {group} [{}]", evidence.join(", "));
     for k in expected.difference(&got) {
         println!("missing:    {}", show(k));

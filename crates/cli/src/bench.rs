@@ -62,6 +62,21 @@ pub struct CorrelateArgs {
     pub lateness: String,
 }
 
+/// Run a benchmark until it is done or the first SIGINT/SIGTERM: then what it started (its
+/// `nats-server`, its streams' server, its gateway) is stopped as the benchmark is dropped, and
+/// the process exits with status 130 without a report.
+async fn interruptible<T>(bench: impl std::future::Future<Output = T>) -> T {
+    let mut bench = Box::pin(bench);
+    tokio::select! {
+        done = &mut bench => return done,
+        () = crate::signal::shutdown() => {}
+    }
+    // Dropping the benchmark stops what it started (servers stop on drop) before the exit.
+    drop(bench);
+    eprintln!("benchmark interrupted; nothing measured");
+    std::process::exit(130);
+}
+
 fn print(json: bool, report: &(impl serde::Serialize + std::fmt::Display)) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string(report)?);
@@ -73,20 +88,20 @@ fn print(json: bool, report: &(impl serde::Serialize + std::fmt::Display)) -> an
 
 /// `timpora bench ingest`.
 pub async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
-    let report = bench_ingest::run(bench_ingest::Settings {
+    let report = interruptible(bench_ingest::run(bench_ingest::Settings {
         nats_url: a.nats_url,
         events: a.events,
         rounds: a.rounds,
         samples: a.samples,
         tls: a.tls,
-    })
+    }))
     .await?;
     print(a.json, &report)
 }
 
 /// `timpora bench correlate`.
 pub async fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
-    let report = bench_correlate::run(bench_correlate::Settings {
+    let report = interruptible(bench_correlate::run(bench_correlate::Settings {
         verbose: !a.json,
         nats_url: a.nats_url,
         events: a.events,
@@ -96,7 +111,7 @@ pub async fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
         live_secs: a.live_secs,
         checkpoint_every: duration("checkpoint-every", &a.checkpoint_every)?,
         lateness: duration("lateness", &a.lateness)?,
-    })
+    }))
     .await?;
     print(a.json, &report)
 }

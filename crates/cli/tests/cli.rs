@@ -916,3 +916,56 @@ fn the_console_serves_tls_with_the_development_ca_and_a_secure_cookie() {
         "{said}"
     );
 }
+
+#[test]
+fn a_benchmark_stops_on_ctrl_c_and_takes_its_nats_server_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bench = Killed(
+        timpora(dir.path())
+            .args([
+                "bench",
+                "correlate",
+                "--events",
+                "20000",
+                "--live-secs",
+                "600",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let nats = nats_child(bench.0.id());
+    // Well into the run (loading, measuring), Ctrl-C.
+    std::thread::sleep(Duration::from_secs(3));
+    signal(bench.0.id(), "-INT");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = bench.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Ctrl-C did not stop the benchmark"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    let mut said = String::new();
+    use std::io::Read as _;
+    bench
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut said)
+        .unwrap();
+    assert!(said.contains("benchmark interrupted"), "{said}");
+    // Its nats-server was stopped before the exit, not left to a parent-death signal.
+    assert!(
+        !std::path::Path::new(&format!("/proc/{nats}/cmdline")).exists()
+            || std::fs::read_to_string(format!("/proc/{nats}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "nats-server {nats} still running"
+    );
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: buf lint of the contract, formatting, clippy with -D warnings, and every
 # unit, integration and end-to-end test against real nats-server processes the tests start, with
-# the console's tests in a real headless chromium (installed from Debian when missing).
+# the console's tests in a real headless chromium (installed from Debian when missing) and the
+# Python client example against a real hub (its packages from PyPI when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,12 @@ echo "using $("$NATS_SERVER_BIN" --version) at $NATS_SERVER_BIN"
 # The console's browser tests need a real headless chromium.
 scripts/ensure-chromium.sh
 echo "using $(chromium --version 2>/dev/null | head -1) with chromedriver"
+
+# The Python client example (examples/python) runs in the suite: its packages from PyPI.
+if ! python3 -c "import grpc, grpc_tools, grpc_status" 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check -r examples/python/requirements.txt
+fi
+echo "using python $(python3 -c 'import grpc; print(grpc.__version__)' 2>/dev/null) grpcio for the example"
 
 # The contract follows buf's STANDARD lint rules; buf comes from its npm registry package.
 buf=.tools/node_modules/.bin/buf

@@ -631,23 +631,9 @@ fn alerts_commands_list_show_and_act_through_the_binary() {
 #[test]
 fn up_runs_the_hub_keeps_its_data_and_leaves_no_nats_server_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let (gw, np, cp) = (
-        free_port().unwrap(),
-        free_port().unwrap(),
-        free_port().unwrap(),
-    );
-    let up = || {
-        let child = timpora(dir.path())
-            .args(["up", "--listen", &format!("127.0.0.1:{gw}")])
-            .args(["--nats-port", &np.to_string()])
-            .args(["--console-listen", &format!("127.0.0.1:{cp}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_port(gw, "the hub");
-        Killed(child)
-    };
+    let ports = hub_ports();
+    let np = ports.1;
+    let up = || up_quiet(dir.path(), ports);
     let stop = |mut hub: Killed| {
         interrupt(&mut hub, "the hub");
         assert!(
@@ -672,22 +658,7 @@ fn up_runs_the_hub_keeps_its_data_and_leaves_no_nats_server_behind() {
 #[test]
 fn demo_alone_acts_as_the_agencies_through_the_gateway_and_every_rule_fires() {
     let dir = tempfile::tempdir().unwrap();
-    let (gw, np, cp) = (
-        free_port().unwrap(),
-        free_port().unwrap(),
-        free_port().unwrap(),
-    );
-    let _hub = Killed(
-        timpora(dir.path())
-            .args(["up", "--listen", &format!("127.0.0.1:{gw}")])
-            .args(["--nats-port", &np.to_string()])
-            .args(["--console-listen", &format!("127.0.0.1:{cp}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_port(gw, "the hub");
+    let _hub = up_quiet(dir.path(), hub_ports());
     // 80 acts at 40 per second: one set of storylines and ordinary traffic around it, each act
     // through the gateway's agency service with that agency's certificate.
     let out =

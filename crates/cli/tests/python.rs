@@ -8,14 +8,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{hub_ports, interrupt, up_quiet};
 use serde_json::Value;
 use timpora_client::dev::{ca_path, client_paths};
-use timpora_natsd::free_port;
-
-use common::{Killed, interrupt, timpora, wait_port};
 
 /// Run the example as `identity`; its exit status and JSON lines.
 fn example(dir: &Path, port: u16, identity: &str, args: &[&str]) -> (bool, Vec<Value>) {
@@ -58,22 +56,9 @@ fn the_python_example_publishes_reads_refusals_subscribes_and_lists_alerts() {
          (scripts/test.sh installs them)"
     );
     let dir = tempfile::tempdir().unwrap();
-    let (gw, np, cp) = (
-        free_port().unwrap(),
-        free_port().unwrap(),
-        free_port().unwrap(),
-    );
-    let mut hub = Killed(
-        timpora(dir.path())
-            .args(["up", "--listen", &format!("127.0.0.1:{gw}")])
-            .args(["--nats-port", &np.to_string()])
-            .args(["--console-listen", &format!("127.0.0.1:{cp}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_port(gw, "the hub");
+    let ports = hub_ports();
+    let gw = ports.0;
+    let mut hub = up_quiet(dir.path(), ports);
     let d = dir.path();
 
     // Deferred at Kendari, then tried at Palu: two offices, each with its own certificate.

@@ -253,3 +253,27 @@ pub fn scrape(port: u16) -> String {
     c.read_to_string(&mut text).unwrap();
     text
 }
+
+/// Three free ports: gateway, NATS, console.
+pub fn hub_ports() -> (u16, u16, u16) {
+    (
+        timpora_natsd::free_port().unwrap(),
+        timpora_natsd::free_port().unwrap(),
+        timpora_natsd::free_port().unwrap(),
+    )
+}
+
+/// `timpora up` in `dir` on the given gateway, NATS and console ports, once its gateway
+/// accepts connections.
+pub fn up_quiet(dir: &Path, (gw, np, cp): (u16, u16, u16)) -> Killed {
+    let child = timpora(dir)
+        .args(["up", "--listen", &format!("127.0.0.1:{gw}")])
+        .args(["--nats-port", &np.to_string()])
+        .args(["--console-listen", &format!("127.0.0.1:{cp}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(gw, "the hub");
+    Killed(child)
+}

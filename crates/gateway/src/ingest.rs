@@ -72,6 +72,21 @@ impl Ingest {
 }
 
 impl Preparer {
+    /// The envelope's own fields (`m` their path prefix): id, time, region.
+    fn check_envelope(&self, ev: &Event, m: &str, now: SystemTime, vs: &mut Violations) {
+        if let Some(e) = v::check_ident(&ev.id, 128) {
+            vs.add(format!("{m}id"), e);
+        }
+        if let Some(e) = v::check_time(ev.time.as_ref(), now, &self.limits) {
+            vs.add(format!("{m}time"), e);
+        }
+        if ev.region.is_empty() {
+            vs.add(format!("{m}region"), "required");
+        } else if let Some(e) = v::check_area(&ev.region) {
+            vs.add(format!("{m}region"), e);
+        }
+    }
+
     /// The preparation under `policy`, with `pseudo`'s keys and `limits`.
     pub fn new(policy: Arc<Policy>, pseudo: Arc<Pseudonymiser>, limits: Limits) -> Self {
         Self {
@@ -98,11 +113,13 @@ impl Preparer {
     ) -> Result<Event, Error> {
         let now = SystemTime::now();
         let mut vs = Violations::default();
+        let m = paths.meta;
+        let mut envelope = Violations::default();
+        self.check_envelope(&ev, m, now, &mut envelope);
         let Some(payload) = ev.payload.as_mut() else {
-            vs.add(
-                format!("{}payload", paths.meta),
-                "required: one of the typed events",
-            );
+            // Every other missing field is named too, not only the first found.
+            vs.add(format!("{m}payload"), "required: one of the typed events");
+            vs.extend(envelope);
             return Err(Error::Invalid(vs));
         };
         let info = type_of(payload);
@@ -112,7 +129,6 @@ impl Preparer {
                 info.name
             )));
         }
-        let m = paths.meta;
         if !ev.r#type.is_empty() && ev.r#type != info.name {
             vs.add(
                 format!("{m}type"),
@@ -122,17 +138,7 @@ impl Preparer {
                 ),
             );
         }
-        if let Some(e) = v::check_ident(&ev.id, 128) {
-            vs.add(format!("{m}id"), e);
-        }
-        if let Some(e) = v::check_time(ev.time.as_ref(), now, &self.limits) {
-            vs.add(format!("{m}time"), e);
-        }
-        if ev.region.is_empty() {
-            vs.add(format!("{m}region"), "required");
-        } else if let Some(e) = v::check_area(&ev.region) {
-            vs.add(format!("{m}region"), e);
-        }
+        vs.extend(envelope);
         let classification = match Classification::try_from(ev.classification) {
             Ok(Classification::Unspecified) => info.default_classification,
             Ok(c) => c,

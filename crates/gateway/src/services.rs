@@ -99,11 +99,10 @@ macro_rules! agency_service {
                 let who = caller(&req)?;
                 let tp = trace::traceparent(&req);
                 let r = req.into_inner();
-                let Some(payload) = r.$field else {
-                    let mut vs = Violations::default();
-                    vs.add(stringify!($field), "required");
-                    return Err(Error::Invalid(vs).into());
-                };
+                // Without the payload, an empty one is checked all the same, so that the
+                // answer names every missing field at once, not only the first.
+                let missing = r.$field.is_none();
+                let payload = r.$field.unwrap_or_default();
                 let meta = r.meta.unwrap_or_default();
                 let ev = Event {
                     id: meta.id,
@@ -118,6 +117,16 @@ macro_rules! agency_service {
                     payload_parent: "",
                     payload: stringify!($field),
                 };
+                if missing {
+                    let mut vs = Violations::default();
+                    vs.add(stringify!($field), "required");
+                    match self.ingest.prepare(&who, ev, &paths, tp) {
+                        Err(Error::Invalid(more)) => vs.extend(more),
+                        Err(e) => return Err(e.into()),
+                        Ok(_) => {}
+                    }
+                    return Err(Error::Invalid(vs).into());
+                }
                 let ack = self.ingest.send(&who, ev, &paths, tp).await.await?;
                 Ok(Response::new($resp { ack: Some(ack) }))
             }
@@ -219,8 +228,14 @@ impl event_bus_service_server::EventBusService for EventBus {
         let who = caller(&req)?;
         let tp = trace::traceparent(&req);
         let Some(ev) = req.into_inner().event else {
+            // And what an empty event lacks, so the answer names every required field.
             let mut vs = Violations::default();
             vs.add("event", "required");
+            let empty = Event::default();
+            let paths = bus_paths(&empty);
+            if let Err(Error::Invalid(more)) = self.ingest.prepare(&who, empty, &paths, tp) {
+                vs.extend(more);
+            }
             return Err(Error::Invalid(vs).into());
         };
         let paths = bus_paths(&ev);

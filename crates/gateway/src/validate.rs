@@ -49,6 +49,11 @@ impl Violations {
         self.0.push((field.into(), description.into()));
     }
 
+    /// Add every violation of `more`, after these.
+    pub fn extend(&mut self, more: Violations) {
+        self.0.extend(more.0);
+    }
+
     /// Whether nothing was wrong.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

@@ -9,6 +9,7 @@ use timpora_e2e::Hub;
 use timpora_e2e::fixtures::*;
 use timpora_e2e::v1::bp3mi_service_client::Bp3miServiceClient;
 use timpora_e2e::v1::desa_service_client::DesaServiceClient;
+use timpora_e2e::v1::event_bus_service_client::EventBusServiceClient;
 use timpora_e2e::v1::imigrasi_service_client::ImigrasiServiceClient;
 use timpora_e2e::v1::*;
 use tonic::Code;
@@ -300,4 +301,61 @@ async fn garbage_and_oversized_requests_are_refused_and_the_server_stays_up() {
         .await
         .unwrap();
     assert_eq!(ok.into_inner().ack.unwrap().sequence, 1);
+}
+
+#[tokio::test]
+async fn an_empty_request_names_every_missing_required_field() {
+    let hub = Hub::start().await.unwrap();
+    let mut c = ImigrasiServiceClient::new(hub.as_agency("imigrasi/kanim-kendari").await.unwrap());
+    let err = c
+        .record_passport_interview(RecordPassportInterviewRequest::default())
+        .await
+        .unwrap_err();
+    let named = fields(&err);
+    for field in [
+        "interview",
+        "meta.id",
+        "meta.time",
+        "meta.region",
+        "interview.applicant",
+        "interview.declared_purpose",
+        "interview.destination_country",
+        "interview.outcome",
+    ] {
+        assert!(named.iter().any(|f| f == field), "{field} not in {named:?}");
+    }
+    // Several faults at once are all named, the envelope's and the payload's.
+    let err = c
+        .record_passport_interview(RecordPassportInterviewRequest {
+            meta: Some(EventMeta {
+                id: "ok-1".into(),
+                ..Default::default()
+            }),
+            interview: Some(PassportInterview {
+                destination_country: "XX".into(),
+                ..interview(1)
+            }),
+        })
+        .await
+        .unwrap_err();
+    let named = fields(&err);
+    for field in ["meta.time", "meta.region", "interview.destination_country"] {
+        assert!(named.iter().any(|f| f == field), "{field} not in {named:?}");
+    }
+    // The generic publish likewise, for an empty request and an empty event.
+    let mut bus =
+        EventBusServiceClient::new(hub.as_agency("imigrasi/kanim-kendari").await.unwrap());
+    for request in [
+        PublishRequest::default(),
+        PublishRequest {
+            event: Some(Event::default()),
+        },
+    ] {
+        let err = bus.publish(request).await.unwrap_err();
+        let named = fields(&err);
+        for field in ["event.payload", "event.id", "event.time", "event.region"] {
+            assert!(named.iter().any(|f| f == field), "{field} not in {named:?}");
+        }
+    }
+    assert!(hub.stored().await.unwrap().is_empty(), "nothing stored");
 }

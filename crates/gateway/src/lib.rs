@@ -6,6 +6,8 @@
 
 pub mod alerts;
 pub mod book;
+#[cfg(test)]
+mod contract_tests;
 mod error;
 pub mod identity;
 pub mod ingest;

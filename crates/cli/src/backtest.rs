@@ -83,7 +83,16 @@ pub fn run(args: &TestArgs) -> anyhow::Result<ExitCode> {
     let mut engine = timpora_correlate::Engine::new(rules, lateness);
     // Only what an alert is compared by is kept, never the events.
     let mut got: BTreeSet<Key> = BTreeSet::new();
+    // Per rule: findings raised, and extensions of them (their evidence grew).
+    let mut per_rule: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
     let mut keep = |alerts: Vec<timpora_correlate::Alert>| {
+        for a in &alerts {
+            let n = per_rule.entry(a.rule_id.clone()).or_default();
+            match a.extends {
+                None => n.0 += 1,
+                Some(_) => n.1 += 1,
+            }
+        }
         got.extend(
             alerts
                 .iter()
@@ -117,6 +126,9 @@ pub fn run(args: &TestArgs) -> anyhow::Result<ExitCode> {
         println!("unexpected: {}", show(k));
     }
     let matched = expected.intersection(&got).count();
+    for (rule, (raised, extended)) in &per_rule {
+        eprintln!("{rule}: {raised} raised, {extended} extensions");
+    }
     let stats = engine.stats();
     eprintln!(
         "{} events ({} late), {} alerts expected, {} produced, {matched} matched",

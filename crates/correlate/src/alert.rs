@@ -29,6 +29,10 @@ pub struct Alert {
     pub evidence_sequences: Vec<u64>,
     /// Classifications of the evidence (`timpora.v1.Classification` numbers), in the same order.
     pub evidence_classifications: Vec<i32>,
+    /// Event times of the evidence, in the same order.
+    pub evidence_times: Vec<SystemTime>,
+    /// The id of the alert this one extends (its evidence grew), if any.
+    pub extends: Option<String>,
 }
 
 impl Alert {
@@ -73,6 +77,7 @@ pub(crate) fn make_alert(
     let keys: Vec<String> = evidence.iter().map(|o| o.key.clone()).collect();
     let evidence_sequences = evidence.iter().map(|o| o.seq).collect();
     let evidence_classifications = evidence.iter().map(|o| o.classification).collect();
+    let evidence_times = evidence.iter().map(|o| o.time).collect();
     Alert {
         id: alert_id(rule, version, group, &keys),
         rule_id: rule.id.clone(),
@@ -85,5 +90,79 @@ pub(crate) fn make_alert(
         region: last.region.clone(),
         evidence_sequences,
         evidence_classifications,
+        evidence_times,
+        extends: None,
     }
+}
+
+/// An alert still growing: the first one raised for its rule and group, and its evidence so far
+/// (event time, key, sequence, classification), in event-time order.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Open {
+    pub(crate) id: String,
+    pub(crate) evidence: Vec<(SystemTime, String, u64, i32)>,
+}
+
+impl Open {
+    /// Event time of the latest evidence.
+    pub(crate) fn latest(&self) -> SystemTime {
+        self.evidence
+            .iter()
+            .map(|e| e.0)
+            .max()
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+
+    fn of(a: &Alert) -> Self {
+        Self {
+            id: a.id.clone(),
+            evidence: (0..a.evidence.len())
+                .map(|i| {
+                    (
+                        a.evidence_times[i],
+                        a.evidence[i].clone(),
+                        a.evidence_sequences[i],
+                        a.evidence_classifications[i],
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What becomes of `alert` given the open alert of its rule and group (`open`, updated here):
+/// a new finding (and the open alert from now on), an extension of the open one carrying the
+/// whole evidence so far, or nothing when it adds no evidence. `window` is the rule's span.
+pub(crate) fn grow(
+    rule: &Rule,
+    version: &str,
+    open: &mut Option<Open>,
+    alert: Alert,
+) -> Option<Alert> {
+    let window = rule.shape.span();
+    let current = open.as_mut().filter(|o| alert.time <= o.latest() + window);
+    let Some(o) = current else {
+        *open = Some(Open::of(&alert));
+        return Some(alert);
+    };
+    let before = o.evidence.len();
+    for e in Open::of(&alert).evidence {
+        if !o.evidence.iter().any(|x| x.1 == e.1) {
+            o.evidence.push(e);
+        }
+    }
+    if o.evidence.len() == before {
+        return None;
+    }
+    o.evidence.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let keys: Vec<String> = o.evidence.iter().map(|e| e.1.clone()).collect();
+    Some(Alert {
+        id: alert_id(rule, version, &alert.group_key, &keys),
+        evidence_sequences: o.evidence.iter().map(|e| e.2).collect(),
+        evidence_classifications: o.evidence.iter().map(|e| e.3).collect(),
+        evidence_times: o.evidence.iter().map(|e| e.0).collect(),
+        evidence: keys,
+        extends: Some(o.id.clone()),
+        ..alert
+    })
 }

@@ -42,13 +42,16 @@ pub struct Stats {
     pub events: u64,
     /// Events older than the watermark minus the allowed lateness.
     pub late_events: u64,
+    /// Alerts raised or extended (each an alert on the bus).
     pub alerts: u64,
+    /// Of those, extensions of an open alert (its evidence grew).
+    pub extended: u64,
     /// Groups dropped, oldest first, because the state cap was reached.
     pub shed_groups: u64,
 }
 
 /// Layout version of [`Engine::checkpoint`]'s bytes.
-const CHECKPOINT_FORMAT: u32 = 3;
+const CHECKPOINT_FORMAT: u32 = 4;
 
 /// Evaluates one rule set.
 #[derive(Debug)]
@@ -216,7 +219,7 @@ impl Engine {
             };
             shape::of(&rule.shape).observe(&cx, st, f, &occ, groups, &mut out);
         }
-        self.stats.alerts += out.len() as u64;
+        // Growth, counting and eviction are done there, after every decision now due.
         self.advance(f.time, &mut out);
         if self.stats.events >= self.shed_check && self.tracked() > self.cap {
             self.evict();
@@ -228,6 +231,43 @@ impl Engine {
             }
         }
         out
+    }
+
+    /// Forget every alert still growing (their findings were never raised, e.g. while a new
+    /// rule set warmed up on the stream): the next match of each raises a new alert.
+    pub fn forget_open(&mut self) {
+        for st in &mut self.states {
+            st.open.clear();
+        }
+    }
+
+    /// Alerts that find again what an open alert of their rule and group found extend it
+    /// (rules with `extend`); the rest are new findings. Counted here.
+    fn grow(&mut self, out: Vec<Alert>) -> Vec<Alert> {
+        let mut kept = Vec::with_capacity(out.len());
+        let version = self.set.version.as_str();
+        for a in out {
+            let i = self.set.rules.iter().position(|r| r.id == a.rule_id);
+            let Some((rule, st)) = i.map(|i| (&self.set.rules[i], &mut self.states[i])) else {
+                kept.push(a);
+                continue;
+            };
+            if !rule.extend {
+                kept.push(a);
+                continue;
+            }
+            let key = Key::from(a.group_key.as_str());
+            let mut open = st.open.remove(&key);
+            if let Some(a) = alert::grow(rule, version, &mut open, a) {
+                self.stats.extended += u64::from(a.extends.is_some());
+                kept.push(a);
+            }
+            if let Some(o) = open {
+                st.open.insert(key, o);
+            }
+        }
+        self.stats.alerts += kept.len() as u64;
+        kept
     }
 
     /// Drop the groups idle longest until a tenth of the cap is free again.
@@ -265,6 +305,7 @@ impl Engine {
             st.history.remove(g.as_str());
             st.windows.remove(g.as_str());
             st.fired.remove(g.as_str());
+            st.open.remove(g.as_str());
             dropped += 1;
         }
         self.stats.shed_groups += dropped;
@@ -287,7 +328,6 @@ impl Engine {
     fn advance(&mut self, at: SystemTime, out: &mut Vec<Alert>) {
         let wm = self.watermark.map_or(at, |w| w.max(at));
         self.watermark = Some(wm);
-        let before_decisions = out.len();
         let version = self.set.version.as_str();
         for (rule, st) in self.set.rules.iter().zip(&mut self.states) {
             let cx = shape::Cx {
@@ -297,7 +337,8 @@ impl Engine {
             };
             shape::of(&rule.shape).decide(&cx, st, wm, out);
         }
-        self.stats.alerts += (out.len() - before_decisions) as u64;
+        // Before eviction, which would forget the alerts these may extend.
+        *out = self.grow(std::mem::take(out));
         if self.evicted_at.is_none_or(|at| wm >= at + self.evict_every) {
             self.evicted_at = Some(wm);
             self.evict();
@@ -344,6 +385,7 @@ impl Engine {
             }
             st.windows.retain(|_, w| !w.is_empty());
             st.fired.retain(|_, t| *t >= cutoff);
+            st.open.retain(|_, o| o.latest() >= cutoff);
         }
     }
 
@@ -360,6 +402,7 @@ impl Engine {
                     + s.windows.len()
                     + s.pending.len()
                     + s.queue.len()
+                    + s.open.len()
             })
             .sum()
     }
@@ -410,6 +453,7 @@ fn distinct_entities(states: &[RuleState]) -> usize {
         keys.extend(s.seen.keys().map(|k| &**k));
         keys.extend(s.history.keys().map(|k| &**k));
         keys.extend(s.windows.keys().map(|k| &**k));
+        keys.extend(s.open.keys().map(|k| &**k));
         keys.extend(s.pending.keys().map(|(_, g, _)| &**g));
         keys.extend(s.queue.values().flat_map(|c| c.groups.iter().map(|k| &**k)));
     }

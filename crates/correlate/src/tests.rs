@@ -353,9 +353,72 @@ fn r4_recruiter_with_three_persons_from_two_villages_within_30_days() {
         of(&run(&[a.clone(), b.clone(), same_person]), "R4").is_empty(),
         "two persons"
     );
-    // A fourth sighting in the same episode does not raise a second alert.
+    // A fourth person in the same episode extends the open alert rather than raising another.
     let d = recruiter_seen("4", "rec_x", "psn_4", "72.09.01.2002", 20 * DAY);
-    assert_eq!(of(&run(&[a, b, c(15 * DAY), d]), "R4").len(), 1);
+    let mut e = engine();
+    let mut out: Vec<Alert> = [a.clone(), b.clone(), c(15 * DAY), d.clone()]
+        .iter()
+        .flat_map(|ev| e.observe(ev))
+        .collect();
+    out.extend(e.tick(at(400 * DAY)));
+    out.retain(|x| x.rule_id == "R4");
+    assert_eq!(out.len(), 2, "{out:#?}");
+    assert!(out[1].extends.is_some(), "{out:#?}");
+    assert_eq!(
+        (out[0].extends.as_deref(), out[0].evidence.len()),
+        (None, 3)
+    );
+    assert_eq!(out[1].extends.as_deref(), Some(out[0].id.as_str()));
+    assert_eq!(out[1].evidence.len(), 4);
+    assert_eq!(e.stats().extended, 1);
+    // Without `extend`, the fourth person raises nothing more.
+    let text = DEFAULT_RULES.replace("id = \"R4\"\n", "id = \"R4\"\nextend = false\n");
+    let mut e = Engine::new(parse(&text).unwrap(), LATENESS);
+    let mut r4: Vec<Alert> = [a, b, c(15 * DAY), d]
+        .iter()
+        .flat_map(|ev| e.observe(ev))
+        .collect();
+    r4.extend(e.tick(at(400 * DAY)));
+    r4.retain(|x| x.rule_id == "R4");
+    assert_eq!(r4.len(), 1);
+}
+
+#[test]
+fn a_second_repeat_attempt_extends_the_open_r3_and_a_later_one_raises_anew() {
+    let first = interview("a", "kanim-kendari", "psn_1", 0, I::Deferred, &[]);
+    let second = check("b", "TPI-CGK", "psn_1", DAY, D::Deferred);
+    let third = interview("c", "kanim-palu", "psn_1", 2 * DAY, I::Issued, &[]);
+    let mut e = engine();
+    let r3: Vec<Alert> = [first.clone(), second.clone(), third.clone()]
+        .iter()
+        .flat_map(|ev| e.observe(ev))
+        .filter(|x| x.rule_id == "R3")
+        .collect();
+    assert!(r3.len() >= 2, "{r3:?}");
+    assert!(r3[0].extends.is_none());
+    for x in &r3[1..] {
+        assert_eq!(x.extends.as_deref(), Some(r3[0].id.as_str()));
+    }
+    let last = r3.last().unwrap();
+    assert_eq!(
+        last.evidence,
+        [
+            "imigrasi/kanim-kendari/a",
+            "imigrasi/tpi/b",
+            "imigrasi/kanim-palu/c"
+        ]
+    );
+    assert_eq!(last.evidence_sequences.len(), 3);
+    // The same person deferred again long after the window: a new finding.
+    let much_later = interview("d", "kanim-luwuk", "psn_1", 100 * DAY, I::Deferred, &[]);
+    let again = check("e", "TPI-KDI", "psn_1", 101 * DAY, D::Cleared);
+    let later: Vec<Alert> = [much_later, again]
+        .iter()
+        .flat_map(|ev| e.observe(ev))
+        .filter(|x| x.rule_id == "R3")
+        .collect();
+    assert_eq!(later.len(), 1);
+    assert!(later[0].extends.is_none());
 }
 
 #[test]

@@ -116,6 +116,7 @@ pub fn to_proto(a: &Alert) -> v1::Alert {
         evidence_sequences: a.evidence_sequences.clone(),
         evidence_classifications: a.evidence_classifications.clone(),
         classification: a.classification(),
+        extends: a.extends.clone().unwrap_or_default(),
     }
 }
 
@@ -296,6 +297,8 @@ impl Service {
                 break;
             }
         }
+        // Its alerts were held back, so none of them may grow: what it finds next is new.
+        engine.forget_open();
         tracing::info!(
             rule_set = %engine.version(), until, events = fed,
             elapsed_ms = started.elapsed().as_millis() as u64, "rule set warmed up"

@@ -142,14 +142,18 @@ impl Alerts {
         to: AlertStatus,
         fill: impl FnOnce(&mut AlertTransition),
     ) -> Result<AlertRecord, Status> {
-        let action = action.ok_or_else(|| required("action"))?;
+        let mut action = action.ok_or_else(|| required("action"))?;
         let what = match to {
             AlertStatus::Assigned => Action::Assign,
             AlertStatus::Escalated => Action::Escalate,
             AlertStatus::Resolved => Action::Resolve,
             _ => Action::Acknowledge,
         };
-        self.authorise(who, &action, what)?;
+        let found = self.authorise(who, &action, what)?;
+        // An extension's id names the alert it grew: the step is that alert's.
+        if let Some(a) = &found.alert {
+            action.alert_id.clone_from(&a.id);
+        }
         let record = self.book.check(&action, to)?;
         let from = AlertStatus::try_from(record.status).unwrap_or_default();
         let mut t = AlertTransition {

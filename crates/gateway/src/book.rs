@@ -21,6 +21,51 @@ use crate::validate::Violations;
 struct Inner {
     records: HashMap<String, AlertRecord>,
     order: Vec<String>,
+    /// Extensions by their own id: the record they grew.
+    extended: HashMap<String, String>,
+    /// Where the growth of a finding goes once its first record was resolved: the record of
+    /// the extension that then stood on its own.
+    continued: HashMap<String, String>,
+}
+
+impl Inner {
+    /// Take a raised alert in: a new record, or growth of the open record it extends.
+    fn raise(&mut self, alert: Alert) -> Option<AlertRecord> {
+        if self.records.contains_key(&alert.id) || self.extended.contains_key(&alert.id) {
+            return None;
+        }
+        if !alert.extends.is_empty() {
+            let mut target = alert.extends.clone();
+            while let Some(next) = self.continued.get(&target) {
+                target = next.clone();
+            }
+            match self.records.get_mut(&target) {
+                Some(r) if r.status != AlertStatus::Resolved as i32 => {
+                    r.extensions.push(alert.id.clone());
+                    self.extended.insert(alert.id.clone(), target.clone());
+                    r.alert = Some(Alert {
+                        id: target,
+                        extends: String::new(),
+                        ..alert
+                    });
+                    return Some(r.clone());
+                }
+                // Resolved meanwhile (or never seen): the new evidence is a finding of its
+                // own, and the next growth goes to it.
+                _ => {
+                    self.continued.insert(target, alert.id.clone());
+                }
+            }
+        }
+        let record = AlertRecord {
+            status: AlertStatus::Open as i32,
+            alert: Some(alert.clone()),
+            ..Default::default()
+        };
+        self.order.push(alert.id.clone());
+        self.records.insert(alert.id, record.clone());
+        Some(record)
+    }
 }
 
 /// The alerts and their handling, kept up to date from the alerts stream.
@@ -89,20 +134,7 @@ impl AlertBook {
         let changed = {
             let mut inner = self.write();
             match message {
-                AlertMessage::Raised(alert) => {
-                    if inner.records.contains_key(&alert.id) {
-                        None
-                    } else {
-                        let record = AlertRecord {
-                            status: AlertStatus::Open as i32,
-                            alert: Some(alert.clone()),
-                            ..Default::default()
-                        };
-                        inner.order.push(alert.id.clone());
-                        inner.records.insert(alert.id, record.clone());
-                        Some(record)
-                    }
-                }
+                AlertMessage::Raised(alert) => inner.raise(alert),
                 AlertMessage::Transition(t) => match inner.records.get_mut(&t.alert_id) {
                     Some(r) if sequence > r.version => {
                         r.status = t.to_status;
@@ -130,7 +162,9 @@ impl AlertBook {
 
     /// One record.
     pub fn get(&self, id: &str) -> Option<AlertRecord> {
-        self.read().records.get(id).cloned()
+        let inner = self.read();
+        let id = inner.extended.get(id).map_or(id, String::as_str);
+        inner.records.get(id).cloned()
     }
 
     /// Check `action` against the book: a valid request, a known alert, a transition its

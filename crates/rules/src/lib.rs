@@ -378,6 +378,10 @@ pub struct Rule {
     pub group_by: GroupBy,
     pub summary: String,
     pub shape: Shape,
+    /// Whether a further match for the same group, within the rule's span of the open alert's
+    /// latest evidence, extends that alert (one alert per finding, its evidence growing) rather
+    /// than raising another (`extend = false`). On by default.
+    pub extend: bool,
 }
 
 /// A checked, versioned rule set.
@@ -423,6 +427,8 @@ struct RawRule {
     group_by: S<String>,
     #[serde(default)]
     summary: Option<S<String>>,
+    #[serde(default)]
+    extend: Option<bool>,
     when: Option<S<RawClause>>,
     then: Option<S<RawClause>>,
     absent: Option<S<RawClause>>,
@@ -941,6 +947,7 @@ impl Checker<'_> {
             group_by,
             summary,
             shape,
+            extend: r.extend.unwrap_or(true),
         })
     }
 }

@@ -61,7 +61,8 @@ impl Evaluate for Count {
 }
 
 /// Add `c` to `g`'s sliding window of `rule`; the alert when the thresholds are first met in
-/// an episode.
+/// an episode, and — for a rule whose alerts grow — again with each contribution while they
+/// stay met (the engine turns those into extensions of the first).
 fn add(
     rule: &Count,
     cx: &Cx<'_>,
@@ -97,10 +98,12 @@ fn add(
         .fired
         .get(g)
         .is_none_or(|last| c.occ.time > *last + rule.window);
-    if !(met && quiet) {
+    if !met || !(quiet || cx.rule.extend) {
         return None;
     }
-    st.fired.insert(g.clone(), c.occ.time);
+    if quiet {
+        st.fired.insert(g.clone(), c.occ.time);
+    }
     let evidence: Vec<&Occ> = win.iter().map(|x| x.occ.as_ref()).collect();
     Some(make_alert(cx.rule, cx.version, g, evidence, &c.occ))
 }

@@ -61,8 +61,8 @@ impl Evaluate for Count {
 }
 
 /// Add `c` to `g`'s sliding window of `rule`; the alert when the thresholds are first met in
-/// an episode, and — for a rule whose alerts grow — again with each contribution while they
-/// stay met (the engine turns those into extensions of the first).
+/// an episode, and — for a rule whose alerts grow — again with each contribution that brings a
+/// new counted value while they stay met (the engine turns those into extensions of the first).
 fn add(
     rule: &Count,
     cx: &Cx<'_>,
@@ -80,6 +80,19 @@ fn add(
     while win.front().is_some_and(|x| x.occ.time < start) {
         win.pop_front();
     }
+    // Whether `c` brings a value the window did not have (a new person, a new village): only
+    // then does an alert that grows have something new to say.
+    let novel = rule.distinct.iter().any(|(fact, _)| {
+        c.values
+            .iter()
+            .filter(|(f, _)| f == fact)
+            .flat_map(|(_, v)| v)
+            .any(|v| {
+                !win.iter()
+                    .take(win.len() - 1)
+                    .any(|x| x.values.iter().any(|(f, vs)| f == fact && vs.contains(v)))
+            })
+    });
     let met = rule.distinct.iter().all(|(fact, min)| {
         let mut seen: Vec<&str> = win
             .iter()
@@ -98,7 +111,7 @@ fn add(
         .fired
         .get(g)
         .is_none_or(|last| c.occ.time > *last + rule.window);
-    if !met || !(quiet || cx.rule.extend) {
+    if !met || !(quiet || (cx.rule.extend && novel)) {
         return None;
     }
     if quiet {

@@ -136,24 +136,26 @@ impl Open {
 pub(crate) fn grow(
     rule: &Rule,
     version: &str,
-    open: &mut Option<Open>,
+    open: &mut Option<std::sync::Arc<Open>>,
     alert: Alert,
 ) -> Option<Alert> {
     let window = rule.shape.span();
     let current = open.as_mut().filter(|o| alert.time <= o.latest() + window);
     let Some(o) = current else {
-        *open = Some(Open::of(&alert));
+        *open = Some(std::sync::Arc::new(Open::of(&alert)));
         return Some(alert);
     };
-    let before = o.evidence.len();
-    for e in Open::of(&alert).evidence {
-        if !o.evidence.iter().any(|x| x.1 == e.1) {
-            o.evidence.push(e);
-        }
-    }
-    if o.evidence.len() == before {
+    let new: Vec<_> = Open::of(&alert)
+        .evidence
+        .into_iter()
+        .filter(|e| !o.evidence.iter().any(|x| x.1 == e.1))
+        .collect();
+    if new.is_empty() {
         return None;
     }
+    // Copied only if a snapshot (a checkpoint being written) still shares it.
+    let o = std::sync::Arc::make_mut(o);
+    o.evidence.extend(new);
     o.evidence.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     let keys: Vec<String> = o.evidence.iter().map(|e| e.1.clone()).collect();
     Some(Alert {

@@ -71,7 +71,7 @@ pub(crate) struct RuleState {
     pub(crate) windows: Map<Key, Arc<VecDeque<Arc<Contribution>>>>,
     pub(crate) fired: Map<Key, SystemTime>,
     /// Every rule: the alert still growing per group (see `alert::grow`).
-    pub(crate) open: Map<Key, crate::alert::Open>,
+    pub(crate) open: Map<Key, Arc<crate::alert::Open>>,
 }
 
 // Every collection above holds its values behind `Arc`s: cloning the state (a snapshot for a

@@ -132,7 +132,7 @@ impl Open {
 
 /// What becomes of `alert` given the open alert of its rule and group (`open`, updated here):
 /// a new finding (and the open alert from now on), an extension of the open one carrying the
-/// whole evidence so far, or nothing when it adds no evidence. `window` is the rule's span.
+/// evidence it adds (its id hashes the whole evidence so far), or nothing when it adds none.
 pub(crate) fn grow(
     rule: &Rule,
     version: &str,
@@ -155,15 +155,16 @@ pub(crate) fn grow(
     }
     // Copied only if a snapshot (a checkpoint being written) still shares it.
     let o = std::sync::Arc::make_mut(o);
-    o.evidence.extend(new);
+    o.evidence.extend(new.iter().cloned());
     o.evidence.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    let keys: Vec<String> = o.evidence.iter().map(|e| e.1.clone()).collect();
+    // The id hashes the whole evidence so far; the extension carries only what it adds.
+    let all: Vec<String> = o.evidence.iter().map(|e| e.1.clone()).collect();
     Some(Alert {
-        id: alert_id(rule, version, &alert.group_key, &keys),
-        evidence_sequences: o.evidence.iter().map(|e| e.2).collect(),
-        evidence_classifications: o.evidence.iter().map(|e| e.3).collect(),
-        evidence_times: o.evidence.iter().map(|e| e.0).collect(),
-        evidence: keys,
+        id: alert_id(rule, version, &alert.group_key, &all),
+        evidence: new.iter().map(|e| e.1.clone()).collect(),
+        evidence_sequences: new.iter().map(|e| e.2).collect(),
+        evidence_classifications: new.iter().map(|e| e.3).collect(),
+        evidence_times: new.iter().map(|e| e.0).collect(),
         extends: Some(o.id.clone()),
         ..alert
     })

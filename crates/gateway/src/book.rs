@@ -28,9 +28,45 @@ struct Inner {
     continued: HashMap<String, String>,
 }
 
+/// `base` (a finding as shown) with the evidence `extension` adds: its id stays `base`'s; time
+/// and region become the extension's (the event that completed it); the classification the most
+/// sensitive of all.
+fn merged(mut base: Alert, extension: Alert) -> Alert {
+    for (i, key) in extension.evidence.iter().enumerate() {
+        if base.evidence.contains(key) {
+            continue;
+        }
+        base.evidence.push(key.clone());
+        base.evidence_sequences.push(
+            extension
+                .evidence_sequences
+                .get(i)
+                .copied()
+                .unwrap_or_default(),
+        );
+        base.evidence_classifications.push(
+            extension
+                .evidence_classifications
+                .get(i)
+                .copied()
+                .unwrap_or_default(),
+        );
+    }
+    base.classification = base
+        .evidence_classifications
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or_default();
+    base.time = extension.time;
+    base.region = extension.region;
+    base.extends = String::new();
+    base
+}
+
 impl Inner {
     /// Take a raised alert in: a new record, or growth of the open record it extends.
-    fn raise(&mut self, alert: Alert) -> Option<AlertRecord> {
+    fn raise(&mut self, mut alert: Alert) -> Option<AlertRecord> {
         if self.records.contains_key(&alert.id) || self.extended.contains_key(&alert.id) {
             return None;
         }
@@ -43,16 +79,24 @@ impl Inner {
                 Some(r) if r.status != AlertStatus::Resolved as i32 => {
                     r.extensions.push(alert.id.clone());
                     self.extended.insert(alert.id.clone(), target.clone());
-                    r.alert = Some(Alert {
-                        id: target,
-                        extends: String::new(),
-                        ..alert
-                    });
+                    let grown = merged(r.alert.take().unwrap_or_default(), alert);
+                    r.alert = Some(grown);
                     return Some(r.clone());
                 }
-                // Resolved meanwhile (or never seen): the new evidence is a finding of its
+                // Resolved meanwhile: the new evidence, with the earlier, is a finding of its
                 // own, and the next growth goes to it.
-                _ => {
+                Some(r) => {
+                    let earlier = r.alert.clone().unwrap_or_default();
+                    self.continued.insert(target, alert.id.clone());
+                    let id = alert.id.clone();
+                    let extends = alert.extends.clone();
+                    alert = Alert {
+                        id,
+                        extends,
+                        ..merged(earlier, alert)
+                    };
+                }
+                None => {
                     self.continued.insert(target, alert.id.clone());
                 }
             }

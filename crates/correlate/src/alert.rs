@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 use timpora_rules::{Rule, Severity};
 
-use crate::state::Occ;
+use crate::state::{Occ, Open};
 
 /// An alert: a rule's conclusion about one entity, with its evidence.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,41 +95,6 @@ pub(crate) fn make_alert(
     }
 }
 
-/// An alert still growing: the first one raised for its rule and group, and its evidence so far
-/// (event time, key, sequence, classification), in event-time order.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Open {
-    pub(crate) id: String,
-    pub(crate) evidence: Vec<(SystemTime, String, u64, i32)>,
-}
-
-impl Open {
-    /// Event time of the latest evidence.
-    pub(crate) fn latest(&self) -> SystemTime {
-        self.evidence
-            .iter()
-            .map(|e| e.0)
-            .max()
-            .unwrap_or(SystemTime::UNIX_EPOCH)
-    }
-
-    fn of(a: &Alert) -> Self {
-        Self {
-            id: a.id.clone(),
-            evidence: (0..a.evidence.len())
-                .map(|i| {
-                    (
-                        a.evidence_times[i],
-                        a.evidence[i].clone(),
-                        a.evidence_sequences[i],
-                        a.evidence_classifications[i],
-                    )
-                })
-                .collect(),
-        }
-    }
-}
-
 /// What becomes of `alert` given the open alert of its rule and group (`open`, updated here):
 /// a new finding (and the open alert from now on), an extension of the open one carrying the
 /// evidence it adds (its id hashes the whole evidence so far), or nothing when it adds none.
@@ -142,10 +107,10 @@ pub(crate) fn grow(
     let window = rule.shape.span();
     let current = open.as_mut().filter(|o| alert.time <= o.latest() + window);
     let Some(o) = current else {
-        *open = Some(std::sync::Arc::new(Open::of(&alert)));
+        *open = Some(std::sync::Arc::new(open_of(&alert)));
         return Some(alert);
     };
-    let new: Vec<_> = Open::of(&alert)
+    let new: Vec<_> = open_of(&alert)
         .evidence
         .into_iter()
         .filter(|e| !o.evidence.iter().any(|x| x.1 == e.1))
@@ -168,4 +133,21 @@ pub(crate) fn grow(
         extends: Some(o.id.clone()),
         ..alert
     })
+}
+
+/// The open form of a newly raised alert.
+fn open_of(a: &Alert) -> Open {
+    Open {
+        id: a.id.clone(),
+        evidence: (0..a.evidence.len())
+            .map(|i| {
+                (
+                    a.evidence_times[i],
+                    a.evidence[i].clone(),
+                    a.evidence_sequences[i],
+                    a.evidence_classifications[i],
+                )
+            })
+            .collect(),
+    }
 }

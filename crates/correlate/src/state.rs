@@ -71,7 +71,7 @@ pub(crate) struct RuleState {
     pub(crate) windows: Map<Key, Arc<VecDeque<Arc<Contribution>>>>,
     pub(crate) fired: Map<Key, SystemTime>,
     /// Every rule: the alert still growing per group (see `alert::grow`).
-    pub(crate) open: Map<Key, Arc<crate::alert::Open>>,
+    pub(crate) open: Map<Key, Arc<Open>>,
 }
 
 // Every collection above holds its values behind `Arc`s: cloning the state (a snapshot for a
@@ -88,5 +88,24 @@ impl RuleState {
         }
         let ((_, g, _), w) = entry.remove_entry();
         Some((g, w))
+    }
+}
+
+/// An alert still growing: the first one raised for its rule and group, and its evidence so far
+/// (event time, key, sequence, classification), in event-time order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Open {
+    pub(crate) id: String,
+    pub(crate) evidence: Vec<(SystemTime, String, u64, i32)>,
+}
+
+impl Open {
+    /// Event time of the latest evidence.
+    pub(crate) fn latest(&self) -> SystemTime {
+        self.evidence
+            .iter()
+            .map(|e| e.0)
+            .max()
+            .unwrap_or(SystemTime::UNIX_EPOCH)
     }
 }

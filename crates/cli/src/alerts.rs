@@ -166,6 +166,16 @@ fn line(r: &AlertRecord) -> String {
     if !r.case_id.is_empty() {
         s.push_str(&format!("  [case {}]", r.case_id));
     }
+    if !r.extensions.is_empty() {
+        s.push_str(&format!(
+            "  [grown {}×, {} pieces of evidence]",
+            r.extensions.len(),
+            a.evidence.len()
+        ));
+    }
+    if !a.extends.is_empty() {
+        s.push_str(&format!("  [continues {}]", a.extends));
+    }
     s
 }
 

@@ -567,6 +567,21 @@ fn alerts_commands_list_show_and_act_through_the_binary() {
     let shown = &lines(&out)[0];
     assert_eq!(shown["events"].as_array().unwrap().len(), 2, "{shown}");
 
+    // A third office: the same alert, grown, as the list says.
+    publish_deferred_at(dir.path(), "imigrasi/tpi-cgk", "cgk-1");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = run(timpora(dir.path()).args(["alerts", "list"]).args(ops));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("[grown 1×, 3 pieces of evidence]") {
+            assert_eq!(text.lines().count(), 1, "one alert: {text}");
+            assert!(text.contains(&id), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not grown: {text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     let out = run(timpora(dir.path())
         .args([
             "alerts",

@@ -116,22 +116,24 @@ pub fn lines(out: &Output) -> Vec<Value> {
 /// Through the binary, with the data directory's credentials: the same person deferred at
 /// Kendari, then interviewed at Palu (R3's input).
 pub fn publish_deferred_then_another_office(dir: &Path) {
+    publish_deferred_at(dir, "imigrasi/kanim-kendari", "kdi-1");
+    publish_deferred_at(dir, "imigrasi/kanim-palu", "plw-1");
+}
+
+/// Publish, through the binary as `identity`, a deferred interview (`id`) of the same synthetic
+/// person every time.
+pub fn publish_deferred_at(dir: &Path, identity: &str, id: &str) {
     let now = rfc3339_now();
-    for (identity, id) in [
-        ("imigrasi/kanim-kendari", "kdi-1"),
-        ("imigrasi/kanim-palu", "plw-1"),
-    ] {
-        let line = format!(
-            r#"{{"event":{{"id":"{id}","time":"{now}","region":"74.02.05.2001","passport_interview":{{"applicant":{{"nik":"7402054107900001"}},"declared_purpose":"TRAVEL_PURPOSE_TOURISM","destination_country":"KH","outcome":"INTERVIEW_OUTCOME_DEFERRED"}}}}}}"#
-        );
-        let file = dir.join(format!("{id}.ndjson"));
-        std::fs::write(&file, line).unwrap();
-        let out = run(timpora(dir)
-            .arg("publish")
-            .arg(&file)
-            .args(["--identity", identity]));
-        assert!(out.status.success());
-    }
+    let line = format!(
+        r#"{{"event":{{"id":"{id}","time":"{now}","region":"74.02.05.2001","passport_interview":{{"applicant":{{"nik":"7402054107900001"}},"declared_purpose":"TRAVEL_PURPOSE_TOURISM","destination_country":"KH","outcome":"INTERVIEW_OUTCOME_DEFERRED"}}}}}}"#
+    );
+    let file = dir.join(format!("{id}.ndjson"));
+    std::fs::write(&file, line).unwrap();
+    let out = run(timpora(dir)
+        .arg("publish")
+        .arg(&file)
+        .args(["--identity", identity]));
+    assert!(out.status.success());
 }
 
 pub fn wait_alerts(dir: &Path, n: usize) -> Vec<Value> {

@@ -176,6 +176,21 @@ fn line(r: &AlertRecord) -> String {
     if !a.extends.is_empty() {
         s.push_str(&format!("  [continues {}]", a.extends));
     }
+    if a.late {
+        s.push_str("  [raised on late evidence]");
+    }
+    if let Some(t) = r.history.iter().rev().find(|t| t.actor == "hub/correlator") {
+        s.push_str(&format!(
+            "  [{} by the correlator: {}; late evidence {}]",
+            if r.status == AlertStatus::Withdrawn as i32 {
+                "withdrawn"
+            } else {
+                "corrected"
+            },
+            t.note.trim_start_matches("withdrawn: "),
+            t.evidence.join(", ")
+        ));
+    }
     s
 }
 
@@ -306,6 +321,9 @@ pub async fn run(cfg: &Config, data_dir: &Path, cmd: AlertsCommand) -> anyhow::R
                         format!(": {}", t.note)
                     }
                 );
+                if !t.evidence.is_empty() {
+                    println!("      late evidence: {}", t.evidence.join(", "));
+                }
             }
             println!("evidence:");
             for e in &got.events {

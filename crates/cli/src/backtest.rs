@@ -83,21 +83,34 @@ pub fn run(args: &TestArgs) -> anyhow::Result<ExitCode> {
     let mut engine = timpora_correlate::Engine::new(rules, lateness);
     // Only what an alert is compared by is kept, never the events.
     let mut got: BTreeSet<Key> = BTreeSet::new();
-    // Per rule: findings raised, and extensions of them (their evidence grew).
-    let mut per_rule: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    // Per rule: findings raised, extensions of them (their evidence grew), and withdrawals by
+    // reports that came late. A withdrawn finding is not among those produced.
+    let mut per_rule: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
+    let mut findings: std::collections::HashMap<String, Vec<Key>> = Default::default();
     let mut keep = |alerts: Vec<timpora_correlate::Alert>| {
         for a in &alerts {
             let n = per_rule.entry(a.rule_id.clone()).or_default();
-            match a.extends {
-                None => n.0 += 1,
-                Some(_) => n.1 += 1,
+            match (&a.extends, &a.correction) {
+                (_, Some(c)) => {
+                    if c.withdrawn {
+                        n.2 += 1;
+                        for k in findings.remove(&c.of).unwrap_or_default() {
+                            got.remove(&k);
+                        }
+                    }
+                }
+                (None, None) => n.0 += 1,
+                (Some(_), None) => n.1 += 1,
+            }
+            if a.correction.is_none() {
+                let k = key(&a.rule_id, &a.group_key, &a.evidence);
+                findings
+                    .entry(a.extends.clone().unwrap_or_else(|| a.id.clone()))
+                    .or_default()
+                    .push(k.clone());
+                got.insert(k);
             }
         }
-        got.extend(
-            alerts
-                .iter()
-                .map(|a| key(&a.rule_id, &a.group_key, &a.evidence)),
-        );
     };
     each_line(&args.events, |n, mut v| {
         if let Some(inner) = v.get_mut("event") {
@@ -126,8 +139,8 @@ pub fn run(args: &TestArgs) -> anyhow::Result<ExitCode> {
         println!("unexpected: {}", show(k));
     }
     let matched = expected.intersection(&got).count();
-    for (rule, (raised, extended)) in &per_rule {
-        eprintln!("{rule}: {raised} raised, {extended} extensions");
+    for (rule, (raised, extended, withdrawn)) in &per_rule {
+        eprintln!("{rule}: {raised} raised, {extended} extensions, {withdrawn} withdrawn");
     }
     let stats = engine.stats();
     eprintln!(

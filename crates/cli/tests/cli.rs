@@ -429,7 +429,7 @@ fn rules_apply_and_sighup_switch_the_running_set_and_bad_files_change_nothing() 
         .unwrap();
     let correlator = Killed(correlator);
     let running = |v: &Value, version: &str| v["correlator"]["version"] == version;
-    wait_status(dir.path(), &url, |v| running(v, "2026.11-1"));
+    wait_status(dir.path(), &url, |v| running(v, "2026.12-1"));
 
     // The same figures as Prometheus metrics.
     let text = scrape(metrics_port);
@@ -442,7 +442,7 @@ fn rules_apply_and_sighup_switch_the_running_set_and_bad_files_change_nothing() 
         text.contains("# TYPE timpora_correlator_events_total counter"),
         "{text}"
     );
-    assert!(text.contains("version=\"2026.11-1\""), "{text}");
+    assert!(text.contains("version=\"2026.12-1\""), "{text}");
 
     // `rules apply` with a bad file: precise errors, exit 1, nothing changes.
     let bad = dir.path().join("bad.toml");
@@ -461,11 +461,11 @@ fn rules_apply_and_sighup_switch_the_running_set_and_bad_files_change_nothing() 
         "{stderr}"
     );
     let status = wait_status(dir.path(), &url, |_| true);
-    assert_eq!(status["active"]["version"], "2026.11-1");
+    assert_eq!(status["active"]["version"], "2026.12-1");
 
     // A good one: the running correlator switches without a restart.
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, default.replacen("2026.11-1", "2026.11-2", 1)).unwrap();
+    std::fs::write(&good, default.replacen("2026.12-1", "2026.11-2", 1)).unwrap();
     let out = run(timpora(dir.path())
         .args(["rules", "apply", "--nats-url", &url])
         .arg(&good));
@@ -487,7 +487,7 @@ fn rules_apply_and_sighup_switch_the_running_set_and_bad_files_change_nothing() 
     std::thread::sleep(Duration::from_millis(500));
     let status = wait_status(dir.path(), &url, |_| true);
     assert_eq!(status["correlator"]["version"], "2026.11-2", "{status}");
-    std::fs::write(&rules, default.replacen("2026.11-1", "2026.11-3", 1)).unwrap();
+    std::fs::write(&rules, default.replacen("2026.12-1", "2026.11-3", 1)).unwrap();
     hup();
     wait_status(dir.path(), &url, |v| running(v, "2026.11-3"));
 }
@@ -673,7 +673,21 @@ fn up_runs_the_hub_keeps_its_data_and_leaves_no_nats_server_behind() {
 #[test]
 fn demo_alone_acts_as_the_agencies_through_the_gateway_and_every_rule_fires() {
     let dir = tempfile::tempdir().unwrap();
-    let _hub = up_quiet(dir.path(), hub_ports());
+    // The simulator stops after 80 acts. The Kanim that enters the R1 storyline's backlog (a
+    // deferral from over 30 days ago) may have reported nothing else; by default the correlator
+    // would then wait 36 h for the rest of that backlog before counting R4, which looks at every
+    // agency's reports. Here it stops waiting after 10 s of silence (and 2 s of grace).
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        timpora_testkit::sandbox::quick_rules("2s").replacen("idle = \"36h\"", "idle = \"10s\"", 1),
+    )
+    .unwrap();
+    let _hub = up_quiet_with(
+        dir.path(),
+        hub_ports(),
+        &[("TIMPORA_CORRELATOR__RULES", rules.as_path())],
+    );
     // 80 acts at 40 per second: one set of storylines and ordinary traffic around it, each act
     // through the gateway's agency service with that agency's certificate.
     let out =

@@ -67,7 +67,7 @@ fn up_serves_the_correlators_metrics_and_applies_its_rule_file_on_sighup() {
         Stdio::null(),
     );
     wait_status(dir.path(), &nats_url(hub.nats), |v| {
-        v["correlator"]["version"] == "2026.11-1"
+        v["correlator"]["version"] == "2026.12-1"
     });
     wait_port(metrics, "the correlator's metrics");
     let text = scrape(metrics);
@@ -76,15 +76,15 @@ fn up_serves_the_correlators_metrics_and_applies_its_rule_file_on_sighup() {
         text.contains("timpora_correlator_state_cap 5000000"),
         "{text}"
     );
-    assert!(text.contains("version=\"2026.11-1\""), "{text}");
+    assert!(text.contains("version=\"2026.12-1\""), "{text}");
 
     // SIGHUP: an invalid file changes nothing, a valid one becomes the running set.
     std::fs::write(&rules, "version = \"x\"\n[[rule]]\nid = 1\n").unwrap();
     signal(hub.hub.0.id(), "-HUP");
     std::thread::sleep(Duration::from_millis(500));
     let v = wait_status(dir.path(), &nats_url(hub.nats), |_| true);
-    assert_eq!(v["correlator"]["version"], "2026.11-1", "{v}");
-    std::fs::write(&rules, default.replacen("2026.11-1", "2026.11-7", 1)).unwrap();
+    assert_eq!(v["correlator"]["version"], "2026.12-1", "{v}");
+    std::fs::write(&rules, default.replacen("2026.12-1", "2026.11-7", 1)).unwrap();
     signal(hub.hub.0.id(), "-HUP");
     wait_status(dir.path(), &nats_url(hub.nats), |v| {
         v["correlator"]["version"] == "2026.11-7"

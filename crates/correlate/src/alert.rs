@@ -33,6 +33,22 @@ pub struct Alert {
     pub evidence_times: Vec<SystemTime>,
     /// The id of the alert this one extends (its evidence grew), if any.
     pub extends: Option<String>,
+    /// Raised on late evidence: an event of it arrived later than the allowed lateness, or it
+    /// was raised when a late report changed a decision already taken.
+    pub late: bool,
+    /// Set when this is not a finding but the correlator's correction of one: a report that
+    /// arrived late (the evidence here) contradicts it.
+    pub correction: Option<Correction>,
+}
+
+/// The correlator's correction of a finding, on a late report that contradicts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Correction {
+    /// The finding corrected (its first alert's id).
+    pub of: String,
+    /// Whether the finding no longer stands (withdrawn); otherwise it still stands on the rest
+    /// of its evidence, less what the late report cleared.
+    pub withdrawn: bool,
 }
 
 impl Alert {
@@ -78,6 +94,7 @@ pub(crate) fn make_alert(
     let evidence_sequences = evidence.iter().map(|o| o.seq).collect();
     let evidence_classifications = evidence.iter().map(|o| o.classification).collect();
     let evidence_times = evidence.iter().map(|o| o.time).collect();
+    let late = evidence.iter().any(|o| o.late);
     Alert {
         id: alert_id(rule, version, group, &keys),
         rule_id: rule.id.clone(),
@@ -92,6 +109,42 @@ pub(crate) fn make_alert(
         evidence_classifications,
         evidence_times,
         extends: None,
+        late,
+        correction: None,
+    }
+}
+
+/// The correction of `finding` (of `rule`, for `group`) by the late report `report`: `why` in
+/// words; deterministic like an alert's id (the same finding and report, the same id).
+pub(crate) fn correction(
+    rule: &Rule,
+    version: &str,
+    group: &str,
+    finding: &str,
+    withdrawn: bool,
+    why: String,
+    report: &Occ,
+) -> Alert {
+    let keys = vec![format!("correction:{finding}"), report.key.clone()];
+    Alert {
+        id: alert_id(rule, version, group, &keys),
+        rule_id: rule.id.clone(),
+        rule_version: version.to_owned(),
+        severity: rule.severity,
+        group_key: group.to_owned(),
+        summary: why,
+        evidence: vec![report.key.clone()],
+        time: report.time,
+        region: report.region.clone(),
+        evidence_sequences: vec![report.seq],
+        evidence_classifications: vec![report.classification],
+        evidence_times: vec![report.time],
+        extends: None,
+        late: true,
+        correction: Some(Correction {
+            of: finding.to_owned(),
+            withdrawn,
+        }),
     }
 }
 

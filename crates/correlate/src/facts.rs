@@ -26,6 +26,10 @@ pub struct Facts {
     pub sequence: u64,
     /// The event's classification (`timpora.v1.Classification` as its number).
     pub classification: i32,
+    /// The reporting unit (`agency/unit`).
+    pub source: String,
+    /// When the hub recorded it (`recorded_at`), if it says.
+    pub recorded: Option<SystemTime>,
     values: Vec<(Fact, String)>,
 }
 
@@ -221,6 +225,8 @@ impl Facts {
             companies: ids(EntityKind::Company),
             sequence: 0,
             classification: ev.classification,
+            source: ev.source.clone(),
+            recorded: ev.recorded_at.and_then(|t| SystemTime::try_from(t).ok()),
             values,
         })
     }

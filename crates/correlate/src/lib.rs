@@ -1,19 +1,29 @@
 //! The correlation engine: evaluates a checked rule set over events in event time.
 //!
-//! Its output is a function of the events it is given (and the clock ticks among them) and of the
-//! rule set, nothing else: no wall clock. Sequence rules are decided pair by pair when the second
-//! event of a pair arrives, whichever comes first in the stream. Absence, state and count rules
-//! are decided once the watermark (the latest event time seen) has passed their horizon plus the
-//! allowed lateness, in event-time order. Events out of order within the lateness therefore give
-//! exactly the alerts of the in-order stream; events later than that are counted as late, and
-//! still used.
+//! Its output is a function of the events it is given (their times, sources and recorded times,
+//! and the clock ticks among them) and of the rule set, nothing else: no wall clock. Sequence
+//! rules are decided pair by pair when the second event of a pair arrives, whichever comes first
+//! in the stream. Absence, state and count rules wait for the reports that could change them
+//! (see [`Engine::observe_facts`]): a decision is taken once
+//! - the watermark (the latest event or tick time) has passed its horizon plus the allowed
+//!   lateness;
+//! - every reporting unit of the agencies whose reports could change it has reported past that
+//!   point, or had its usual reporting delay (the largest `recorded_at − time` of its events over
+//!   the last one to two days of hub time) to do so, or been silent for the rule's `idle` time;
+//! - its entity's batch has settled: no event of the entity arrived for the rule's `grace` in
+//!   the hub's recorded time (or the decision waited four times that).
+//!
+//! A batch sent in any order within those limits therefore gives the alerts of the in-order
+//! stream. A report later still is used, never dropped: it withdraws the alert it contradicts
+//! (a correction, [`Alert::correction`]) or raises the alert it completes, marked
+//! [`Alert::late`].
 
 mod alert;
 mod facts;
 mod shape;
 mod state;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -21,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use timpora_proto::v1::Event;
 use timpora_rules::RuleSet;
 
-pub use alert::Alert;
+pub use alert::{Alert, Correction};
 pub use facts::{Facts, Key};
 use state::{Occ, RuleState};
 
@@ -40,18 +50,83 @@ pub enum Error {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     pub events: u64,
-    /// Events older than the watermark minus the allowed lateness.
+    /// Events recorded more than the allowed lateness after their time, or older than the
+    /// watermark minus the allowed lateness.
     pub late_events: u64,
     /// Alerts raised or extended (each an alert on the bus).
     pub alerts: u64,
     /// Of those, extensions of an open alert (its evidence grew).
     pub extended: u64,
+    /// Corrections of findings by late reports (each on the bus too), and of those withdrawals.
+    pub corrections: u64,
+    pub withdrawn: u64,
     /// Groups dropped, oldest first, because the state cap was reached.
     pub shed_groups: u64,
 }
 
 /// Layout version of [`Engine::checkpoint`]'s bytes.
-const CHECKPOINT_FORMAT: u32 = 4;
+const CHECKPOINT_FORMAT: u32 = 5;
+
+/// Hub time over which a reporting unit's delay is taken (its largest delay over the current
+/// and the previous such period).
+const DELAY_PERIOD: Duration = Duration::from_secs(86_400);
+
+/// What the engine knows of one reporting unit (an event `source`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Source {
+    /// The latest event time it reported.
+    progress: Option<SystemTime>,
+    /// When (hub time) it last reported.
+    last: Option<SystemTime>,
+    /// Its largest reporting delay in the current period, and in the previous one.
+    delay: Duration,
+    delay_before: Duration,
+    period: Option<SystemTime>,
+    /// Whether its latest report was late (it is sending a backlog, perhaps not all of it yet).
+    behind: bool,
+}
+
+impl Source {
+    fn note(&mut self, time: SystemTime, arrival: SystemTime, late: bool) {
+        if self.last.is_none_or(|l| arrival >= l) {
+            self.behind = late;
+        }
+        self.progress = Some(self.progress.map_or(time, |p| p.max(time)));
+        self.last = Some(self.last.map_or(arrival, |l| l.max(arrival)));
+        match self.period {
+            Some(p) if arrival < p + DELAY_PERIOD => {}
+            Some(p) => {
+                self.delay_before = if arrival < p + DELAY_PERIOD * 2 {
+                    self.delay
+                } else {
+                    Duration::ZERO
+                };
+                self.delay = Duration::ZERO;
+                self.period = Some(arrival);
+            }
+            None => self.period = Some(arrival),
+        }
+        let delay = arrival.duration_since(time).unwrap_or_default();
+        self.delay = self.delay.max(delay);
+    }
+
+    /// How far in event time it can be taken to have reported by hub time `clock`, if it is
+    /// still waited for (not silent for `idle`): as far as it reported — once its backlog has
+    /// had `grace` to arrive whole, if its latest report was late — or as far as its usual delay
+    /// lets it be behind.
+    fn believed(&self, clock: SystemTime, r: timpora_rules::Reports) -> Option<SystemTime> {
+        let last = self.last?;
+        if clock.duration_since(last).unwrap_or_default() >= r.idle {
+            return None;
+        }
+        let delay = self.delay.max(self.delay_before);
+        let caught_up = clock.checked_sub(delay).unwrap_or(SystemTime::UNIX_EPOCH);
+        let settled = self
+            .progress
+            .filter(|_| !self.behind || clock >= last + r.grace);
+        Some(settled.map_or(caught_up, |p| p.max(caught_up)))
+    }
+}
 
 /// Evaluates one rule set.
 #[derive(Debug)]
@@ -59,6 +134,12 @@ pub struct Engine {
     set: RuleSet,
     lateness: Duration,
     watermark: Option<SystemTime>,
+    /// The hub's recorded time: the latest `recorded_at` (or tick) seen.
+    clock: Option<SystemTime>,
+    /// Reporting units by `source` (`agency/unit`).
+    sources: BTreeMap<String, Source>,
+    /// Per rule: the agencies its decisions wait for (`None`: every agency).
+    waits: Vec<Option<Vec<&'static str>>>,
     states: Vec<RuleState>,
     stats: Stats,
     /// Watermark at the last eviction, and the event time between evictions.
@@ -66,6 +147,11 @@ pub struct Engine {
     evict_every: Duration,
     cap: usize,
     shed_check: u64,
+}
+
+/// Per rule, the agencies its decisions wait for.
+fn waits(set: &RuleSet) -> Vec<Option<Vec<&'static str>>> {
+    set.rules.iter().map(|r| r.shape.waits_for()).collect()
 }
 
 /// Event time between evictions: an eighth of the shortest span a rule keeps state for (so at
@@ -86,9 +172,12 @@ impl Engine {
         let evict_every = evict_every(&set);
         let states = set.rules.iter().map(|_| RuleState::default()).collect();
         Self {
+            waits: waits(&set),
             set,
             lateness,
             watermark: None,
+            clock: None,
+            sources: BTreeMap::new(),
             states,
             stats: Stats::default(),
             evicted_at: None,
@@ -122,8 +211,10 @@ impl Engine {
             Vec<RuleState>,
             Stats,
             Option<SystemTime>,
+            Option<SystemTime>,
+            BTreeMap<String, Source>,
         );
-        let (format, digest, saved_lateness, watermark, states, stats, evicted_at): Saved =
+        let (format, digest, saved_lateness, watermark, states, stats, evicted_at, clock, sources): Saved =
             postcard::from_bytes(bytes)?;
         if format != CHECKPOINT_FORMAT
             || digest != set.digest
@@ -137,9 +228,12 @@ impl Engine {
         }
         let evict_every = evict_every(&set);
         Ok(Self {
+            waits: waits(&set),
             set,
             lateness,
             watermark,
+            clock,
+            sources,
             states,
             stats,
             evict_every,
@@ -192,10 +286,32 @@ impl Engine {
         }
     }
 
-    /// [`Engine::observe`] for facts already read.
+    /// [`Engine::observe`] for facts already read. The event counts as recorded at its
+    /// `recorded` time, or — without one (events loaded straight into the stream, a backtest's
+    /// file) — at the hub's time so far or its own time, whichever is later.
     pub fn observe_facts(&mut self, f: &Facts) -> Vec<Alert> {
         self.stats.events += 1;
-        if self.watermark.is_some_and(|wm| f.time + self.lateness < wm) {
+        let arrival = f
+            .recorded
+            .unwrap_or_else(|| self.clock.map_or(f.time, |c| c.max(f.time)));
+        self.clock = Some(self.clock.map_or(arrival, |c| c.max(arrival)));
+        // Late: recorded more than the allowed lateness after it happened, or behind the
+        // latest event time by more than that.
+        let late = arrival
+            .duration_since(f.time)
+            .is_ok_and(|d| d > self.lateness)
+            || self.watermark.is_some_and(|wm| f.time + self.lateness < wm);
+        if !f.source.is_empty() {
+            match self.sources.get_mut(&f.source) {
+                Some(s) => s.note(f.time, arrival, late),
+                None => {
+                    let mut s = Source::default();
+                    s.note(f.time, arrival, late);
+                    self.sources.insert(f.source.clone(), s);
+                }
+            }
+        }
+        if late {
             self.stats.late_events += 1;
             // Every late event is counted; the log names the first ten, then every thousandth.
             let n = self.stats.late_events;
@@ -205,8 +321,9 @@ impl Engine {
         }
         let mut out = Vec::new();
         // One copy of the occurrence, shared by every rule that keeps it.
-        let occ = Arc::new(Occ::of(f));
+        let occ = Arc::new(Occ::of(f, arrival, late));
         let version = self.set.version.as_str();
+        let clock = self.clock.unwrap_or(f.time);
         for (rule, st) in self.set.rules.iter().zip(&mut self.states) {
             let groups = f.keys(rule.group_by);
             if groups.is_empty() {
@@ -216,6 +333,8 @@ impl Engine {
                 rule,
                 version,
                 lateness: self.lateness,
+                clock,
+                until: SystemTime::UNIX_EPOCH,
             };
             shape::of(&rule.shape).observe(&cx, st, f, &occ, groups, &mut out);
         }
@@ -252,13 +371,39 @@ impl Engine {
                 kept.push(a);
                 continue;
             };
+            if let Some(c) = &a.correction {
+                self.stats.corrections += 1;
+                self.stats.withdrawn += u64::from(c.withdrawn);
+                kept.push(a);
+                continue;
+            }
             if !rule.extend {
                 kept.push(a);
                 continue;
             }
             let key = Key::from(a.group_key.as_str());
+            let raw = a.id.clone();
             let mut open = st.open.remove(&key);
-            if let Some(a) = alert::grow(rule, version, &mut open, a) {
+            let grown = alert::grow(rule, version, &mut open, a);
+            // The finding the decision now belongs to (the first alert's id).
+            let finding = match (&grown, &open) {
+                (Some(a), _) => a.extends.clone().unwrap_or_else(|| a.id.clone()),
+                (None, Some(o)) => o.id.clone(),
+                (None, None) => raw.clone(),
+            };
+            if finding != raw
+                && let Some(list) = st.decided.get_mut(&key)
+                && list
+                    .iter()
+                    .any(|d| d.finding.as_deref() == Some(raw.as_str()))
+            {
+                for d in Arc::make_mut(list) {
+                    if d.finding.as_deref() == Some(raw.as_str()) {
+                        d.finding = Some(finding.clone());
+                    }
+                }
+            }
+            if let Some(a) = grown {
                 self.stats.extended += u64::from(a.extends.is_some());
                 kept.push(a);
             }
@@ -266,7 +411,7 @@ impl Engine {
                 st.open.insert(key, o);
             }
         }
-        self.stats.alerts += kept.len() as u64;
+        self.stats.alerts += kept.iter().filter(|a| a.correction.is_none()).count() as u64;
         kept
     }
 
@@ -306,6 +451,8 @@ impl Engine {
             st.windows.remove(g.as_str());
             st.fired.remove(g.as_str());
             st.open.remove(g.as_str());
+            st.decided.remove(g.as_str());
+            st.arrived.remove(g.as_str());
             dropped += 1;
         }
         self.stats.shed_groups += dropped;
@@ -319,6 +466,7 @@ impl Engine {
 
     /// A clock tick recorded in the stream: event time moves on without an event.
     pub fn tick(&mut self, at: SystemTime) -> Vec<Alert> {
+        self.clock = Some(self.clock.map_or(at, |c| c.max(at)));
         let mut out = Vec::new();
         self.advance(at, &mut out);
         out
@@ -328,14 +476,32 @@ impl Engine {
     fn advance(&mut self, at: SystemTime, out: &mut Vec<Alert>) {
         let wm = self.watermark.map_or(at, |w| w.max(at));
         self.watermark = Some(wm);
+        let clock = self.clock.unwrap_or(wm);
         let version = self.set.version.as_str();
-        for (rule, st) in self.set.rules.iter().zip(&mut self.states) {
+        for ((rule, st), waits) in self.set.rules.iter().zip(&mut self.states).zip(&self.waits) {
+            if !st.has_work(wm, self.lateness) {
+                continue;
+            }
+            // Held back to what the units this rule waits for have reported (or could have).
+            let until = self
+                .sources
+                .iter()
+                .filter(|(name, _)| {
+                    waits.as_ref().is_none_or(|w| {
+                        let agency = name.split_once('/').map_or(name.as_str(), |(a, _)| a);
+                        w.contains(&agency)
+                    })
+                })
+                .filter_map(|(_, s)| s.believed(clock, rule.reports))
+                .fold(wm, SystemTime::min);
             let cx = shape::Cx {
                 rule,
                 version,
                 lateness: self.lateness,
+                clock,
+                until,
             };
-            shape::of(&rule.shape).decide(&cx, st, wm, out);
+            shape::of(&rule.shape).decide(&cx, st, out);
         }
         // Before eviction, which would forget the alerts these may extend.
         *out = self.grow(std::mem::take(out));
@@ -349,8 +515,13 @@ impl Engine {
     fn evict(&mut self) {
         let Some(wm) = self.watermark else { return };
         let lateness = self.lateness;
+        let clock = self.clock.unwrap_or(wm);
         for (rule, st) in self.set.rules.iter().zip(&mut self.states) {
-            let keep = rule.shape.span() + lateness;
+            // Rules that wait for reports keep what a report up to `idle` late may still need.
+            let keep = match rule.shape {
+                timpora_rules::Shape::Sequence(_) => rule.shape.span() + lateness,
+                _ => rule.shape.span() + lateness + rule.reports.idle,
+            };
             let cutoff = wm.checked_sub(keep).unwrap_or(SystemTime::UNIX_EPOCH);
             // Lists are copied (when a snapshot shares them) only if something goes.
             for list in st.whens.values_mut().chain(st.thens.values_mut()) {
@@ -386,6 +557,14 @@ impl Engine {
             st.windows.retain(|_, w| !w.is_empty());
             st.fired.retain(|_, t| *t >= cutoff);
             st.open.retain(|_, o| o.latest() >= cutoff);
+            for list in st.decided.values_mut() {
+                if list.iter().any(|d| d.trigger.time < cutoff) {
+                    Arc::make_mut(list).retain(|d| d.trigger.time >= cutoff);
+                }
+            }
+            st.decided.retain(|_, l| !l.is_empty());
+            let settle = rule.reports.grace * 4;
+            st.arrived.retain(|_, a| *a + settle >= clock);
         }
     }
 
@@ -403,6 +582,7 @@ impl Engine {
                     + s.pending.len()
                     + s.queue.len()
                     + s.open.len()
+                    + s.decided.len()
             })
             .sum()
     }
@@ -421,7 +601,14 @@ impl Engine {
             states: self.states.clone(),
             stats: self.stats,
             evicted_at: self.evicted_at,
+            clock: self.clock,
+            sources: self.sources.clone(),
         }
+    }
+
+    /// The hub's recorded time so far (the latest `recorded_at` or tick seen).
+    pub fn clock(&self) -> Option<SystemTime> {
+        self.clock
     }
 
     /// The state cap ([`Engine::with_cap`]).
@@ -442,6 +629,8 @@ pub struct Snapshot {
     states: Vec<RuleState>,
     stats: Stats,
     evicted_at: Option<SystemTime>,
+    clock: Option<SystemTime>,
+    sources: BTreeMap<String, Source>,
 }
 
 /// Distinct group keys holding state in any rule.
@@ -454,8 +643,9 @@ fn distinct_entities(states: &[RuleState]) -> usize {
         keys.extend(s.history.keys().map(|k| &**k));
         keys.extend(s.windows.keys().map(|k| &**k));
         keys.extend(s.open.keys().map(|k| &**k));
+        keys.extend(s.decided.keys().map(|k| &**k));
         keys.extend(s.pending.keys().map(|(_, g, _)| &**g));
-        keys.extend(s.queue.values().flat_map(|c| c.groups.iter().map(|k| &**k)));
+        keys.extend(s.queue.values().flat_map(|q| q.left.iter().map(|k| &**k)));
     }
     keys.len()
 }
@@ -482,6 +672,8 @@ impl Snapshot {
                 &self.states,
                 self.stats,
                 self.evicted_at,
+                self.clock,
+                &self.sources,
             ),
             writer,
         )?)

@@ -210,7 +210,7 @@ fn r1_fires_only_once_the_horizon_has_passed_in_event_time() {
     assert_eq!(r1.len(), 1);
     assert_eq!(r1[0].evidence, ["imigrasi/kanim-kendari/a"]);
     assert_eq!(r1[0].group_key, "psn_1");
-    assert_eq!(r1[0].rule_version, "2026.11-1");
+    assert_eq!(r1[0].rule_version, "2026.12-1");
     assert_eq!(r1[0].severity, Severity::High);
     assert!(e.tick(at(horizon + 10 * DAY)).is_empty(), "decided once");
 }
@@ -600,7 +600,7 @@ fn a_checkpoint_of_another_rule_set_or_lateness_is_refused() {
         e.observe(&ev);
     }
     let bytes = e.checkpoint().unwrap();
-    let other = parse(&DEFAULT_RULES.replacen("2026.11-1", "2026.11-2", 1)).unwrap();
+    let other = parse(&DEFAULT_RULES.replacen("2026.12-1", "2026.11-2", 1)).unwrap();
     assert!(matches!(
         Engine::restore(other, LATENESS, &bytes),
         Err(Error::Mismatch { .. })
@@ -656,4 +656,367 @@ fn the_state_cap_drops_the_groups_idle_longest() {
         &[],
     ));
     assert!(of(&oldest, "R6").is_empty(), "{oldest:?}");
+}
+
+// ---- late and batched reports ---------------------------------------------------------------
+
+/// `ev` as the hub recorded it at `secs`.
+fn recorded(mut ev: Event, secs: u64) -> Event {
+    ev.recorded_at = Some(at(secs).into());
+    ev
+}
+
+/// Feed `events`, then let hub time run on to `until` in ticks of a minute; every alert.
+fn feed(e: &mut Engine, events: &[Event], until: u64) -> Vec<Alert> {
+    let mut out: Vec<Alert> = events.iter().flat_map(|ev| e.observe(ev)).collect();
+    let from = e
+        .clock()
+        .and_then(|c| c.duration_since(at(0)).ok())
+        .map_or(0, |d| d.as_secs());
+    for t in (from..=until).step_by(60) {
+        out.extend(e.tick(at(t)));
+    }
+    out
+}
+
+/// A day of one Kanim's, one BP3MI office's, one Disnaker office's and the police's reports
+/// (day 0), with the alerts each pattern should give: R1 for psn_2 only (psn_1's registration
+/// comes later the same day), R5 for KEP-1 (revoked before its registration), none for KEP-2
+/// (revoked after), R4 for rec_x (three persons, two villages) grown by a fourth person.
+fn a_day() -> Vec<Event> {
+    let h = 3_600;
+    vec![
+        interview("i1", "kanim-kendari", "psn_1", 8 * h, I::Deferred, &[]),
+        interview("i2", "kanim-kendari", "psn_2", 9 * h, I::Deferred, &[]),
+        licence("l1", "KEP-1", 9 * h, LicenceStatus::Revoked),
+        cpmi("c1", "psn_1", "KEP-1", 11 * h, CpmiStage::Registered),
+        cpmi("c2", "psn_3", "KEP-2", 12 * h, CpmiStage::Registered),
+        licence("l2", "KEP-2", 14 * h, LicenceStatus::Revoked),
+        recruiter_seen("r1", "rec_x", "psn_4", "74.02.05.2001", 10 * h),
+        recruiter_seen("r2", "rec_x", "psn_5", "74.02.05.2001", 13 * h),
+        recruiter_seen("r3", "rec_x", "psn_6", "72.09.01.2002", 15 * h),
+        recruiter_seen("r4", "rec_x", "psn_7", "72.09.01.2002", 17 * h),
+    ]
+}
+
+/// The day sent at once 40 days later (hub time), one event a second, in the given order; the
+/// alerts once hub time has moved on two days.
+fn batch(order: &[Event]) -> Vec<Alert> {
+    let sent = 40 * DAY;
+    let mut e = engine();
+    e.tick(at(sent));
+    let events: Vec<Event> = (0u64..)
+        .zip(order)
+        .map(|(i, ev)| recorded(ev.clone(), sent + i))
+        .collect();
+    let mut out = feed(&mut e, &events, sent + 2 * DAY);
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+#[test]
+fn a_batch_sent_in_any_order_gives_the_alerts_of_the_batch_in_order() {
+    let day = a_day();
+    let in_order = batch(&day);
+    let rules: Vec<&str> = in_order.iter().map(|a| a.rule_id.as_str()).collect();
+    assert_eq!(
+        of(&in_order, "R1")
+            .iter()
+            .map(|a| a.group_key.as_str())
+            .collect::<Vec<_>>(),
+        ["psn_2"],
+        "{rules:?}"
+    );
+    let r5 = of(&in_order, "R5");
+    assert_eq!(r5.len(), 1, "{r5:#?}");
+    assert_eq!(r5[0].group_key, "KEP-1");
+    let r4 = of(&in_order, "R4");
+    assert_eq!(r4.len(), 2, "raised and grown: {r4:#?}");
+    assert!(in_order.iter().all(|a| a.late && a.correction.is_none()));
+    let mut reversed = day.clone();
+    reversed.reverse();
+    assert_eq!(batch(&reversed), in_order, "reverse order");
+    // Two offices' uploads interleaved: the Kanim's and the police's first, BP3MI's and
+    // Disnaker's after, each in reverse.
+    let (mut first, mut second): (Vec<Event>, Vec<Event>) = day
+        .iter()
+        .cloned()
+        .partition(|e| e.source.starts_with("imigrasi") || e.source.starts_with("polri"));
+    first.reverse();
+    second.reverse();
+    let mut interleaved = Vec::new();
+    while !first.is_empty() || !second.is_empty() {
+        interleaved.extend(first.pop());
+        interleaved.extend(second.pop());
+    }
+    assert_eq!(batch(&interleaved), in_order, "interleaved");
+    // Decided event by event as they arrive (no grace), the day in order would first raise an
+    // R1 for psn_1 and withdraw it when the registration comes a few events later: the wait is
+    // what spares the duty officer that.
+    let text = DEFAULT_RULES.replace("grace = \"30s\"", "grace = \"0s\"");
+    let mut e = Engine::new(parse(&text).unwrap(), LATENESS);
+    e.tick(at(40 * DAY));
+    let events: Vec<Event> = (0u64..)
+        .zip(&day)
+        .map(|(i, ev)| recorded(ev.clone(), 40 * DAY + i))
+        .collect();
+    let hasty = feed(&mut e, &events, 42 * DAY);
+    let raised = hasty
+        .iter()
+        .find(|a| a.rule_id == "R1" && a.group_key == "psn_1" && a.correction.is_none())
+        .expect("a hasty R1 for psn_1");
+    assert!(
+        hasty.iter().any(|a| a
+            .correction
+            .as_ref()
+            .is_some_and(|c| c.of == raised.id && c.withdrawn)),
+        "and its withdrawal: {hasty:#?}"
+    );
+}
+
+#[test]
+fn a_registration_reported_after_its_r1_withdraws_it_with_the_evidence() {
+    let mut e = engine();
+    // Deferred 40 days ago, entered now: R1 once its batch settled.
+    let deferral = recorded(
+        interview("i1", "kanim-kendari", "psn_1", 0, I::Deferred, &[]),
+        40 * DAY,
+    );
+    let raised = feed(&mut e, &[deferral], 40 * DAY + 600);
+    let r1 = of(&raised, "R1");
+    assert_eq!(r1.len(), 1, "{raised:#?}");
+    assert!(r1[0].late, "raised on late evidence");
+    let id = r1[0].id.clone();
+    // BP3MI's registration of the person, 5 days after the deferral, arrives a day later.
+    let reg = recorded(
+        cpmi("c1", "psn_1", "KEP-1", 5 * DAY, CpmiStage::Registered),
+        41 * DAY,
+    );
+    let out = e.observe(&reg);
+    let corrections: Vec<&Alert> = out.iter().filter(|a| a.correction.is_some()).collect();
+    assert_eq!(corrections.len(), 1, "{out:#?}");
+    let c = corrections[0];
+    assert_eq!(
+        c.correction,
+        Some(Correction {
+            of: id.clone(),
+            withdrawn: true
+        })
+    );
+    assert_eq!(c.evidence, ["bp3mi/bp3mi-sultra/c1"]);
+    assert!(c.summary.starts_with("withdrawn: "), "{}", c.summary);
+    assert!(c.summary.contains("cpmi_status"), "{}", c.summary);
+    assert_eq!((e.stats().corrections, e.stats().withdrawn), (1, 1));
+    // A second copy of the news changes nothing more; nor does a registration outside ±30 days.
+    assert!(e.observe(&reg).is_empty());
+    let far = recorded(
+        cpmi("c2", "psn_1", "KEP-1", 35 * DAY, CpmiStage::Registered),
+        41 * DAY,
+    );
+    assert!(e.observe(&far).iter().all(|a| a.correction.is_none()));
+    // Replayed from the start (the same stream), the same decisions and the same correction.
+    let mut again = engine();
+    let replay = [recorded(
+        interview("i1", "kanim-kendari", "psn_1", 0, I::Deferred, &[]),
+        40 * DAY,
+    )];
+    let mut out2 = feed(&mut again, &replay, 40 * DAY + 600);
+    out2.extend(again.observe(&reg));
+    assert!(out2.iter().any(|a| a == c));
+}
+
+#[test]
+fn a_licence_status_reported_late_raises_or_withdraws_r5_marked_late() {
+    let mut e = engine();
+    // Registration naming KEP-1 on day 1; nothing known against KEP-1 then: no R5.
+    let reg = recorded(
+        cpmi("c1", "psn_1", "KEP-1", DAY, CpmiStage::Registered),
+        DAY,
+    );
+    assert!(of(&feed(&mut e, &[reg], DAY + 3_600 * 3), "R5").is_empty());
+    // Disnaker reports, two days late, that KEP-1 was revoked on day 0: R5, on late evidence.
+    let revoked = recorded(licence("l1", "KEP-1", 0, LicenceStatus::Revoked), 2 * DAY);
+    let out = e.observe(&revoked);
+    let r5 = of(&out, "R5");
+    assert_eq!(r5.len(), 1, "{out:#?}");
+    assert!(r5[0].late && r5[0].correction.is_none());
+    assert_eq!(
+        r5[0].evidence,
+        ["disnaker/disnaker-konawe/l1", "bp3mi/bp3mi-sultra/c1"]
+    );
+    let id = r5[0].id.clone();
+    // Then that the revocation was lifted, back-dated before the registration: withdrawn.
+    let lifted = recorded(
+        licence("l2", "KEP-1", DAY / 2, LicenceStatus::Active),
+        3 * DAY,
+    );
+    let out = e.observe(&lifted);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(
+        out[0].correction,
+        Some(Correction {
+            of: id,
+            withdrawn: true
+        })
+    );
+    assert!(
+        out[0].summary.contains("licence_status ACTIVE"),
+        "{}",
+        out[0].summary
+    );
+}
+
+#[test]
+fn decisions_wait_for_a_late_reporting_unit_but_no_longer_than_its_idle_time() {
+    // BP3MI's office sends a nightly export: the registrations of the day before, at 01:00 (one
+    // just after midnight, one at noon: delays of about a day).
+    let export = |day: u64, extra: Option<Event>| -> Vec<Event> {
+        let mut day_events = vec![
+            cpmi(
+                &format!("x{day}a"),
+                "psn_9",
+                "KEP-1",
+                day * DAY + 1_800,
+                CpmiStage::Registered,
+            ),
+            cpmi(
+                &format!("x{day}b"),
+                "psn_9",
+                "KEP-1",
+                day * DAY + 12 * 3_600,
+                CpmiStage::Registered,
+            ),
+        ];
+        day_events.extend(extra);
+        day_events
+            .into_iter()
+            .map(|e| recorded(e, (day + 1) * DAY + 3_600))
+            .collect()
+    };
+    let deferral = |id: &str, person: &str, day: u64| {
+        recorded(
+            interview(
+                id,
+                "kanim-kendari",
+                person,
+                day * DAY + 10 * 3_600,
+                I::Deferred,
+                &[],
+            ),
+            day * DAY + 10 * 3_600,
+        )
+    };
+    // The office exports every night: the decision on a day-1 deferral (due by event time at
+    // day 31 + 11 h) waits for the night's export, which brings the registration that clears it.
+    let mut e = engine();
+    let mut out = feed(&mut e, &export(0, None), DAY + 3_600);
+    out.extend(feed(
+        &mut e,
+        &[deferral("i1", "psn_1", 1)],
+        DAY + 10 * 3_600,
+    ));
+    for day in 1..31 {
+        out.extend(feed(&mut e, &export(day, None), (day + 1) * DAY + 3_600));
+    }
+    let clears = cpmi(
+        "c1",
+        "psn_1",
+        "KEP-1",
+        31 * DAY + 9 * 3_600,
+        CpmiStage::Registered,
+    );
+    out.extend(feed(&mut e, &export(31, Some(clears)), 33 * DAY));
+    assert!(of(&out, "R1").is_empty(), "{out:#?}");
+    assert!(out.iter().all(|a| a.correction.is_none()));
+    // The exports stop after day 31's (the office is offline): the decision on a day-3
+    // deferral (due at day 33 + 11 h) waits for it, but no longer than 36 h after its last
+    // report (day 32, 01:00).
+    let mut e = engine();
+    let mut out = feed(&mut e, &export(0, None), DAY + 3_600);
+    out.extend(feed(
+        &mut e,
+        &[deferral("i2", "psn_2", 3)],
+        3 * DAY + 10 * 3_600,
+    ));
+    for day in 1..32 {
+        out.extend(feed(&mut e, &export(day, None), (day + 1) * DAY + 3_600));
+    }
+    let idle_until = 32 * DAY + 3_600 + 36 * 3_600;
+    out.extend(feed(&mut e, &[], idle_until - 120));
+    assert!(
+        of(&out, "R1").is_empty(),
+        "waits while the unit may still report"
+    );
+    let after = feed(&mut e, &[], idle_until + 120);
+    assert_eq!(
+        of(&after, "R1").len(),
+        1,
+        "not past its idle time: {after:#?}"
+    );
+    // Had the office never exported (or been silent for longer than 36 h), nothing waits: the
+    // decision comes once the horizon and the batch's grace have passed.
+    let mut e = engine();
+    let out = feed(
+        &mut e,
+        &[deferral("i3", "psn_3", 3)],
+        33 * DAY + 11 * 3_600 + 120,
+    );
+    assert_eq!(of(&out, "R1").len(), 1, "{out:#?}");
+}
+
+/// Feed `events` with hub time running on (ticks of a minute) up to each one's recorded time,
+/// then up to `until`; every alert.
+fn paced(e: &mut Engine, events: &[Event], until: u64) -> Vec<Alert> {
+    let mut out = Vec::new();
+    for ev in events {
+        let t = SystemTime::try_from(ev.recorded_at.unwrap()).unwrap();
+        let secs = t.duration_since(at(0)).unwrap().as_secs();
+        out.extend(feed(e, &[], secs.saturating_sub(1)));
+        out.extend(e.observe(ev));
+    }
+    out.extend(feed(e, &[], until));
+    out
+}
+
+#[test]
+fn a_checkpoint_taken_anywhere_in_a_late_batch_continues_exactly() {
+    let mut day = a_day();
+    day.reverse();
+    let mut events: Vec<Event> = (0u64..)
+        .zip(&day)
+        .map(|(i, ev)| recorded(ev.clone(), 40 * DAY + i))
+        .collect();
+    // Three days later, psn_2's registration: its R1 is withdrawn.
+    events.push(recorded(
+        cpmi("c9", "psn_2", "KEP-1", 20 * DAY, CpmiStage::Registered),
+        43 * DAY,
+    ));
+    let whole = {
+        let mut e = engine();
+        e.tick(at(40 * DAY));
+        let mut out = paced(&mut e, &events, 44 * DAY);
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    };
+    assert!(
+        whole
+            .iter()
+            .any(|a| a.correction.as_ref().is_some_and(|c| c.withdrawn)),
+        "psn_2's R1 withdrawn: {whole:#?}"
+    );
+    for split in 0..=events.len() {
+        let mut first = engine();
+        first.tick(at(40 * DAY));
+        let until = events.get(split).map_or(44 * DAY, |ev| {
+            let t = SystemTime::try_from(ev.recorded_at.unwrap()).unwrap();
+            t.duration_since(at(0)).unwrap().as_secs() - 1
+        });
+        let mut out = paced(&mut first, &events[..split], until);
+        let bytes = first.checkpoint().unwrap();
+        let mut second = Engine::restore(parse(DEFAULT_RULES).unwrap(), LATENESS, &bytes).unwrap();
+        assert_eq!(second.clock(), first.clock());
+        out.extend(paced(&mut second, &events[split..], 44 * DAY));
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        assert_eq!(out, whole, "checkpoint after {split} events");
+    }
 }

@@ -41,6 +41,10 @@ const BATCH: usize = 256;
 
 fn log_outcome(alert: &v1::Alert, outcome: AlertOutcome) {
     match outcome {
+        AlertOutcome::Stored(seq) if !alert.corrects.is_empty() => tracing::info!(
+            correction = %alert.id, alert = %alert.corrects, rule = %alert.rule_id, sequence = seq,
+            withdrawn = alert.withdrawn, "alert corrected by a late report"
+        ),
         AlertOutcome::Stored(seq) => tracing::info!(
             alert = %alert.id, rule = %alert.rule_id, sequence = seq,
             evidence = alert.evidence.len(), "alert raised"
@@ -117,6 +121,13 @@ pub fn to_proto(a: &Alert) -> v1::Alert {
         evidence_classifications: a.evidence_classifications.clone(),
         classification: a.classification(),
         extends: a.extends.clone().unwrap_or_default(),
+        late: a.late,
+        corrects: a
+            .correction
+            .as_ref()
+            .map(|c| c.of.clone())
+            .unwrap_or_default(),
+        withdrawn: a.correction.as_ref().is_some_and(|c| c.withdrawn),
     }
 }
 

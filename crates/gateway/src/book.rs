@@ -26,6 +26,8 @@ struct Inner {
     /// Where the growth of a finding goes once its first record was resolved: the record of
     /// the extension that then stood on its own.
     continued: HashMap<String, String>,
+    /// The correlator's corrections taken in, by id.
+    corrections: std::collections::HashSet<String>,
 }
 
 /// `base` (a finding as shown) with the evidence `extension` adds: its id stays `base`'s; time
@@ -64,7 +66,57 @@ fn merged(mut base: Alert, extension: Alert) -> Alert {
     base
 }
 
+/// The identity the correlator's own transitions are recorded under.
+pub const CORRELATOR: &str = "hub/correlator";
+
+/// Whether nobody acts on a record any more (resolved, or withdrawn by the correlator).
+fn closed(status: i32) -> bool {
+    status == AlertStatus::Resolved as i32 || status == AlertStatus::Withdrawn as i32
+}
+
 impl Inner {
+    /// The record a finding's id (or an extension's) stands for now.
+    fn target(&self, id: &str) -> String {
+        let mut target = self
+            .extended
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_owned());
+        while let Some(next) = self.continued.get(&target) {
+            target = next.clone();
+        }
+        target
+    }
+
+    /// The correlator's correction of a finding: a transition by `hub/correlator` with the late
+    /// evidence, withdrawing it unless it still stands. (It is not on the finding's lifecycle
+    /// subject, so its `version` — for people's actions — stays.)
+    fn correct(&mut self, c: Alert) -> Option<AlertRecord> {
+        if !self.corrections.insert(c.id.clone()) {
+            return None;
+        }
+        let target = self.target(&c.corrects);
+        let r = self.records.get_mut(&target)?;
+        let from = r.status;
+        let to = if c.withdrawn {
+            AlertStatus::Withdrawn as i32
+        } else {
+            from
+        };
+        r.history.push(AlertTransition {
+            alert_id: target,
+            from_status: from,
+            to_status: to,
+            actor: CORRELATOR.into(),
+            time: c.time,
+            note: c.summary,
+            evidence: c.evidence,
+            ..Default::default()
+        });
+        r.status = to;
+        Some(r.clone())
+    }
+
     /// Take a raised alert in: a new record, or growth of the open record it extends.
     fn raise(&mut self, mut alert: Alert) -> Option<AlertRecord> {
         if self.records.contains_key(&alert.id) || self.extended.contains_key(&alert.id) {
@@ -76,7 +128,7 @@ impl Inner {
                 target = next.clone();
             }
             match self.records.get_mut(&target) {
-                Some(r) if r.status != AlertStatus::Resolved as i32 => {
+                Some(r) if !closed(r.status) => {
                     r.extensions.push(alert.id.clone());
                     self.extended.insert(alert.id.clone(), target.clone());
                     let grown = merged(r.alert.take().unwrap_or_default(), alert);
@@ -140,7 +192,8 @@ pub fn allowed(from: AlertStatus, to: AlertStatus) -> bool {
         Assigned => matches!(from, Open | Acknowledged | Assigned),
         Escalated => matches!(from, Open | Acknowledged | Assigned),
         Resolved => matches!(from, Open | Acknowledged | Assigned | Escalated),
-        Open | Unspecified => false,
+        // Only the correlator withdraws, through a correction in the alerts stream.
+        Open | Withdrawn | Unspecified => false,
     }
 }
 
@@ -178,6 +231,7 @@ impl AlertBook {
         let changed = {
             let mut inner = self.write();
             match message {
+                AlertMessage::Raised(alert) if !alert.corrects.is_empty() => inner.correct(alert),
                 AlertMessage::Raised(alert) => inner.raise(alert),
                 AlertMessage::Transition(t) => match inner.records.get_mut(&t.alert_id) {
                     Some(r) if sequence > r.version => {
@@ -253,7 +307,7 @@ impl AlertBook {
             .rev()
             .filter_map(|id| inner.records.get(id))
             .filter(|r| matches(filter, r))
-            .filter(|r| !open_only || r.status != AlertStatus::Resolved as i32)
+            .filter(|r| !open_only || !closed(r.status))
             .cloned()
             .collect()
     }
@@ -301,13 +355,14 @@ pub async fn follow(bus: Bus, book: AlertBook) {
 mod tests {
     use super::*;
 
-    const ALL: [AlertStatus; 6] = [
+    const ALL: [AlertStatus; 7] = [
         AlertStatus::Unspecified,
         AlertStatus::Open,
         AlertStatus::Acknowledged,
         AlertStatus::Assigned,
         AlertStatus::Escalated,
         AlertStatus::Resolved,
+        AlertStatus::Withdrawn,
     ];
 
     fn raised(id: &str, region: &str) -> AlertMessage {
@@ -470,5 +525,59 @@ mod tests {
         assert!(!rx.has_changed().unwrap());
         book.set_current(false);
         assert!(rx.has_changed().unwrap() && !*rx.borrow_and_update());
+    }
+
+    #[test]
+    fn a_correction_withdraws_the_finding_visibly_and_nobody_acts_on_it_after() {
+        let book = AlertBook::default();
+        book.apply(1, raised("a", "74.02"));
+        let correction = |id: &str, withdrawn: bool| {
+            AlertMessage::Raised(Alert {
+                id: id.into(),
+                rule_id: "R1".into(),
+                corrects: "a".into(),
+                withdrawn,
+                summary: "withdrawn: a registration reported late".into(),
+                evidence: vec!["bp3mi/bp3mi-sultra/c1".into()],
+                ..Default::default()
+            })
+        };
+        book.apply(2, correction("w", true));
+        let r = book.get("a").unwrap();
+        assert_eq!(r.status, AlertStatus::Withdrawn as i32);
+        let t = r.history.last().unwrap();
+        assert_eq!(
+            (t.actor.as_str(), t.from_status, t.evidence.as_slice()),
+            (
+                CORRELATOR,
+                AlertStatus::Open as i32,
+                ["bp3mi/bp3mi-sultra/c1".to_owned()].as_slice()
+            )
+        );
+        assert!(t.note.starts_with("withdrawn: "));
+        assert!(
+            book.get("w").is_none(),
+            "a correction is not an alert of its own"
+        );
+        // Read again from the stream (a restart): once, not twice.
+        book.apply(2, correction("w", true));
+        assert_eq!(book.get("a").unwrap().history.len(), 1);
+        let err = book
+            .check(&action("a", 0), AlertStatus::Acknowledged)
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
+        assert!(book.matching(&AlertFilter::default(), true).is_empty());
+        // A correction that leaves the finding standing keeps its status.
+        book.apply(3, raised("b", "74.02"));
+        book.apply(
+            4,
+            AlertMessage::Raised(Alert {
+                corrects: "b".into(),
+                id: "x".into(),
+                ..Default::default()
+            }),
+        );
+        assert_eq!(book.get("b").unwrap().status, AlertStatus::Open as i32);
+        assert_eq!(book.get("b").unwrap().history.len(), 1);
     }
 }

@@ -358,6 +358,27 @@ pub enum Shape {
 }
 
 impl Shape {
+    /// The agencies (event-type domains) whose reports can change a decision of this shape:
+    /// `None` for every agency, empty for a sequence (decided on arrival, waits for nobody).
+    pub fn waits_for(&self) -> Option<Vec<&'static str>> {
+        let domains = |types: &[&'static EventTypeInfo]| {
+            // Case events may come from any member agency.
+            if types.is_empty() || types.iter().any(|t| t.domain == "case") {
+                return None;
+            }
+            let mut d: Vec<&'static str> = types.iter().map(|t| t.domain).collect();
+            d.sort_unstable();
+            d.dedup();
+            Some(d)
+        };
+        match self {
+            Shape::Sequence(_) => Some(Vec::new()),
+            Shape::Absence(a) => domains(&a.absent.types),
+            Shape::State(s) => domains(&s.from),
+            Shape::Count(c) => domains(&c.matcher.types),
+        }
+    }
+
     /// How far back in event time the rule looks from an event: what the engine must keep.
     pub fn span(&self) -> Duration {
         match self {
@@ -382,6 +403,29 @@ pub struct Rule {
     /// latest evidence, extends that alert (one alert per finding, its evidence growing) rather
     /// than raising another (`extend = false`). On by default.
     pub extend: bool,
+    /// How long its decisions wait for late and batched reports (absence, state and count
+    /// rules; sequence rules decide as the second event arrives).
+    pub reports: Reports,
+}
+
+/// How long a rule's decisions wait for the reports that could change them, in the hub's
+/// recorded time (`[reports]` for every rule, `[rule.reports]` for one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reports {
+    /// After the last event of a group arrived, its decisions wait this long for the rest of
+    /// the batch it came in (a decision waits at most four times this for a busy group).
+    pub grace: Duration,
+    /// A reporting unit silent this long is no longer waited for.
+    pub idle: Duration,
+}
+
+impl Default for Reports {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(30),
+            idle: Duration::from_secs(36 * 3_600),
+        }
+    }
 }
 
 /// A checked, versioned rule set.
@@ -415,6 +459,8 @@ type Values = Option<S<Vec<S<String>>>>;
 struct RawSet {
     version: S<String>,
     #[serde(default)]
+    reports: Option<S<RawReports>>,
+    #[serde(default)]
     rule: Vec<S<RawRule>>,
 }
 
@@ -429,11 +475,21 @@ struct RawRule {
     summary: Option<S<String>>,
     #[serde(default)]
     extend: Option<bool>,
+    #[serde(default)]
+    reports: Option<S<RawReports>>,
     when: Option<S<RawClause>>,
     then: Option<S<RawClause>>,
     absent: Option<S<RawClause>>,
     state: Option<S<RawClause>>,
     count: Option<S<RawClause>>,
+}
+
+/// `[reports]` / `[rule.reports]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReports {
+    grace: Option<S<String>>,
+    idle: Option<S<String>>,
 }
 
 /// Every key any clause may have; which ones a clause may use is checked afterwards.
@@ -510,6 +566,8 @@ impl RawClause {
 struct Checker<'a> {
     text: &'a str,
     rule: Option<String>,
+    /// `[reports]` of the file (or the built-in defaults).
+    reports: Reports,
     errors: Vec<RuleError>,
     pool: Option<prost_reflect::DescriptorPool>,
 }
@@ -530,6 +588,21 @@ impl Checker<'_> {
             rule: self.rule.clone(),
             message: message.into(),
         });
+    }
+
+    /// `raw` over `base`: each duration given replaces the base's (a grace may be zero).
+    fn reports(&mut self, key: &str, raw: &RawReports, base: Reports) -> Reports {
+        let mut out = base;
+        if let Some(g) = &raw.grace {
+            out.grace = match g.get_ref().as_str() {
+                "0" | "0s" => Duration::ZERO,
+                _ => self.duration(&format!("{key}.grace"), g),
+            };
+        }
+        if let Some(i) = &raw.idle {
+            out.idle = self.duration(&format!("{key}.idle"), i);
+        }
+        out
     }
 
     fn duration(&mut self, key: &str, value: &S<String>) -> Duration {
@@ -940,7 +1013,20 @@ impl Checker<'_> {
         {
             self.err(s.span().start, "summary: at most 200 characters");
         }
+        let reports = match &r.reports {
+            Some(raw) => {
+                if matches!(shape, Some(Shape::Sequence(_))) {
+                    self.err(
+                        raw.span().start,
+                        "reports: a sequence rule decides as its second event arrives and waits for no report; `reports` is for absence, state and count rules",
+                    );
+                }
+                self.reports("reports", raw.get_ref(), self.reports)
+            }
+            None => self.reports,
+        };
         shape.map(|shape| Rule {
+            reports,
             id: r.id.get_ref().clone(),
             name: r.name.get_ref().clone(),
             severity,
@@ -985,6 +1071,7 @@ pub fn parse(text: &str) -> Result<RuleSet, Errors> {
     let mut ck = Checker {
         text,
         rule: None,
+        reports: Reports::default(),
         errors: Vec::new(),
         pool: None,
     };
@@ -997,6 +1084,9 @@ pub fn parse(text: &str) -> Result<RuleSet, Errors> {
             return Err(Errors(ck.errors));
         }
     };
+    if let Some(r) = &raw.reports {
+        ck.reports = ck.reports("reports", r.get_ref(), Reports::default());
+    }
     if raw.version.get_ref().trim().is_empty() {
         ck.err(raw.version.span().start, "version: must not be empty");
     }

@@ -27,7 +27,7 @@ within = "14d"
 #[test]
 fn the_default_rule_set_checks_and_has_r1_to_r6() {
     let set = parse(DEFAULT_RULES).unwrap();
-    assert_eq!(set.version, "2026.11-1");
+    assert_eq!(set.version, "2026.12-1");
     let ids: Vec<&str> = set.rules.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["R1", "R2", "R3", "R4", "R5", "R6"]);
     assert!(

@@ -332,11 +332,17 @@ impl Sandbox {
         Ok(out)
     }
 
-    /// Run the correlator (built-in rules, 1 s lateness) on this sandbox's bus until the
-    /// returned sender is dropped or sent to.
+    /// Run the correlator (built-in rules with a grace of 1 s instead of 30 s, 1 s lateness)
+    /// on this sandbox's bus until the returned sender is dropped or sent to.
     pub fn correlate(&self) -> tokio::sync::oneshot::Sender<()> {
+        self.correlate_rules(&quick_rules("1s"))
+    }
+
+    /// [`Sandbox::correlate`] with the rule file `rules`.
+    pub fn correlate_rules(&self, rules: &str) -> tokio::sync::oneshot::Sender<()> {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let bus = self.bus.clone();
+        let rules = rules.to_owned();
         tokio::spawn(async move {
             let options = timpora_correlator::Options {
                 lateness: Duration::from_secs(1),
@@ -346,7 +352,7 @@ impl Sandbox {
             let stopped = async {
                 let _ = rx.await;
             };
-            if let Err(e) = timpora_correlator::run(bus, None, options, stopped).await {
+            if let Err(e) = timpora_correlator::run(bus, Some(&rules), options, stopped).await {
                 tracing::error!(error = %e, "sandbox correlator stopped");
             }
         });
@@ -512,4 +518,10 @@ pub mod fixtures {
             ..Default::default()
         }
     }
+}
+
+/// The built-in rules with every decision's `grace` (how long a batch may take to arrive) set to
+/// `grace`: tests do not wait the 30 s of the default.
+pub fn quick_rules(grace: &str) -> String {
+    timpora_rules::DEFAULT_RULES.replacen("grace = \"30s\"", &format!("grace = \"{grace}\""), 1)
 }

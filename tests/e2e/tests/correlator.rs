@@ -103,7 +103,7 @@ async fn alerts_are_raised_from_the_stream_and_a_restart_stores_none_twice() {
 
     let status = hub.bus.correlator_status().await.unwrap().unwrap();
     assert!(status.checkpoint_sequence >= 3, "{status:?}");
-    assert_eq!(status.version, "2026.11-1");
+    assert_eq!(status.version, "2026.12-1");
 
     // Restart: continues from the checkpoint, nothing stored again; the restarted service is
     // live (a new attempt at another checkpoint raises one new R3).
@@ -222,7 +222,7 @@ async fn a_new_rule_set_applies_without_restart_and_an_invalid_one_changes_nothi
     publish(&hub, &warning("w1", "psn_1")).await;
     publish(&hub, &deferred("i1", "psn_1")).await;
     let first = wait_for(&hub, 1).await;
-    assert_eq!(first[0].rule_version, "2026.11-1");
+    assert_eq!(first[0].rule_version, "2026.12-1");
 
     // An invalid rule set in the bucket (bypassing `rules apply`'s check) is refused.
     hub.bus
@@ -230,7 +230,7 @@ async fn a_new_rule_set_applies_without_restart_and_an_invalid_one_changes_nothi
         .await
         .unwrap();
     // A valid new version: the same rules under a new name.
-    let text = timpora_rules::DEFAULT_RULES.replacen("2026.11-1", "2026.11-2", 1);
+    let text = timpora_rules::DEFAULT_RULES.replacen("2026.12-1", "2026.11-2", 1);
     let digest = timpora_rules::parse(&text).unwrap().digest;
     hub.bus.put_rules(&text).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

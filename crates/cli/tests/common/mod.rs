@@ -267,8 +267,14 @@ pub fn hub_ports() -> (u16, u16, u16) {
 
 /// `timpora up` in `dir` on the given gateway, NATS and console ports, once its gateway
 /// accepts connections.
-pub fn up_quiet(dir: &Path, (gw, np, cp): (u16, u16, u16)) -> Killed {
+pub fn up_quiet(dir: &Path, ports: (u16, u16, u16)) -> Killed {
+    up_quiet_with(dir, ports, &[])
+}
+
+/// [`up_quiet`] with environment variables (`TIMPORA_<SECTION>__<KEY>` settings).
+pub fn up_quiet_with(dir: &Path, (gw, np, cp): (u16, u16, u16), env: &[(&str, &Path)]) -> Killed {
     let child = timpora(dir)
+        .envs(env.iter().copied())
         .args(["up", "--listen", &format!("127.0.0.1:{gw}")])
         .args(["--nats-port", &np.to_string()])
         .args(["--console-listen", &format!("127.0.0.1:{cp}")])

@@ -3,7 +3,7 @@
 "use strict";
 
 const SEVERITIES = ["CRITICAL", "HIGH", "MEDIUM", "LOW"];
-const STATUSES = ["OPEN", "ACKNOWLEDGED", "ASSIGNED", "ESCALATED", "RESOLVED"];
+const STATUSES = ["OPEN", "ACKNOWLEDGED", "ASSIGNED", "ESCALATED", "RESOLVED", "WITHDRAWN"];
 const RULES = ["R1", "R2", "R3", "R4", "R5", "R6"];
 const state = {
   me: null,
@@ -191,7 +191,7 @@ function renderList() {
     select("f-rule", t("f_rule"), [["", t("all")], ...RULES.map((r) => [r, ruleLabel(r)])], f.rule || "", (v) => { f.rule = v; saveFilters(); renderListBody(); }),
     select("f-status", t("f_status"), [["", t("open_only")], ...STATUSES.map((s) => [s, t("st_" + s)])], f.status || "", async (v) => {
       f.status = v; saveFilters();
-      const want = v === "RESOLVED";
+      const want = v === "RESOLVED" || v === "WITHDRAWN";
       if (want !== state.showResolved) { state.showResolved = want; await loadAlerts(); }
       renderListBody();
     }),
@@ -235,7 +235,8 @@ function renderListBody() {
       el("td", { "data-label": t("col_severity") }, sevBadge(a.severity)),
       el("td", { "data-label": t("col_rule") }, ruleLabel(a.ruleId)),
       el("td", { "data-label": t("col_summary") }, link("/alerts/" + encodeURIComponent(a.id), a.summary, { class: "alert-link" }),
-        (r.extensions || []).length ? el("span", { class: "grown", text: ` · ${t("grown")} (${a.evidence.length} ${t("pieces")})` }) : null),
+        (r.extensions || []).length ? el("span", { class: "grown", text: ` · ${t("grown")} (${a.evidence.length} ${t("pieces")})` }) : null,
+        a.late ? el("span", { class: "late", text: ` · ${t("late")}` }) : null),
       el("td", { "data-label": t("col_region") }, r.regionName || a.region),
       el("td", { "data-label": t("col_time") }, el("time", { datetime: a.time, title: fmtTime(a.time) }, ago(a.time))),
       el("td", { "data-label": t("col_status") }, statusBadge(r.status), r.assignee ? el("div", { class: "muted", text: r.assignee }) : null),
@@ -294,6 +295,7 @@ function renderAlertState() {
     el("dt", { text: t("summary") }), el("dd", { text: a.summary }),
     (r.extensions || []).length ? [el("dt", { text: t("grown") }),
       el("dd", { id: "grown", text: `${r.extensions.length}× · ${a.evidence.length} ${t("pieces")}` })] : null,
+    a.late ? [el("dt", { text: t("late_title") }), el("dd", { id: "late", text: t("late") })] : null,
     a.extends ? [el("dt", { text: t("continues") }),
       el("dd", {}, link("/alerts/" + encodeURIComponent(a.extends), a.extends))] : null,
     el("dt", { text: t("col_status") }), el("dd", { id: "status" }, statusBadge(r.status),
@@ -369,10 +371,14 @@ function historyPanel(r) {
     el("time", { datetime: h.time }, fmtTime(h.time)), " — ",
     statusBadge(h.fromStatus), " → ", statusBadge(h.toStatus), " ",
     // The gateway vouches for the identity (actor); the operator and role are as it states them.
-    el("span", { class: "who-did" }, `${t("by")} `, el("strong", { class: "operator", text: h.operator || "?" }),
-      h.role ? ` (${h.role})` : "", ` · ${t("stated_by")} `, el("span", { class: "actor", text: h.actor })),
+    h.actor === "hub/correlator"
+      ? el("span", { class: "who-did correlator" }, `${t("by")} `, el("strong", { class: "actor", text: t("correlator") }))
+      : el("span", { class: "who-did" }, `${t("by")} `, el("strong", { class: "operator", text: h.operator || "?" }),
+        h.role ? ` (${h.role})` : "", ` · ${t("stated_by")} `, el("span", { class: "actor", text: h.actor })),
     h.assignee ? ` · ${h.assignee}` : "", h.caseId ? ` · ${h.caseId}` : "",
-    h.note ? el("div", { class: "note", text: h.note }) : null));
+    h.note ? el("div", { class: "note", text: h.note }) : null,
+    (h.evidence || []).length ? el("div", { class: "late-evidence" }, `${t("late_evidence")}: `,
+      (h.evidence || []).map((k) => el("code", { text: k + " " }))) : null));
   return el("section", { "aria-labelledby": "h-history" },
     el("h2", { id: "h-history", text: t("history") }),
     items.length ? el("ol", { id: "history", class: "history" }, items) : el("p", { id: "history", class: "muted", text: t("no_history") }));
@@ -468,7 +474,7 @@ async function start() {
   for (const a of document.querySelectorAll("nav a")) a.addEventListener("click", (e) => { e.preventDefault(); go(a.getAttribute("href")); });
   window.addEventListener("popstate", route);
   setLive("connecting");
-  state.showResolved = state.filters.status === "RESOLVED";
+  state.showResolved = ["RESOLVED", "WITHDRAWN"].includes(state.filters.status);
   await loadAlerts();
   updateTitle();
   route();

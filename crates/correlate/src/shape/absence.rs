@@ -1,16 +1,17 @@
 //! `when`, and no `absent` event from `before` the trigger until `after` it: decided once event
-//! time has passed the trigger's `after` plus the allowed lateness (the sources could still
-//! have reported until then).
+//! time has passed the trigger's `after` plus the allowed lateness, the reporting units whose
+//! `absent` events could cancel it have reported that far (or could have), and the trigger's
+//! batch has settled. An `absent` event reported later still withdraws the alert it cancels.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use timpora_rules::Absence;
 
-use super::{Cx, Evaluate};
+use super::{Cx, Evaluate, correct, when};
 use crate::alert::{Alert, make_alert};
 use crate::facts::{Facts, Key};
-use crate::state::{Occ, RuleState};
+use crate::state::{Decision, Occ, RuleState};
 
 impl Evaluate for Absence {
     fn observe(
@@ -20,13 +21,32 @@ impl Evaluate for Absence {
         f: &Facts,
         occ: &Arc<Occ>,
         groups: &[Key],
-        _out: &mut Vec<Alert>,
+        out: &mut Vec<Alert>,
     ) {
         let due = f.time + self.after + cx.lateness;
         let (is_when, is_absent) = (f.matches(&self.when), f.matches(&self.absent));
+        if !is_when && !is_absent {
+            return;
+        }
         for g in groups {
+            st.arrived(g, occ.arrival);
             if is_absent {
                 Arc::make_mut(st.seen.entry(g.clone()).or_default()).push(f.time);
+                let (before, after) = (self.before, self.after);
+                let covers = |d: &Decision| {
+                    let from = d
+                        .trigger
+                        .time
+                        .checked_sub(before)
+                        .unwrap_or(SystemTime::UNIX_EPOCH);
+                    f.time >= from && f.time <= d.trigger.time + after
+                };
+                let why = format!(
+                    "{} of {}, reported late, is within the window the rule found empty",
+                    f.type_name,
+                    when(f.time)
+                );
+                correct(cx, st, g, occ, covers, &why, out);
             }
             if is_when {
                 st.pending
@@ -35,8 +55,8 @@ impl Evaluate for Absence {
         }
     }
 
-    fn decide(&self, cx: &Cx<'_>, st: &mut RuleState, wm: SystemTime, out: &mut Vec<Alert>) {
-        while let Some((g, w)) = st.next_due(wm) {
+    fn decide(&self, cx: &Cx<'_>, st: &mut RuleState, out: &mut Vec<Alert>) {
+        for (g, w) in st.ready(cx.until, |g, own| cx.settled(g, own)) {
             let from = w
                 .time
                 .checked_sub(self.before)
@@ -47,7 +67,15 @@ impl Evaluate for Absence {
                 .get(&g)
                 .is_some_and(|ts| ts.iter().any(|t| *t >= from && *t <= to));
             if !cancelled {
-                out.push(make_alert(cx.rule, cx.version, &g, vec![&w], &w));
+                let a = make_alert(cx.rule, cx.version, &g, vec![&w], &w);
+                st.decided(
+                    &g,
+                    Decision {
+                        trigger: w,
+                        finding: Some(a.id.clone()),
+                    },
+                );
+                out.push(a);
             }
         }
     }

@@ -16,13 +16,29 @@ use timpora_rules::{Rule, Shape};
 
 use crate::alert::Alert;
 use crate::facts::{Facts, Key};
-use crate::state::{Occ, RuleState};
+use crate::state::{Decision, Occ, RuleState};
 
 /// What every shape is evaluated with.
 pub(crate) struct Cx<'a> {
     pub rule: &'a Rule,
     pub version: &'a str,
     pub lateness: Duration,
+    /// The hub's recorded time so far.
+    pub clock: SystemTime,
+    /// Decisions due (by event time) up to here may be taken: the latest event time, held back
+    /// to what the reporting units this rule waits for have reported (or could have).
+    pub until: SystemTime,
+}
+
+impl Cx<'_> {
+    /// Whether a decision on an event that arrived at `own`, of a group whose latest event
+    /// arrived at `group`, may be taken: its batch has had the grace to arrive whole (the group
+    /// quiet for `grace`, or the event waiting four times that for a busy group).
+    pub fn settled(&self, group: Option<&SystemTime>, own: SystemTime) -> bool {
+        let grace = self.rule.reports.grace;
+        self.clock >= own + grace
+            && (group.is_none_or(|g| self.clock >= *g + grace) || self.clock >= own + grace * 4)
+    }
 }
 
 /// How one shape turns events into alerts.
@@ -39,8 +55,8 @@ pub(crate) trait Evaluate {
         out: &mut Vec<Alert>,
     );
 
-    /// Take every decision due now that event time has reached `wm`.
-    fn decide(&self, _cx: &Cx<'_>, _st: &mut RuleState, _wm: SystemTime, _out: &mut Vec<Alert>) {}
+    /// Take every decision now ready (see [`Cx::until`] and [`Cx::settled`]).
+    fn decide(&self, _cx: &Cx<'_>, _st: &mut RuleState, _out: &mut Vec<Alert>) {}
 }
 
 /// The evaluation of a rule's shape.
@@ -51,4 +67,63 @@ pub(crate) fn of(shape: &Shape) -> &dyn Evaluate {
         Shape::State(s) => s,
         Shape::Count(c) => c,
     }
+}
+
+/// Clear `g`'s decisions that the late report `report` shows no longer hold (`cleared`), and
+/// say so: one correction per finding they raised, withdrawing it when none of its decisions
+/// still holds (its open alert then stops growing: the next match is a new finding).
+pub(crate) fn correct(
+    cx: &Cx<'_>,
+    st: &mut RuleState,
+    g: &Key,
+    report: &Occ,
+    cleared: impl Fn(&Decision) -> bool,
+    why: &str,
+    out: &mut Vec<Alert>,
+) {
+    let Some(list) = st.decided.get_mut(g) else {
+        return;
+    };
+    if !list.iter().any(|d| d.finding.is_some() && cleared(d)) {
+        return;
+    }
+    let list = Arc::make_mut(list);
+    let mut findings: Vec<String> = Vec::new();
+    for d in list.iter_mut() {
+        if d.finding.is_some()
+            && cleared(d)
+            && let Some(f) = d.finding.take()
+            && !findings.contains(&f)
+        {
+            findings.push(f);
+        }
+    }
+    for f in findings {
+        let stands = list
+            .iter()
+            .any(|d| d.finding.as_deref() == Some(f.as_str()));
+        let why = if stands {
+            format!("{why}; the alert stands on its other evidence")
+        } else {
+            if st.open.get(g).is_some_and(|o| o.id == f) {
+                st.open.remove(g);
+            }
+            format!("withdrawn: {why}")
+        };
+        out.push(crate::alert::correction(
+            cx.rule, cx.version, g, &f, !stands, why, report,
+        ));
+    }
+}
+
+/// An event time as the reasons state it (UTC, to the second).
+pub(crate) fn when(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let ts = prost_types::Timestamp {
+        seconds: i64::try_from(secs).unwrap_or(i64::MAX),
+        nanos: 0,
+    };
+    ts.to_string()
 }

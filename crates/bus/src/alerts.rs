@@ -101,10 +101,17 @@ impl Bus {
 
     /// Record a read of an alert; returns once JetStream has stored it.
     pub async fn record_access(&self, a: &AlertAccess) -> Result<u64> {
-        let subject = format!(
-            "{}.alert.{}",
-            self.topology.access_subject_prefix, a.alert_id
-        );
+        let subject = if a.alert_id.is_empty() && !a.subject.is_empty() {
+            format!(
+                "{}.subject.{}",
+                self.topology.access_subject_prefix, a.subject
+            )
+        } else {
+            format!(
+                "{}.alert.{}",
+                self.topology.access_subject_prefix, a.alert_id
+            )
+        };
         let ack = self
             .js
             .publish(subject, Bytes::from(a.encode_to_vec()))

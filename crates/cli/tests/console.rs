@@ -354,6 +354,29 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
         .unwrap();
     assert_eq!(marker, json!("b"), "the second console was reloaded");
 
+    // From the alert, its subject's page: the subject's alerts and every event that mentions it,
+    // from every agency, as one timeline (recorded for the auditors like an alert's read).
+    press_enter(&b, "#subject-link").await;
+    let timeline = wait_text(&b, "#subject-events", 20, |t| !t.is_empty()).await;
+    let mentioned = b
+        .find_all(Locator::Css("#subject-events li.event"))
+        .await
+        .unwrap();
+    assert!(!mentioned.is_empty(), "{timeline}");
+    b.find(Locator::Css(&format!(
+        "#subject-alerts tr[data-id='{arrived}']"
+    )))
+    .await
+    .expect("the alert among the subject's alerts");
+    let source = b.source().await.unwrap();
+    assert!(
+        !source
+            .split(|c: char| !c.is_ascii_digit())
+            .any(|run| run.len() == 16),
+        "a 16-digit number (a NIK?) on the subject's page"
+    );
+    screenshot(&b, "subject.png").await;
+
     // The operator may not open the auditor's pages, nor read their data.
     a.goto(&format!("{base}/audit")).await.unwrap();
     a.find(Locator::Id("forbidden")).await.unwrap();
@@ -383,6 +406,10 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
     assert!(
         access.contains("operator") && access.contains("supervisor"),
         "{access}"
+    );
+    assert!(
+        access.contains("Subjek"),
+        "the subject's page read: {access}"
     );
     // Logging out ends the session: its cookie opens nothing any more.
     c.find(Locator::Id("logout"))

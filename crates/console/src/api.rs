@@ -91,6 +91,7 @@ pub(crate) fn routes(router: Router<App>) -> Router<App> {
         .route("/api/alerts", get(list))
         .route("/api/alerts/{id}", get(show))
         .route("/api/alerts/{id}/{action}", post(act))
+        .route("/api/subjects/{subject}", get(subject))
         .route("/api/stream", get(stream))
         .route("/api/overview", get(overview))
         .route("/api/audit/access", get(access))
@@ -355,6 +356,42 @@ async fn show(
     Ok(Json(
         json!({ "record": record, "events": events, "withheld": got.withheld }),
     ))
+}
+
+/// A subject's page: its alerts and the events that mention it, as the account may read them
+/// (the read is recorded by the gateway with the account's name).
+async fn subject(
+    State(app): State<App>,
+    headers: HeaderMap,
+    UrlPath(subject): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let a = account(&app, &headers)?;
+    let got = app
+        .alerts(&a.identity)
+        .await?
+        .get_subject(GetSubjectRequest {
+            subject,
+            operator: a.username.clone(),
+        })
+        .await?
+        .into_inner();
+    let alerts = got
+        .alerts
+        .iter()
+        .map(record_view)
+        .collect::<Result<Vec<_>, _>>()?;
+    let events = got
+        .events
+        .iter()
+        .map(event_view)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(json!({
+        "subject": got.subject,
+        "alerts": alerts,
+        "events": events,
+        "withheld": got.withheld,
+        "truncated": got.truncated,
+    })))
 }
 
 #[derive(Deserialize, Default)]

@@ -22,6 +22,7 @@ pub(crate) fn assets(router: Router<App>) -> Router<App> {
         .route("/login", get(|| async { html(LOGIN_HTML) }))
         .route("/", get(page))
         .route("/alerts/{id}", get(page))
+        .route("/subjects/{id}", get(page))
         .route("/overview", get(page))
         .route("/audit", get(audit_page))
         .route(

@@ -40,6 +40,8 @@ pub struct Alerts {
     pub bus: timpora_bus::Bus,
     pub policy: std::sync::Arc<Policy>,
     pub rules: std::sync::Arc<AlertRules>,
+    /// Which events mention which subject (for subjects' pages).
+    pub subjects: crate::subjects::SubjectIndex,
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchAlertsResponse, Status>> + Send>>;
@@ -328,6 +330,7 @@ impl AlertService for Alerts {
             time: Some(SystemTime::now().into()),
             events: events.len() as u32,
             withheld: withheld.len() as u32,
+            subject: String::new(),
         };
         self.bus.record_access(&access).await.map_err(Error::from)?;
         tracing::info!(alert = %id, reader = %who, events = events.len(), withheld = withheld.len(), "alert read");
@@ -335,6 +338,94 @@ impl AlertService for Alerts {
             record: Some(record),
             events,
             withheld,
+        }))
+    }
+
+    async fn get_subject(
+        &self,
+        req: Request<GetSubjectRequest>,
+    ) -> Result<Response<GetSubjectResponse>, Status> {
+        let who = self.admit(&req)?;
+        let GetSubjectRequest { subject, operator } = req.into_inner();
+        let mut vs = Violations::default();
+        if subject.is_empty() {
+            vs.add("subject", "required: a psn_/rec_ token or a licence number");
+        } else if subject.len() > 128
+            || !subject
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            vs.add(
+                "subject",
+                "a psn_/rec_ token or a licence number as stored: 1-128 of letters, digits, _ and -",
+            );
+        }
+        if operator.chars().count() > 128 {
+            vs.add("operator", "at most 128 characters");
+        }
+        if !vs.is_empty() {
+            return Err(Error::Invalid(vs).into());
+        }
+        let policy = &self.policy;
+        // Its alerts the caller may see, newest first.
+        let alerts: Vec<AlertRecord> = self
+            .book
+            .matching(&AlertFilter::default(), false)
+            .into_iter()
+            .filter(|r| {
+                r.alert.as_ref().is_some_and(|a| {
+                    a.group_key == subject && policy.hidden_from(&who.agency, a).is_none()
+                })
+            })
+            .collect();
+        // Everything stored before the read is on the page: the index catches up first (for a
+        // moment at most; it follows the stream as it is written).
+        let last = self.bus.events_last_sequence().await.map_err(Error::from)?;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        while self.subjects.position() < last && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if self.subjects.position() < last {
+            tracing::warn!(
+                position = self.subjects.position(),
+                last,
+                "subject index behind the events stream; the page may miss the newest events"
+            );
+        }
+        let (sequences, truncated) = self.subjects.sequences(&subject);
+        let stored = self.bus.events_at(&sequences).await.map_err(Error::from)?;
+        let mut events = Vec::new();
+        let mut withheld = 0u32;
+        for e in stored.into_iter().flatten() {
+            let readable = policy.may_read(
+                &who.agency,
+                Classification::try_from(e.classification).unwrap_or_default(),
+            );
+            if readable {
+                events.push(e);
+            } else {
+                withheld += 1;
+            }
+        }
+        events.sort_by_key(|e| e.time.map(|t| (t.seconds, t.nanos)));
+        // The read is on record before anything is returned.
+        let access = AlertAccess {
+            subject: subject.clone(),
+            reader: who.to_string(),
+            operator,
+            time: Some(SystemTime::now().into()),
+            events: events.len() as u32,
+            withheld,
+            ..Default::default()
+        };
+        self.bus.record_access(&access).await.map_err(Error::from)?;
+        tracing::info!(reader = %who, alerts = alerts.len(), events = events.len(), withheld, "subject read");
+        Ok(Response::new(GetSubjectResponse {
+            subject,
+            alerts,
+            events,
+            withheld,
+            truncated,
         }))
     }
 

@@ -17,6 +17,7 @@ pub mod pseudo;
 mod rate;
 mod services;
 mod slots;
+pub mod subjects;
 pub use services::STREAM_WINDOW;
 mod trace;
 pub mod validate;
@@ -149,6 +150,8 @@ pub async fn serve(
     let book = book::AlertBook::default();
     book.set_current(bus.is_connected());
     let follower = tokio::spawn(alerts::follow(bus.clone(), book.clone()));
+    let subjects = subjects::SubjectIndex::default();
+    let indexer = tokio::spawn(subjects::follow(bus.clone(), subjects.clone()));
     let alert_service = tonic::service::interceptor::InterceptedService::new(
         v1::alert_service_server::AlertServiceServer::new(alerts::Alerts {
             book: book.clone(),
@@ -156,6 +159,7 @@ pub async fn serve(
             bus: bus.clone(),
             policy,
             rules: Arc::new(config.alerts.clone()),
+            subjects,
         })
         .max_decoding_message_size(config.limits.max_request_bytes),
         auth.clone(),
@@ -183,6 +187,7 @@ pub async fn serve(
         .await;
     watcher.abort();
     follower.abort();
+    indexer.abort();
     tracing::info!("gateway stopped");
     Ok(result?)
 }

@@ -139,6 +139,7 @@ function onChange(r, known) {
 function currentPage() {
   const p = location.pathname;
   if (p.startsWith("/alerts/")) return { name: "alert", id: decodeURIComponent(p.slice(8)) };
+  if (p.startsWith("/subjects/")) return { name: "subject", id: decodeURIComponent(p.slice(10)) };
   if (p === "/overview") return { name: "overview" };
   if (p === "/audit") return { name: "audit" };
   return { name: "list" };
@@ -149,10 +150,11 @@ function main() { return document.getElementById("main"); }
 function route() {
   const page = currentPage();
   for (const a of document.querySelectorAll("nav a")) {
-    if (a.dataset.nav === page.name || (page.name === "alert" && a.dataset.nav === "list")) a.setAttribute("aria-current", "page");
+    if (a.dataset.nav === page.name || (["alert", "subject"].includes(page.name) && a.dataset.nav === "list")) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
   if (page.name === "alert") renderAlert(page.id);
+  else if (page.name === "subject") renderSubject(page.id);
   else if (page.name === "overview") renderOverview();
   else if (page.name === "audit") renderAudit();
   else renderList();
@@ -300,7 +302,7 @@ function renderAlertState() {
       el("dd", {}, link("/alerts/" + encodeURIComponent(a.extends), a.extends))] : null,
     el("dt", { text: t("col_status") }), el("dd", { id: "status" }, statusBadge(r.status),
       r.resolution ? ` (${t("res_" + r.resolution.replace("RESOLUTION_", ""))})` : ""),
-    el("dt", { text: t("entity") }), el("dd", {}, el("code", { text: a.groupKey })),
+    el("dt", { text: t("entity") }), el("dd", {}, link("/subjects/" + encodeURIComponent(a.groupKey), a.groupKey, { id: "subject-link", class: "code", title: t("subject_page") })),
     el("dt", { text: t("region") }), el("dd", { text: r.regionName ? `${r.regionName} (${a.region})` : a.region }),
     el("dt", { text: t("raised") }), el("dd", {}, el("time", { datetime: a.time }, fmtTime(a.time))),
     el("dt", { text: t("rule_version") }), el("dd", { text: `${a.ruleId} @ ${a.ruleVersion}` }),
@@ -414,6 +416,43 @@ function short(v) {
   return String(v).replace(/^(INTERVIEW_OUTCOME|DEPARTURE_OUTCOME|CPMI_STAGE|REPATRIATION_REASON|LICENCE_STATUS|COMMUNITY_REPORT_KIND|REPORT_CHANNEL|INDICATOR|TRAVEL_PURPOSE|REPORTER_ROLE|CASE_STATUS|CASE_KIND)_/, "");
 }
 
+// -- one subject: its alerts and every event that mentions it, as one timeline
+
+async function renderSubject(id) {
+  const m = main();
+  m.replaceChildren(el("p", { class: "muted", text: "…" }));
+  let got;
+  try { got = await api("/api/subjects/" + encodeURIComponent(id)); }
+  catch (e) { m.replaceChildren(link("/", t("back"), { class: "back" }), el("p", { class: "error", role: "alert", text: `${t("error")}: ${e.message}` })); return; }
+  if (currentPage().name !== "subject") return;
+  const alertRows = got.alerts.map((r) => {
+    const a = alertOf(r);
+    return el("tr", { dataset: { id: a.id } },
+      el("td", {}, sevBadge(a.severity)),
+      el("td", {}, ruleLabel(a.ruleId)),
+      el("td", {}, link("/alerts/" + encodeURIComponent(a.id), a.summary, { class: "alert-link" })),
+      el("td", {}, el("time", { datetime: a.time }, fmtTime(a.time))),
+      el("td", {}, statusBadge(r.status)));
+  });
+  m.replaceChildren(
+    link("/", t("back"), { class: "back" }),
+    el("h1", { id: "subject-title", tabindex: "-1" }, t("subject") + " ", el("code", { text: got.subject })),
+    el("section", { "aria-labelledby": "h-subject-alerts" },
+      el("h2", { id: "h-subject-alerts", text: t("subject_alerts") }),
+      alertRows.length
+        ? el("table", { id: "subject-alerts", class: "alerts" },
+          el("thead", {}, el("tr", {}, ["col_severity", "col_rule", "col_summary", "col_time", "col_status"].map((k) => el("th", { scope: "col", text: t(k) })))),
+          el("tbody", {}, alertRows))
+        : el("p", { id: "subject-alerts", class: "muted", text: t("none_subject_alerts") })),
+    el("section", { "aria-labelledby": "h-subject-events" },
+      el("h2", { id: "h-subject-events", text: t("subject_events") }),
+      el("ol", { id: "subject-events", class: "timeline" }, got.events.map(evidenceItem)),
+      got.withheld ? el("p", { id: "subject-withheld", class: "withheld", text: `${t("withheld")}: ${got.withheld}` }) : null,
+      got.truncated ? el("p", { class: "muted", text: t("subject_truncated") }) : null),
+  );
+  document.getElementById("subject-title").focus?.();
+}
+
 // -- overview
 
 let overviewTimer = null;
@@ -455,7 +494,7 @@ async function renderAudit() {
       el("thead", {}, el("tr", {}, ["col_time", "col_alert", "col_reader", "col_operator", "col_events"].map((k) => el("th", { scope: "col", text: t(k) })))),
       el("tbody", {}, rows.map((r) => el("tr", {},
         el("td", {}, fmtTime(r.time)),
-        el("td", {}, el("code", { text: r.alertId })),
+        el("td", {}, r.alertId ? el("code", { text: r.alertId }) : [t("subject") + " ", el("code", { text: r.subject })]),
         el("td", { text: r.reader }),
         el("td", { class: "operator", text: r.operator || "" }),
         el("td", { text: `${r.events || 0} / ${r.withheld || 0}` }))))),

@@ -115,3 +115,37 @@ pub async fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
     .await?;
     print(a.json, &report)
 }
+
+/// `timpora bench lateness` options.
+#[derive(Debug, clap::Args)]
+pub struct LatenessArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Background events of the scenario (storyline events come on top).
+    #[arg(long, default_value_t = 200_000)]
+    pub events: u64,
+    /// Scenario seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Allowed lateness of the engine.
+    #[arg(long, default_value = "5s")]
+    pub lateness: String,
+}
+
+/// What the lateness policy adds to R1, R4 and R5 and what it spares (no NATS: the engine
+/// alone, in the hub's recorded time).
+pub async fn lateness(a: LatenessArgs) -> anyhow::Result<()> {
+    let set = timpora_rules::parse(timpora_rules::DEFAULT_RULES)?;
+    let settings = timpora_testkit::bench_lateness::Settings {
+        events: a.events,
+        seed: a.seed,
+        lateness: duration("lateness", &a.lateness)?,
+    };
+    let report = interruptible(async move {
+        tokio::task::spawn_blocking(move || timpora_testkit::bench_lateness::run(&settings, &set))
+            .await
+    })
+    .await?;
+    print(a.json, &report)
+}

@@ -218,6 +218,8 @@ pub enum BenchCommand {
     Ingest(bench::IngestArgs),
     /// The correlator against raw JetStream consumption (throughput, memory, alert latency).
     Correlate(bench::CorrelateArgs),
+    /// What waiting for late reports adds to R1, R4 and R5, and what it spares.
+    Lateness(bench::LatenessArgs),
 }
 
 impl Command {
@@ -230,6 +232,8 @@ impl Command {
             | Command::Up(_)
             | Command::Demo(_)
             | Command::Console(ConsoleArgs { command: None, .. }) => "info,async_nats=warn",
+            // Late events are what it plays: the engine's warnings about them are its input.
+            Command::Bench(BenchCommand::Lateness(_)) => "warn,timpora_correlate=error",
             _ => "warn",
         }
     }
@@ -303,6 +307,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alerts(cmd) => alerts::run(&cfg, dir, cmd).await?,
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await?,
         Command::Bench(BenchCommand::Correlate(args)) => bench::correlate(args).await?,
+        Command::Bench(BenchCommand::Lateness(args)) => bench::lateness(args).await?,
         Command::Rules(RulesCommand::Default) => print!("{}", timpora_rules::DEFAULT_RULES),
         Command::Rules(RulesCommand::Check { file }) => return rules::check(&file),
         Command::Rules(RulesCommand::Test(args)) => return backtest::run(&args),

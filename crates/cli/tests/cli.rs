@@ -969,3 +969,31 @@ fn a_benchmark_stops_on_ctrl_c_and_takes_its_nats_server_with_it() {
         "nats-server {nats} still running"
     );
 }
+
+#[test]
+fn bench_lateness_reports_what_waiting_for_late_reports_adds_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(timpora(dir.path()).args(["bench", "lateness", "--events", "6000", "--json"]));
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for rule in ["R1", "R4", "R5"] {
+        let r = &v["rules"][rule];
+        // As offices really report, the same alerts as if all reported live: none lost.
+        assert_eq!(r["alerts"], r["alerts_live"], "{rule}: {v}");
+        assert!(r["alerts"].as_u64().unwrap() > 0, "{rule}: {v}");
+        // Never longer than a reporting unit's idle time (36 h) and a tick.
+        assert!(
+            r["delay_max_s"].as_u64().unwrap() <= 36 * 3_600 + 60,
+            "{rule}: {v}"
+        );
+        assert_eq!(r["withdrawn_with_policy"], 0, "{rule}: {v}");
+    }
+    // R5 waits for Disnaker, which reports within seconds: only its batch's grace (30 s).
+    let r5 = v["rules"]["R5"]["delay_p50_s"].as_u64().unwrap();
+    assert!((30..=90).contains(&r5), "{v}");
+    // R1 waits for BP3MI's nightly export: hours, not seconds.
+    assert!(
+        v["rules"]["R1"]["delay_p50_s"].as_u64().unwrap() > 3_600,
+        "{v}"
+    );
+}

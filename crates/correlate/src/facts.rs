@@ -20,6 +20,9 @@ pub struct Facts {
     pub region: String,
     pub location: String,
     pub persons: Vec<Key>,
+    /// The persons' home areas where the event carries them: their villages (a repatriation's
+    /// home village, a village report's village) or, without those, their NIKs' districts.
+    pub homes: Vec<String>,
     pub recruiters: Vec<Key>,
     pub companies: Vec<Key>,
     /// Events-stream sequence, when known (0 otherwise).
@@ -214,7 +217,23 @@ impl Facts {
             v.dedup();
             v
         };
+        let places = |roles: &[&str]| -> Vec<String> {
+            let mut v: Vec<String> = ev
+                .entities
+                .iter()
+                .filter(|e| e.kind == EntityKind::Place as i32 && roles.contains(&e.role.as_str()))
+                .map(|e| e.id.clone())
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        let mut homes = places(&["home_village", "village"]);
+        if homes.is_empty() {
+            homes = places(&["home_area"]);
+        }
         Some(Self {
+            homes,
             key: format!("{}/{}", ev.source, ev.id),
             type_name: ev.r#type.clone(),
             time,
@@ -235,6 +254,11 @@ impl Facts {
     pub fn get(&self, fact: Fact) -> Vec<&str> {
         match fact {
             Fact::Location => vec![self.location.as_str()],
+            // Whose village: the persons' home areas where the event carries them, else where it
+            // happened.
+            Fact::Village if !self.homes.is_empty() => {
+                self.homes.iter().map(String::as_str).collect()
+            }
             Fact::Village => vec![self.region.as_str()],
             Fact::Person => self.persons.iter().map(|p| &**p).collect(),
             other => self

@@ -1020,3 +1020,40 @@ fn a_checkpoint_taken_anywhere_in_a_late_batch_continues_exactly() {
         assert_eq!(out, whole, "checkpoint after {split} events");
     }
 }
+
+#[test]
+fn r4_counts_the_persons_home_areas_where_the_event_carries_them() {
+    // Police reports from one place, naming residents of two districts (their NIKs' areas).
+    let seen = |id: &str, person: &str, home: &str, secs: u64| {
+        let mut e = recruiter_seen(id, "rec_y", person, "74.02.05.2001", secs);
+        e.entities.push(EntityRef {
+            kind: EntityKind::Place as i32,
+            id: home.into(),
+            role: "home_area".into(),
+        });
+        e
+    };
+    let two_homes = [
+        seen("1", "psn_1", "74.02.05", 0),
+        seen("2", "psn_2", "74.02.05", DAY),
+        seen("3", "psn_3", "72.09.01", 2 * DAY),
+    ];
+    assert_eq!(
+        of(&run(&two_homes), "R4").len(),
+        1,
+        "two home areas, one place"
+    );
+    // Three persons of one district reported in two places: one home area, no R4.
+    let one_home = [
+        seen("1", "psn_1", "74.02.05", 0),
+        recruiter_seen("2", "rec_y", "psn_2", "72.09.01.2002", DAY),
+        seen("3", "psn_3", "74.02.05", 2 * DAY),
+    ];
+    let mut one_home = one_home.to_vec();
+    one_home[1].entities.push(EntityRef {
+        kind: EntityKind::Place as i32,
+        id: "74.02.05".into(),
+        role: "home_area".into(),
+    });
+    assert!(of(&run(&one_home), "R4").is_empty());
+}

@@ -312,6 +312,10 @@ fn entity(kind: EntityKind, id: &str, role: &str) -> EntityRef {
 fn pseudonymise(slot: Slot<'_>, ps: &Pseudonymiser, out: &mut Vec<EntityRef>) {
     match slot {
         Slot::Person(_, role, p) => {
+            // The person's home district (kecamatan), from the NIK's area digits: what R4
+            // counts as the persons' home areas. Coarse, and already a region on the bus.
+            let home = (p.nik.len() == 16 && p.nik.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| format!("{}.{}.{}", &p.nik[0..2], &p.nik[2..4], &p.nik[4..6]));
             if !p.nik.is_empty() {
                 p.token = ps.person_by_nik(&p.nik);
             } else if !p.passport_number.is_empty() {
@@ -329,6 +333,13 @@ fn pseudonymise(slot: Slot<'_>, ps: &Pseudonymiser, out: &mut Vec<EntityRef>) {
             out.push(entity(EntityKind::Person, &p.token, role));
             if !p.passport_token.is_empty() {
                 out.push(entity(EntityKind::Document, &p.passport_token, "passport"));
+            }
+            if let Some(home) = home
+                && !out
+                    .iter()
+                    .any(|e| e.kind == EntityKind::Place as i32 && e.id == home)
+            {
+                out.push(entity(EntityKind::Place, &home, "home_area"));
             }
         }
         Slot::Recruiter(_, role, r) => {
@@ -437,6 +448,14 @@ mod tests {
         assert!(ev.entities.iter().any(|e| e.id.starts_with("psn_")));
         assert!(ev.entities.iter().any(|e| e.id.starts_with("rec_")));
         assert!(ev.subject.as_ref().unwrap().id.starts_with("psn_"));
+        // The traveller's home district, from the NIK's area digits (what R4 counts).
+        assert!(
+            ev.entities
+                .iter()
+                .any(|e| e.role == "home_area" && e.id == "74.02.05"),
+            "{:?}",
+            ev.entities
+        );
         let bytes = ev.encode_to_vec();
         for raw in [NIK, "X1234567", "+6281299990001"] {
             assert!(

@@ -472,8 +472,8 @@ impl Demo {
         while persons.len() < 3 {
             let p = self.story_person(slot);
             slot += 1;
-            // At least two villages among the three.
-            if persons.len() == 2 && persons.iter().all(|q| q.village == p.village) {
+            // At least two home areas among the three (R4 counts the districts of their NIKs).
+            if persons.len() == 2 && persons.iter().all(|q| q.village[..8] == p.village[..8]) {
                 continue;
             }
             persons.push(p);

@@ -5,6 +5,7 @@
 
 pub mod bench_correlate;
 pub mod bench_ingest;
+pub mod bench_lateness;
 pub mod dev;
 pub mod https;
 pub mod pki;

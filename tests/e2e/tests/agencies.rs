@@ -541,21 +541,28 @@ async fn a_reader_that_leaves_releases_its_consumer_without_further_events() {
     })
     .await
     .unwrap();
-    let got = read_as(&hub, "polri/polda-sultra", SubscribeRequest::default(), 1).await;
-    assert_eq!(got.len(), 1);
-    // `read_as` dropped its stream. No event follows; the gateway must still let go of the
-    // consumer (the server removes it once nobody pulls for 30 s).
-    let consumers = async || {
+    let consumers = async || -> Vec<String> {
         let status = hub.bus.status().await.unwrap();
         let events = status
             .streams
             .iter()
             .find(|s| s.name == "TIMPORA_EVENTS")
             .unwrap();
-        events.consumers.len()
+        events.consumers.iter().map(|c| c.name.clone()).collect()
     };
+    // The gateway's own reader (the subject index follows the stream for good) is there first.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while consumers().await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no subject index");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let before = consumers().await;
+    let got = read_as(&hub, "polri/polda-sultra", SubscribeRequest::default(), 1).await;
+    assert_eq!(got.len(), 1);
+    // `read_as` dropped its stream. No event follows; the gateway must still let go of the
+    // reader's consumer (the server removes it once nobody pulls for 30 s).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
-    while consumers().await > 0 {
+    while consumers().await.iter().any(|c| !before.contains(c)) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the consumer outlived its reader"

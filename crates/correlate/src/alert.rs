@@ -94,7 +94,7 @@ pub(crate) fn make_alert(
     let evidence_sequences = evidence.iter().map(|o| o.seq).collect();
     let evidence_classifications = evidence.iter().map(|o| o.classification).collect();
     let evidence_times = evidence.iter().map(|o| o.time).collect();
-    let late = evidence.iter().any(|o| o.late);
+    let late = evidence.iter().any(|o| o.late());
     Alert {
         id: alert_id(rule, version, group, &keys),
         rule_id: rule.id.clone(),

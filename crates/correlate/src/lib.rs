@@ -87,6 +87,11 @@ struct Source {
 }
 
 impl Source {
+    /// Whether it reports later than `lateness` (usually, or right now).
+    fn lags(&self, lateness: Duration) -> bool {
+        self.behind || self.delay.max(self.delay_before) > lateness
+    }
+
     fn note(&mut self, time: SystemTime, arrival: SystemTime, late: bool) {
         if self.last.is_none_or(|l| arrival >= l) {
             self.behind = late;
@@ -138,6 +143,11 @@ pub struct Engine {
     clock: Option<SystemTime>,
     /// Reporting units by `source` (`agency/unit`).
     sources: BTreeMap<String, Source>,
+    /// Hub time of the last look at the decisions due.
+    looked: Option<SystemTime>,
+    /// Those that report later than the allowed lateness (or are sending a backlog): the only
+    /// ones a decision may wait for (derived from `sources`, not checkpointed).
+    lagging: std::collections::BTreeSet<String>,
     /// Per rule: the agencies its decisions wait for (`None`: every agency).
     waits: Vec<Option<Vec<&'static str>>>,
     states: Vec<RuleState>,
@@ -178,6 +188,8 @@ impl Engine {
             watermark: None,
             clock: None,
             sources: BTreeMap::new(),
+            looked: None,
+            lagging: Default::default(),
             states,
             stats: Stats::default(),
             evicted_at: None,
@@ -213,9 +225,20 @@ impl Engine {
             Option<SystemTime>,
             Option<SystemTime>,
             BTreeMap<String, Source>,
+            Option<SystemTime>,
         );
-        let (format, digest, saved_lateness, watermark, states, stats, evicted_at, clock, sources): Saved =
-            postcard::from_bytes(bytes)?;
+        let (
+            format,
+            digest,
+            saved_lateness,
+            watermark,
+            states,
+            stats,
+            evicted_at,
+            clock,
+            sources,
+            looked,
+        ): Saved = postcard::from_bytes(bytes)?;
         if format != CHECKPOINT_FORMAT
             || digest != set.digest
             || saved_lateness != lateness
@@ -227,6 +250,11 @@ impl Engine {
             });
         }
         let evict_every = evict_every(&set);
+        let lagging = sources
+            .iter()
+            .filter(|(_, s)| s.lags(lateness))
+            .map(|(n, _)| n.clone())
+            .collect();
         Ok(Self {
             waits: waits(&set),
             set,
@@ -234,6 +262,8 @@ impl Engine {
             watermark,
             clock,
             sources,
+            looked,
+            lagging,
             states,
             stats,
             evict_every,
@@ -288,12 +318,10 @@ impl Engine {
 
     /// [`Engine::observe`] for facts already read. The event counts as recorded at its
     /// `recorded` time, or — without one (events loaded straight into the stream, a backtest's
-    /// file) — at the hub's time so far or its own time, whichever is later.
+    /// file) — when it happened, as if reported live.
     pub fn observe_facts(&mut self, f: &Facts) -> Vec<Alert> {
         self.stats.events += 1;
-        let arrival = f
-            .recorded
-            .unwrap_or_else(|| self.clock.map_or(f.time, |c| c.max(f.time)));
+        let arrival = f.recorded.unwrap_or(f.time);
         self.clock = Some(self.clock.map_or(arrival, |c| c.max(arrival)));
         // Late: recorded more than the allowed lateness after it happened, or behind the
         // latest event time by more than that.
@@ -302,12 +330,17 @@ impl Engine {
             .is_ok_and(|d| d > self.lateness)
             || self.watermark.is_some_and(|wm| f.time + self.lateness < wm);
         if !f.source.is_empty() {
-            match self.sources.get_mut(&f.source) {
-                Some(s) => s.note(f.time, arrival, late),
-                None => {
-                    let mut s = Source::default();
-                    s.note(f.time, arrival, late);
-                    self.sources.insert(f.source.clone(), s);
+            let s = match self.sources.get_mut(&f.source) {
+                Some(s) => s,
+                None => self.sources.entry(f.source.clone()).or_default(),
+            };
+            s.note(f.time, arrival, late);
+            let lags = s.lags(self.lateness);
+            if lags != self.lagging.contains(&f.source) {
+                if lags {
+                    self.lagging.insert(f.source.clone());
+                } else {
+                    self.lagging.remove(&f.source);
                 }
             }
         }
@@ -477,15 +510,24 @@ impl Engine {
         let wm = self.watermark.map_or(at, |w| w.max(at));
         self.watermark = Some(wm);
         let clock = self.clock.unwrap_or(wm);
+        // Decisions are looked at once a second of hub time at most: what waits for its batch
+        // is not scanned again with every event.
+        let look = self
+            .looked
+            .is_none_or(|l| clock >= l + Duration::from_secs(1));
+        if look {
+            self.looked = Some(clock);
+        }
         let version = self.set.version.as_str();
         for ((rule, st), waits) in self.set.rules.iter().zip(&mut self.states).zip(&self.waits) {
-            if !st.has_work(wm, self.lateness) {
+            if !look || !st.has_work(wm, self.lateness) {
                 continue;
             }
             // Held back to what the units this rule waits for have reported (or could have).
             let until = self
-                .sources
+                .lagging
                 .iter()
+                .filter_map(|name| self.sources.get(name).map(|s| (name, s)))
                 .filter(|(name, _)| {
                     waits.as_ref().is_none_or(|w| {
                         let agency = name.split_once('/').map_or(name.as_str(), |(a, _)| a);
@@ -581,6 +623,7 @@ impl Engine {
                     + s.windows.len()
                     + s.pending.len()
                     + s.queue.len()
+                    + s.held.len()
                     + s.open.len()
                     + s.decided.len()
             })
@@ -603,6 +646,7 @@ impl Engine {
             evicted_at: self.evicted_at,
             clock: self.clock,
             sources: self.sources.clone(),
+            looked: self.looked,
         }
     }
 
@@ -631,6 +675,7 @@ pub struct Snapshot {
     evicted_at: Option<SystemTime>,
     clock: Option<SystemTime>,
     sources: BTreeMap<String, Source>,
+    looked: Option<SystemTime>,
 }
 
 /// Distinct group keys holding state in any rule.
@@ -645,7 +690,8 @@ fn distinct_entities(states: &[RuleState]) -> usize {
         keys.extend(s.open.keys().map(|k| &**k));
         keys.extend(s.decided.keys().map(|k| &**k));
         keys.extend(s.pending.keys().map(|(_, g, _)| &**g));
-        keys.extend(s.queue.values().flat_map(|q| q.left.iter().map(|k| &**k)));
+        keys.extend(s.queue.values().flat_map(|c| c.groups.iter().map(|k| &**k)));
+        keys.extend(s.held.keys().map(|(_, _, g, _)| &**g));
     }
     keys.len()
 }
@@ -674,6 +720,7 @@ impl Snapshot {
                 self.evicted_at,
                 self.clock,
                 &self.sources,
+                self.looked,
             ),
             writer,
         )?)

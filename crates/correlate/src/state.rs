@@ -20,14 +20,20 @@ pub(crate) struct Occ {
     pub(crate) seq: u64,
     /// The event's classification (its number).
     pub(crate) classification: i32,
-    /// When the hub recorded it (its `recorded_at`; the hub's clock then for an event without).
-    pub(crate) arrival: SystemTime,
-    /// Whether it arrived later than the allowed lateness behind the latest event time.
-    pub(crate) late: bool,
+    /// How long after its time the hub recorded it, in whole seconds rounded up, with
+    /// [`LATE`] set when it came later than the allowed lateness (in the padding after
+    /// `classification`: an occurrence is no bigger for it).
+    pub(crate) delay: u32,
 }
+
+/// The bit of [`Occ::delay`] that says the event came late.
+const LATE: u32 = 1 << 31;
 
 impl Occ {
     pub(crate) fn of(f: &Facts, arrival: SystemTime, late: bool) -> Self {
+        let d = arrival.duration_since(f.time).unwrap_or_default();
+        let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        let delay = u32::try_from(secs).unwrap_or(u32::MAX).min(LATE - 1);
         Self {
             time: f.time,
             key: f.key.clone(),
@@ -35,9 +41,18 @@ impl Occ {
             region: f.region.clone(),
             seq: f.sequence,
             classification: f.classification,
-            arrival,
-            late,
+            delay: delay | if late { LATE } else { 0 },
         }
+    }
+
+    /// When the hub recorded it (never before its own time).
+    pub(crate) fn arrival(&self) -> SystemTime {
+        self.time + std::time::Duration::from_secs(u64::from(self.delay & !LATE))
+    }
+
+    /// Whether it came later than the allowed lateness.
+    pub(crate) fn late(&self) -> bool {
+        self.delay & LATE != 0
     }
 
     pub(crate) fn order(&self) -> (SystemTime, &str) {
@@ -55,12 +70,26 @@ pub(crate) struct Decision {
     pub(crate) finding: Option<String>,
 }
 
-/// A count contribution waiting for its decision, with the groups it is still to be added to.
+/// A decision due by event time, waiting for its batch to settle: an absence or state rule's
+/// trigger, or a count contribution for one of its groups.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Queued {
-    pub(crate) c: Arc<Contribution>,
-    pub(crate) left: Vec<Key>,
+pub(crate) enum Held {
+    Trigger(Arc<Occ>),
+    Count(Arc<Contribution>),
 }
+
+impl Held {
+    fn occ(&self) -> &Occ {
+        match self {
+            Held::Trigger(o) => o,
+            Held::Count(c) => &c.occ,
+        }
+    }
+}
+
+/// Where a held decision waits: the hub time it may next be settled, its due time, group and
+/// event (the last three also the order decisions are taken in).
+pub(crate) type HeldKey = (SystemTime, SystemTime, Key, Arc<str>);
 
 /// One event's contribution to a count rule.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,8 +117,11 @@ pub(crate) struct RuleState {
     pub(crate) seen: Map<Key, Arc<Vec<SystemTime>>>,
     /// State: the group entity's recorded values over time.
     pub(crate) history: Map<Key, Arc<Vec<Recorded>>>,
-    /// Count: contributions waiting for their decision, in event-time order.
-    pub(crate) queue: BTreeMap<(SystemTime, String), Queued>,
+    /// Count: contributions waiting for event time to pass them, in event-time order.
+    pub(crate) queue: BTreeMap<(SystemTime, String), Arc<Contribution>>,
+    /// Absence, state and count: decisions due by event time, waiting for their batch to
+    /// settle, by the hub time they may next be settled.
+    pub(crate) held: BTreeMap<HeldKey, Held>,
     /// Count: the sliding window per group, and when it last fired.
     pub(crate) windows: Map<Key, Arc<VecDeque<Arc<Contribution>>>>,
     pub(crate) fired: Map<Key, SystemTime>,
@@ -107,30 +139,69 @@ pub(crate) struct RuleState {
 // changes one that a snapshot still shares (`Arc::make_mut`).
 
 impl RuleState {
-    /// The decisions ready now (absence and state rules), in due order, taken off the queue:
-    /// due by event time `until`, and `settled` (given the group's and the trigger's arrival).
+    /// The decisions ready now, taken off the queues in the order they are to be taken (due
+    /// time, group, event): due by event time `until` (a contribution: its time plus
+    /// `lateness`), and settled by hub time `clock` — `grace` since the event arrived, and since
+    /// the group's latest event arrived unless the event has waited four times `grace`.
     pub(crate) fn ready(
         &mut self,
         until: SystemTime,
-        settled: impl Fn(Option<&SystemTime>, SystemTime) -> bool,
-    ) -> Vec<(Key, Arc<Occ>)> {
-        let keys: Vec<Due> = self
-            .pending
-            .iter()
-            .take_while(|((due, ..), _)| *due <= until)
-            .filter(|((_, g, _), w)| settled(self.arrived.get(g), w.arrival))
-            .map(|(k, _)| k.clone())
-            .collect();
-        keys.into_iter()
-            .filter_map(|k| self.pending.remove(&k).map(|w| (k.1, w)))
-            .collect()
+        clock: SystemTime,
+        grace: std::time::Duration,
+        lateness: std::time::Duration,
+    ) -> Vec<(Key, Held)> {
+        // Due by event time: they now wait only for their batch.
+        while let Some(e) = self.pending.first_entry() {
+            if e.key().0 > until {
+                break;
+            }
+            let ((due, g, key), w) = e.remove_entry();
+            let at = w.arrival() + grace;
+            self.held
+                .insert((at, due, g, Arc::from(key)), Held::Trigger(w));
+        }
+        while let Some(e) = self.queue.first_entry() {
+            if e.key().0 + lateness > until {
+                break;
+            }
+            let ((time, key), c) = e.remove_entry();
+            let at = c.occ.arrival() + grace;
+            let key: Arc<str> = Arc::from(key);
+            for g in &c.groups {
+                self.held.insert(
+                    (at, time, g.clone(), key.clone()),
+                    Held::Count(Arc::clone(&c)),
+                );
+            }
+        }
+        // Settled by hub time, or put back until they may be.
+        let mut out: Vec<(SystemTime, Key, Arc<str>, Held)> = Vec::new();
+        while let Some(e) = self.held.first_entry() {
+            if e.key().0 > clock {
+                break;
+            }
+            let ((_, due, g, key), h) = e.remove_entry();
+            let own = h.occ().arrival();
+            let group = self.arrived.get(&g).map(|a| *a + grace);
+            let cap = own + grace * 4;
+            match group {
+                Some(quiet) if clock < quiet && clock < cap => {
+                    self.held.insert((quiet.min(cap), due, g, key), h);
+                }
+                _ => out.push((due, g, key, h)),
+            }
+        }
+        out.sort_by(|a, b| (a.0, &a.2, &a.1).cmp(&(b.0, &b.2, &b.1)));
+        out.into_iter().map(|(_, g, _, h)| (g, h)).collect()
     }
 
     /// Whether a decision is due by event time `wm` (it may still wait for reports).
     pub(crate) fn has_work(&self, wm: SystemTime, lateness: std::time::Duration) -> bool {
-        self.pending
-            .first_key_value()
-            .is_some_and(|(k, _)| k.0 <= wm)
+        !self.held.is_empty()
+            || self
+                .pending
+                .first_key_value()
+                .is_some_and(|(k, _)| k.0 <= wm)
             || self
                 .queue
                 .first_key_value()

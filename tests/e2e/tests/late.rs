@@ -264,3 +264,46 @@ async fn a_registration_sent_after_its_r1_withdraws_it_visibly_with_the_evidence
     assert_eq!(corrections[0].corrects, alert.id);
     assert!(corrections[0].withdrawn);
 }
+
+#[tokio::test]
+async fn a_quiet_office_holds_decisions_back_no_longer_than_its_idle_time() {
+    let hub = Hub::start().await.unwrap();
+    // Idle 6 s here: BP3MI's office is waited for until it has been silent that long.
+    let rules =
+        timpora_testkit::sandbox::quick_rules("1s").replacen("idle = \"36h\"", "idle = \"6s\"", 1);
+    let _correlator = hub.correlate_rules(&rules);
+    let base = SystemTime::now() - Duration::from_secs(41 * DAY);
+    // BP3MI sends a backlog a month old (somebody else's registration), then goes quiet: by its
+    // delay it may still have more from that time.
+    send(
+        &hub,
+        &Report::Registration("r71", 71, "KEP.12/PPTKIS/I/2024", 0),
+        base,
+    )
+    .await;
+    let sent = tokio::time::Instant::now();
+    // A Kanim enters a deferral of person 72 from 41 days ago: R1, once BP3MI is no longer
+    // waited for.
+    send(&hub, &Report::Deferral("d72", 72, 3_600), base).await;
+    let mut raised_at = None;
+    let deadline = sent + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
+        if hub
+            .alerts()
+            .await
+            .unwrap()
+            .iter()
+            .any(|a| a.rule_id == "R1")
+        {
+            raised_at = Some(sent.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let raised_at = raised_at.expect("R1 once BP3MI has been quiet for its idle time");
+    // Not before the office's idle time had passed (it could still have reported).
+    assert!(
+        raised_at >= Duration::from_secs(5),
+        "raised after {raised_at:?}"
+    );
+}

@@ -11,7 +11,7 @@ use timpora_rules::Absence;
 use super::{Cx, Evaluate, correct, when};
 use crate::alert::{Alert, make_alert};
 use crate::facts::{Facts, Key};
-use crate::state::{Decision, Occ, RuleState};
+use crate::state::{Decision, Held, Occ, RuleState};
 
 impl Evaluate for Absence {
     fn observe(
@@ -29,7 +29,7 @@ impl Evaluate for Absence {
             return;
         }
         for g in groups {
-            st.arrived(g, occ.arrival);
+            st.arrived(g, occ.arrival());
             if is_absent {
                 Arc::make_mut(st.seen.entry(g.clone()).or_default()).push(f.time);
                 let (before, after) = (self.before, self.after);
@@ -56,7 +56,9 @@ impl Evaluate for Absence {
     }
 
     fn decide(&self, cx: &Cx<'_>, st: &mut RuleState, out: &mut Vec<Alert>) {
-        for (g, w) in st.ready(cx.until, |g, own| cx.settled(g, own)) {
+        let grace = cx.rule.reports.grace;
+        for (g, held) in st.ready(cx.until, cx.clock, grace, cx.lateness) {
+            let Held::Trigger(w) = held else { continue };
             let from = w
                 .time
                 .checked_sub(self.before)

@@ -14,7 +14,7 @@ use timpora_rules::Count;
 use super::{Cx, Evaluate};
 use crate::alert::{Alert, make_alert};
 use crate::facts::{Facts, Key};
-use crate::state::{Contribution, Occ, Queued, RuleState};
+use crate::state::{Contribution, Held, Occ, RuleState};
 
 impl Evaluate for Count {
     fn observe(
@@ -40,42 +40,22 @@ impl Evaluate for Count {
             })
             .collect();
         for g in groups {
-            st.arrived(g, occ.arrival);
+            st.arrived(g, occ.arrival());
         }
         st.queue.insert(
             (f.time, f.key.clone()),
-            Queued {
-                c: Arc::new(Contribution {
-                    occ: Arc::clone(occ),
-                    groups: groups.to_vec(),
-                    values,
-                }),
-                left: groups.to_vec(),
-            },
+            Arc::new(Contribution {
+                occ: Arc::clone(occ),
+                groups: groups.to_vec(),
+                values,
+            }),
         );
     }
 
     fn decide(&self, cx: &Cx<'_>, st: &mut RuleState, out: &mut Vec<Alert>) {
-        let mut ready: Vec<((SystemTime, String), Key)> = Vec::new();
-        for (k, q) in &st.queue {
-            if k.0 + cx.lateness > cx.until {
-                break;
-            }
-            for g in &q.left {
-                if cx.settled(st.arrived.get(g), q.c.occ.arrival) {
-                    ready.push((k.clone(), g.clone()));
-                }
-            }
-        }
-        for (k, g) in ready {
-            let Some(q) = st.queue.get_mut(&k) else {
-                continue;
-            };
-            q.left.retain(|x| *x != g);
-            let c = Arc::clone(&q.c);
-            if q.left.is_empty() {
-                st.queue.remove(&k);
-            }
+        let grace = cx.rule.reports.grace;
+        for (g, held) in st.ready(cx.until, cx.clock, grace, cx.lateness) {
+            let Held::Count(c) = held else { continue };
             if let Some(a) = add(self, cx, st, &g, &c) {
                 out.push(a);
             }

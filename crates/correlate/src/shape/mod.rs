@@ -30,17 +30,6 @@ pub(crate) struct Cx<'a> {
     pub until: SystemTime,
 }
 
-impl Cx<'_> {
-    /// Whether a decision on an event that arrived at `own`, of a group whose latest event
-    /// arrived at `group`, may be taken: its batch has had the grace to arrive whole (the group
-    /// quiet for `grace`, or the event waiting four times that for a busy group).
-    pub fn settled(&self, group: Option<&SystemTime>, own: SystemTime) -> bool {
-        let grace = self.rule.reports.grace;
-        self.clock >= own + grace
-            && (group.is_none_or(|g| self.clock >= *g + grace) || self.clock >= own + grace * 4)
-    }
-}
-
 /// How one shape turns events into alerts.
 pub(crate) trait Evaluate {
     /// Take one event (`f`, shared as `occ`) of the rule's `groups` in; an alert it completes
@@ -55,7 +44,7 @@ pub(crate) trait Evaluate {
         out: &mut Vec<Alert>,
     );
 
-    /// Take every decision now ready (see [`Cx::until`] and [`Cx::settled`]).
+    /// Take every decision now ready (see [`Cx::until`]; its batch settled).
     fn decide(&self, _cx: &Cx<'_>, _st: &mut RuleState, _out: &mut Vec<Alert>) {}
 }
 

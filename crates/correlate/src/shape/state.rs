@@ -13,7 +13,7 @@ use timpora_rules::State;
 use super::{Cx, Evaluate, correct, when};
 use crate::alert::{Alert, make_alert};
 use crate::facts::{Facts, Key};
-use crate::state::{Decision, Occ, Recorded, RuleState};
+use crate::state::{Decision, Held, Occ, Recorded, RuleState};
 
 /// The state `g` had at `at`, as an occurrence (evidence), if recorded.
 fn state_at(st: &RuleState, g: &Key, at: SystemTime) -> Option<(Occ, String)> {
@@ -30,8 +30,7 @@ fn state_at(st: &RuleState, g: &Key, at: SystemTime) -> Option<(Occ, String)> {
             region: String::new(),
             seq: *seq,
             classification: *classification,
-            arrival: *t,
-            late: false,
+            delay: 0,
         },
         v.clone(),
     ))
@@ -64,7 +63,7 @@ impl Evaluate for State {
         let value = f.get(self.fact).first().map(|v| (*v).to_owned());
         let due = f.time + cx.lateness;
         for g in groups {
-            st.arrived(g, occ.arrival);
+            st.arrived(g, occ.arrival());
             if let (true, Some(v)) = (is_from, &value) {
                 Arc::make_mut(st.history.entry(g.clone()).or_default()).push((
                     f.time,
@@ -83,7 +82,9 @@ impl Evaluate for State {
     }
 
     fn decide(&self, cx: &Cx<'_>, st: &mut RuleState, out: &mut Vec<Alert>) {
-        for (g, w) in st.ready(cx.until, |g, own| cx.settled(g, own)) {
+        let grace = cx.rule.reports.grace;
+        for (g, held) in st.ready(cx.until, cx.clock, grace, cx.lateness) {
+            let Held::Trigger(w) = held else { continue };
             let alert = verdict(self, cx, st, &g, &w);
             st.decided(
                 &g,

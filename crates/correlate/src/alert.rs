@@ -125,26 +125,16 @@ pub(crate) fn correction(
     why: String,
     report: &Occ,
 ) -> Alert {
-    let keys = vec![format!("correction:{finding}"), report.key.clone()];
+    let keys = [format!("correction:{finding}"), report.key.clone()];
     Alert {
         id: alert_id(rule, version, group, &keys),
-        rule_id: rule.id.clone(),
-        rule_version: version.to_owned(),
-        severity: rule.severity,
-        group_key: group.to_owned(),
         summary: why,
-        evidence: vec![report.key.clone()],
-        time: report.time,
-        region: report.region.clone(),
-        evidence_sequences: vec![report.seq],
-        evidence_classifications: vec![report.classification],
-        evidence_times: vec![report.time],
-        extends: None,
         late: true,
         correction: Some(Correction {
             of: finding.to_owned(),
             withdrawn,
         }),
+        ..make_alert(rule, version, group, vec![report], report)
     }
 }
 

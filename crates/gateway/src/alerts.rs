@@ -368,16 +368,9 @@ impl AlertService for Alerts {
         }
         let policy = &self.policy;
         // Its alerts the caller may see, newest first.
-        let alerts: Vec<AlertRecord> = self
+        let alerts = self
             .book
-            .matching(&AlertFilter::default(), false)
-            .into_iter()
-            .filter(|r| {
-                r.alert.as_ref().is_some_and(|a| {
-                    a.group_key == subject && policy.hidden_from(&who.agency, a).is_none()
-                })
-            })
-            .collect();
+            .about(&subject, |a| policy.hidden_from(&who.agency, a).is_none());
         // Everything stored before the read is on the page: the index catches up first (for a
         // moment at most; it follows the stream as it is written).
         let last = self.bus.events_last_sequence().await.map_err(Error::from)?;

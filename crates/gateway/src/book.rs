@@ -123,10 +123,7 @@ impl Inner {
             return None;
         }
         if !alert.extends.is_empty() {
-            let mut target = alert.extends.clone();
-            while let Some(next) = self.continued.get(&target) {
-                target = next.clone();
-            }
+            let target = self.target(&alert.extends);
             match self.records.get_mut(&target) {
                 Some(r) if !closed(r.status) => {
                     r.extensions.push(alert.id.clone());
@@ -296,6 +293,24 @@ impl AlertBook {
             )));
         }
         Ok(record)
+    }
+
+    /// Records whose alert is about `group_key` and that `visible` lets through, newest first
+    /// (only those are copied).
+    pub fn about(&self, group_key: &str, visible: impl Fn(&Alert) -> bool) -> Vec<AlertRecord> {
+        let inner = self.read();
+        inner
+            .order
+            .iter()
+            .rev()
+            .filter_map(|id| inner.records.get(id))
+            .filter(|r| {
+                r.alert
+                    .as_ref()
+                    .is_some_and(|a| a.group_key == group_key && visible(a))
+            })
+            .cloned()
+            .collect()
     }
 
     /// Records matching `filter`, newest first.

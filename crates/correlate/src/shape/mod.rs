@@ -79,8 +79,7 @@ pub(crate) fn correct(
     let list = Arc::make_mut(list);
     let mut findings: Vec<String> = Vec::new();
     for d in list.iter_mut() {
-        if d.finding.is_some()
-            && cleared(d)
+        if cleared(d)
             && let Some(f) = d.finding.take()
             && !findings.contains(&f)
         {
@@ -107,12 +106,7 @@ pub(crate) fn correct(
 
 /// An event time as the reasons state it (UTC, to the second).
 pub(crate) fn when(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let ts = prost_types::Timestamp {
-        seconds: i64::try_from(secs).unwrap_or(i64::MAX),
-        nanos: 0,
-    };
+    let mut ts = prost_types::Timestamp::from(t);
+    ts.nanos = 0;
     ts.to_string()
 }

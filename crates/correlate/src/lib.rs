@@ -21,6 +21,7 @@
 mod alert;
 mod facts;
 mod shape;
+mod sharded;
 mod state;
 
 use std::collections::{BTreeMap, HashMap};
@@ -33,7 +34,7 @@ use timpora_rules::RuleSet;
 
 pub use alert::{Alert, Correction};
 pub use facts::{Facts, Key};
-use state::{Occ, RuleState};
+use state::{Occ, Recorded, RuleState};
 
 /// Errors of the engine.
 #[derive(Debug, thiserror::Error)]
@@ -458,16 +459,16 @@ impl Engine {
                 *e = (*e).max(t);
             }
             let mut latest: HashMap<&str, SystemTime> = HashMap::new();
-            for (g, l) in st.whens.iter().chain(&st.thens) {
+            for (g, l) in st.whens.iter().chain(st.thens.iter()) {
                 l.iter().for_each(|o| note(&mut latest, g, o.time));
             }
-            for (g, l) in &st.seen {
+            for (g, l) in st.seen.iter() {
                 l.iter().for_each(|t| note(&mut latest, g, *t));
             }
-            for (g, l) in &st.history {
+            for (g, l) in st.history.iter() {
                 l.iter().for_each(|(t, ..)| note(&mut latest, g, *t));
             }
-            for (g, w) in &st.windows {
+            for (g, w) in st.windows.iter() {
                 w.iter().for_each(|c| note(&mut latest, g, c.occ.time));
             }
             idle.extend(latest.into_iter().map(|(g, t)| (t, i, g.to_owned())));
@@ -565,45 +566,46 @@ impl Engine {
                 _ => rule.shape.span() + lateness + rule.reports.idle,
             };
             let cutoff = wm.checked_sub(keep).unwrap_or(SystemTime::UNIX_EPOCH);
-            // Lists are copied (when a snapshot shares them) only if something goes.
-            for list in st.whens.values_mut().chain(st.thens.values_mut()) {
-                if list.iter().any(|o| o.time < cutoff) {
-                    Arc::make_mut(list).retain(|o| o.time >= cutoff);
-                }
-            }
+            // Lists (and shards) are copied, when a snapshot shares them, only if something goes.
+            let old = |list: &Arc<Vec<Arc<Occ>>>| list.iter().any(|o| o.time < cutoff);
+            let keep =
+                |list: &mut Arc<Vec<Arc<Occ>>>| Arc::make_mut(list).retain(|o| o.time >= cutoff);
+            st.whens.update(old, keep);
+            st.thens.update(old, keep);
             st.whens.retain(|_, l| !l.is_empty());
             st.thens.retain(|_, l| !l.is_empty());
-            for ts in st.seen.values_mut() {
-                if ts.iter().any(|t| *t < cutoff) {
-                    Arc::make_mut(ts).retain(|t| *t >= cutoff);
-                }
-            }
+            st.seen.update(
+                |ts| ts.iter().any(|t| *t < cutoff),
+                |ts| Arc::make_mut(ts).retain(|t| *t >= cutoff),
+            );
             st.seen.retain(|_, l| !l.is_empty());
-            for h in st.history.values_mut() {
-                // Keep everything after the cutoff and the last value before it.
-                let older = h.iter().filter(|(t, ..)| *t < cutoff).count();
-                if older > 1 {
+            // Keep everything after the cutoff and the last value before it.
+            let older = |h: &Arc<Vec<Recorded>>| h.iter().filter(|(t, ..)| *t < cutoff).count();
+            st.history.update(
+                |h| older(h) > 1,
+                |h| {
+                    let n = older(h);
                     let h = Arc::make_mut(h);
                     h.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-                    h.drain(..older - 1);
-                }
-            }
-            for w in st.windows.values_mut() {
-                if w.front().is_some_and(|x| x.occ.time < cutoff) {
+                    h.drain(..n - 1);
+                },
+            );
+            st.windows.update(
+                |w| w.front().is_some_and(|x| x.occ.time < cutoff),
+                |w| {
                     let w = Arc::make_mut(w);
                     while w.front().is_some_and(|x| x.occ.time < cutoff) {
                         w.pop_front();
                     }
-                }
-            }
+                },
+            );
             st.windows.retain(|_, w| !w.is_empty());
             st.fired.retain(|_, t| *t >= cutoff);
             st.open.retain(|_, o| o.latest() >= cutoff);
-            for list in st.decided.values_mut() {
-                if list.iter().any(|d| d.trigger.time < cutoff) {
-                    Arc::make_mut(list).retain(|d| d.trigger.time >= cutoff);
-                }
-            }
+            st.decided.update(
+                |list| list.iter().any(|d| d.trigger.time < cutoff),
+                |list| Arc::make_mut(list).retain(|d| d.trigger.time >= cutoff),
+            );
             st.decided.retain(|_, l| !l.is_empty());
             let settle = rule.reports.grace * 4;
             st.arrived.retain(|_, a| *a + settle >= clock);

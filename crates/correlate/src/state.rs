@@ -1,7 +1,7 @@
 //! What the engine keeps per rule between events: occurrences, pending decisions, histories and
 //! windows, every value shared behind an `Arc` so a checkpoint's copy costs pointers.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -100,8 +100,8 @@ pub(crate) struct Contribution {
 }
 
 pub(crate) type Due = (SystemTime, Key, String);
-/// Hash maps of the state: keys are pseudonymised tokens, so a fast hasher is safe.
-pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// Maps of the state by group: sharded, so that a checkpoint's copy costs pointers per shard.
+pub(crate) type Map<K, V> = crate::sharded::Sharded<K, V>;
 /// A value an entity had from a time on: (time, event key, value, stream sequence).
 /// A recorded state: event time, evidence key, value, sequence, classification.
 pub(crate) type Recorded = (SystemTime, String, String, u64, i32);
@@ -134,9 +134,10 @@ pub(crate) struct RuleState {
     pub(crate) decided: Map<Key, Arc<Vec<Decision>>>,
 }
 
-// Every collection above holds its values behind `Arc`s: cloning the state (a snapshot for a
-// checkpoint) copies pointers, not occurrences, and the engine copies a value only when it
-// changes one that a snapshot still shares (`Arc::make_mut`).
+// Every collection above holds its values behind `Arc`s, and the maps by group are sharded
+// copy-on-write: cloning the state (a snapshot for a checkpoint) copies a pointer per shard and
+// the ordered maps' pointers, not occurrences, and the engine copies a shard or a value only
+// when it changes one that a snapshot still shares (`Arc::make_mut`).
 
 impl RuleState {
     /// The decisions ready now, taken off the queues in the order they are to be taken (due

@@ -41,12 +41,14 @@ impl Evaluate for Absence {
                         .unwrap_or(SystemTime::UNIX_EPOCH);
                     f.time >= from && f.time <= d.trigger.time + after
                 };
-                let why = format!(
-                    "{} of {}, reported late, is within the window the rule found empty",
-                    f.type_name,
-                    when(f.time)
-                );
-                correct(cx, st, g, occ, covers, &why, out);
+                let why = || {
+                    format!(
+                        "{} of {}, reported late, is within the window the rule found empty",
+                        f.type_name,
+                        when(f.time)
+                    )
+                };
+                correct(cx, st, g, occ, covers, why, out);
             }
             if is_when {
                 st.pending

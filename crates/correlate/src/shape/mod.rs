@@ -59,7 +59,7 @@ pub(crate) fn of(shape: &Shape) -> &dyn Evaluate {
 }
 
 /// Clear `g`'s decisions that the late report `report` shows no longer hold (`cleared`), and
-/// say so: one correction per finding they raised, withdrawing it when none of its decisions
+/// say so (`why`, stated only if it is said): one correction per finding they raised, withdrawing it when none of its decisions
 /// still holds (its open alert then stops growing: the next match is a new finding).
 pub(crate) fn correct(
     cx: &Cx<'_>,
@@ -67,7 +67,7 @@ pub(crate) fn correct(
     g: &Key,
     report: &Occ,
     cleared: impl Fn(&Decision) -> bool,
-    why: &str,
+    why: impl FnOnce() -> String,
     out: &mut Vec<Alert>,
 ) {
     let Some(list) = st.decided.get_mut(g) else {
@@ -76,6 +76,7 @@ pub(crate) fn correct(
     if !list.iter().any(|d| d.finding.is_some() && cleared(d)) {
         return;
     }
+    let why = why();
     let list = Arc::make_mut(list);
     let mut findings: Vec<String> = Vec::new();
     for d in list.iter_mut() {

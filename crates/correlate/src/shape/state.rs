@@ -109,14 +109,14 @@ fn redecide(
     v: &str,
     out: &mut Vec<Alert>,
 ) {
-    let affected = st
+    let Some(list) = st
         .decided
         .get(g)
-        .is_some_and(|l| l.iter().any(|d| d.trigger.time >= report.time));
-    if !affected {
+        .filter(|l| l.iter().any(|d| d.trigger.time >= report.time))
+    else {
         return;
-    }
-    let now: Vec<(usize, Option<Alert>)> = st.decided[g]
+    };
+    let now: Vec<(usize, Option<Alert>)> = list
         .iter()
         .enumerate()
         .filter(|(_, d)| d.trigger.time >= report.time)
@@ -124,23 +124,25 @@ fn redecide(
         .collect();
     let gone: Vec<String> = now
         .iter()
-        .filter(|(i, a)| a.is_none() && st.decided[g][*i].finding.is_some())
-        .map(|(i, _)| st.decided[g][*i].trigger.key.clone())
+        .filter(|(i, a)| a.is_none() && list[*i].finding.is_some())
+        .map(|(i, _)| list[*i].trigger.key.clone())
         .collect();
     if !gone.is_empty() {
-        let why = format!(
-            "{} {} of {}, reported late, is in force at the trigger's time",
-            rule.fact.name(),
-            v,
-            when(report.time)
-        );
+        let why = || {
+            format!(
+                "{} {} of {}, reported late, is in force at the trigger's time",
+                rule.fact.name(),
+                v,
+                when(report.time)
+            )
+        };
         correct(
             cx,
             st,
             g,
             report,
             |d| gone.contains(&d.trigger.key),
-            &why,
+            why,
             out,
         );
     }

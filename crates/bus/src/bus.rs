@@ -176,6 +176,7 @@ impl Bus {
             self.topology.events_stream_config(),
             self.topology.alerts_stream_config(),
             self.topology.access_stream_config(),
+            self.topology.tlog_stream_config(),
         ] {
             self.js
                 .create_or_update_stream(config)
@@ -184,6 +185,8 @@ impl Bus {
         }
         self.rules_store().await?;
         self.checkpoint_store().await?;
+        self.tlog_store().await?;
+        self.tiles_store().await?;
         tracing::info!(
             events = %self.topology.events_stream,
             alerts = %self.topology.alerts_stream,

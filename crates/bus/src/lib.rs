@@ -10,6 +10,7 @@ mod alerts;
 mod bus;
 mod error;
 mod state;
+mod tlog;
 mod topology;
 
 pub use alerts::{AlertDelivered, AlertMessage, TransitionError};
@@ -20,4 +21,5 @@ pub use bus::{
 };
 pub use error::{Error, ErrorKind};
 pub use state::{CORRELATOR_STATUS, CorrelatorStatus, RULES_ACTIVE};
+pub use tlog::StoredMessage;
 pub use topology::{EVENTS_SUBJECT_PREFIX, Storage, Topology, dedup_key};

@@ -61,51 +61,83 @@ impl Bus {
     /// The rule-set bucket, created when missing.
     pub(crate) async fn rules_store(&self) -> Result<kv::Store> {
         let t = &self.topology;
-        if let Ok(store) = self.js.get_key_value(&t.rules_bucket).await {
+        self.bucket(
+            &t.rules_bucket,
+            "TIMPORA correlation rule sets",
+            64,
+            1024 * 1024,
+        )
+        .await
+    }
+
+    /// Key-value bucket `name`, created when missing, keeping `history` values per key of at
+    /// most `max_bytes` each; nothing in it is deleted through the API.
+    pub(crate) async fn bucket(
+        &self,
+        name: &str,
+        description: &str,
+        history: i64,
+        max_bytes: i32,
+    ) -> Result<kv::Store> {
+        let t = &self.topology;
+        if let Ok(store) = self.js.get_key_value(name).await {
             return Ok(store);
         }
         // The stream a key-value bucket is made of, created directly: `create_key_value` first
         // asks for account limits in a form NATS 2.9 does not answer.
         self.js
             .create_or_update_stream(stream::Config {
-                name: format!("KV_{}", t.rules_bucket),
-                description: Some("TIMPORA correlation rule sets".into()),
-                subjects: vec![format!("$KV.{}.>", t.rules_bucket)],
-                max_messages_per_subject: 64,
-                max_message_size: 1024 * 1024,
+                name: format!("KV_{name}"),
+                description: Some(description.into()),
+                subjects: vec![format!("$KV.{name}.>")],
+                max_messages_per_subject: history,
+                max_message_size: max_bytes,
                 storage: storage(t.storage),
                 num_replicas: t.replicas,
                 allow_rollup: true,
                 deny_delete: true,
                 allow_direct: true,
-                discard: stream::DiscardPolicy::New,
+                discard: match history {
+                    1 => stream::DiscardPolicy::Old,
+                    _ => stream::DiscardPolicy::New,
+                },
                 duplicate_window: Duration::from_secs(120),
                 ..Default::default()
             })
             .await
-            .map_err(js_err(self.is_connected(), "create rules bucket"))?;
+            .map_err(js_err(self.is_connected(), "create bucket"))?;
         self.js
-            .get_key_value(&t.rules_bucket)
+            .get_key_value(name)
             .await
-            .map_err(js_err(self.is_connected(), "open rules bucket"))
+            .map_err(js_err(self.is_connected(), "open bucket"))
     }
 
     /// The checkpoint object store, created when missing.
     pub(crate) async fn checkpoint_store(&self) -> Result<object_store::ObjectStore> {
+        let name = &self.topology.checkpoint_bucket;
+        self.objects(name, "TIMPORA service checkpoints").await
+    }
+
+    /// Object store `name`, created when missing.
+    pub(crate) async fn objects(
+        &self,
+        name: &str,
+        description: &str,
+    ) -> Result<object_store::ObjectStore> {
         let t = &self.topology;
-        if let Ok(store) = self.js.get_object_store(&t.checkpoint_bucket).await {
+        if let Ok(store) = self.js.get_object_store(name).await {
             return Ok(store);
         }
         self.js
             .create_object_store(object_store::Config {
-                bucket: t.checkpoint_bucket.clone(),
-                description: Some("TIMPORA service checkpoints".into()),
+                bucket: name.to_owned(),
+                description: Some(description.into()),
                 storage: storage(t.storage),
                 num_replicas: t.replicas,
                 ..Default::default()
             })
             .await
-            .map_err(js_err(self.is_connected(), "create checkpoint store"))
+            .map_err(js_err(self.is_connected(), "create object store"))
     }
 
     /// Make `text` (a checked rule file) the active rule set; its bucket revision.
@@ -207,16 +239,26 @@ impl Bus {
     /// The checkpoint stored under `name`, if any.
     pub async fn load_checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>> {
         let store = self.checkpoint_store().await?;
+        self.read_object(&store, name, "load checkpoint").await
+    }
+
+    /// The whole object `name` of `store`, if there is one.
+    pub(crate) async fn read_object(
+        &self,
+        store: &object_store::ObjectStore,
+        name: &str,
+        op: &'static str,
+    ) -> Result<Option<Vec<u8>>> {
         let mut object = match store.get(name).await {
             Ok(o) => o,
             Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(js_err(self.is_connected(), "load checkpoint")(e)),
+            Err(e) => return Err(js_err(self.is_connected(), op)(e)),
         };
         let mut bytes = Vec::new();
         tokio::time::timeout(Duration::from_secs(120), object.read_to_end(&mut bytes))
             .await
-            .map_err(js_err(self.is_connected(), "load checkpoint"))?
-            .map_err(js_err(self.is_connected(), "load checkpoint"))?;
+            .map_err(js_err(self.is_connected(), op))?
+            .map_err(js_err(self.is_connected(), op))?;
         Ok(Some(bytes))
     }
 }

@@ -52,6 +52,14 @@ pub struct Topology {
     pub rules_bucket: String,
     /// Object store of service checkpoints (the correlator's state and position).
     pub checkpoint_bucket: String,
+    /// Stream of the transparency log's signed checkpoints, every one kept.
+    pub tlog_stream: String,
+    /// Prefix of checkpoint subjects: `<prefix>.<log>.checkpoint`.
+    pub tlog_subject_prefix: String,
+    /// Key-value bucket holding each log's latest signed checkpoint under the log's name.
+    pub tlog_bucket: String,
+    /// Object store of each log's tiles (`<log>/tile/<L>/<N>[.p/<W>]`, C2SP `tlog-tiles`).
+    pub tiles_bucket: String,
 }
 
 impl Default for Topology {
@@ -70,6 +78,10 @@ impl Default for Topology {
             access_subject_prefix: "timpora.access".into(),
             rules_bucket: "TIMPORA_RULES".into(),
             checkpoint_bucket: "TIMPORA_CHECKPOINTS".into(),
+            tlog_stream: "TIMPORA_TLOG".into(),
+            tlog_subject_prefix: "timpora.tlog".into(),
+            tlog_bucket: "TIMPORA_TLOG".into(),
+            tiles_bucket: "TIMPORA_TLOG_TILES".into(),
         }
     }
 }
@@ -116,6 +128,31 @@ impl Topology {
             subjects: vec![format!("{}.>", self.access_subject_prefix)],
             ..self.events_stream_config()
         }
+    }
+
+    /// The transparency log's checkpoints stream: like the events stream, nothing is deleted.
+    pub fn tlog_stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.tlog_stream.clone(),
+            description: Some("TIMPORA transparency log: signed, cosigned checkpoints".into()),
+            subjects: vec![format!("{}.>", self.tlog_subject_prefix)],
+            max_message_size: 64 * 1024,
+            ..self.events_stream_config()
+        }
+    }
+
+    /// The sealed streams, each with the name of its log: `events`, `alerts`, `access`.
+    pub fn sealed_streams(&self) -> [(&'static str, &str); 3] {
+        [
+            ("events", &self.events_stream),
+            ("alerts", &self.alerts_stream),
+            ("access", &self.access_stream),
+        ]
+    }
+
+    /// The subject a log's checkpoints are published on.
+    pub fn checkpoint_subject(&self, log: &str) -> String {
+        format!("{}.{log}.checkpoint", self.tlog_subject_prefix)
     }
 
     /// The subject an alert is raised on: one per alert id, so it is stored at most once.

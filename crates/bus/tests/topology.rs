@@ -54,13 +54,16 @@ async fn ensure_topology_is_idempotent_and_updates_settings() {
         names,
         [
             "KV_TIMPORA_RULES",
+            "KV_TIMPORA_TLOG",
             "OBJ_TIMPORA_CHECKPOINTS",
+            "OBJ_TIMPORA_TLOG_TILES",
             "TIMPORA_ACCESS",
             "TIMPORA_ALERTS",
-            "TIMPORA_EVENTS"
+            "TIMPORA_EVENTS",
+            "TIMPORA_TLOG"
         ]
     );
-    let events = &status.streams[4];
+    let events = &status.streams[6];
     assert_eq!(events.duplicate_window_secs, 120);
     assert_eq!(events.messages, 1, "updating kept the events");
     // The stored record refuses deletion.
@@ -68,6 +71,10 @@ async fn ensure_topology_is_idempotent_and_updates_settings() {
     assert!(stream.delete_message(1).await.is_err());
     // So does the record of who read what.
     let access = bus2.jetstream().get_stream("TIMPORA_ACCESS").await.unwrap();
+    // And so do the transparency log's checkpoints.
+    let tlog = bus2.jetstream().get_stream("TIMPORA_TLOG").await.unwrap();
+    let c = &tlog.cached_info().config;
+    assert!(c.deny_delete && c.deny_purge, "{c:?}");
     assert!(access.cached_info().config.deny_delete && access.cached_info().config.deny_purge);
 }
 

@@ -79,6 +79,13 @@ pub enum Command {
     Config(ConfigCommand),
     /// Run the correlation service: rules over the events stream, alerts stored once.
     Correlator(CorrelatorArgs),
+    /// Run the sealer: a signed Merkle log over the events, alerts and access streams, with
+    /// checkpoints every `sealer.every_messages` messages or `sealer.every`. `key FILE` writes a
+    /// new sealer key instead.
+    Sealer(SealerArgs),
+    /// Run a witness (as another agency would): cosign the hub's checkpoints only when each
+    /// extends the last one cosigned. `key FILE --name NAME` writes a new witness key instead.
+    Witness(WitnessArgs),
     /// Correlation rules.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -200,6 +207,47 @@ pub struct ConsoleArgs {
     pub gateway: Option<String>,
 }
 
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SealerArgs {
+    #[command(subcommand)]
+    pub command: Option<SealerCommand>,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SealerCommand {
+    /// Write a new Ed25519 sealer key to FILE (readable only by its owner; never replaced) and
+    /// print the verifier key of each log, which auditors and witnesses are given.
+    Key {
+        /// Where to write the key.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct WitnessArgs {
+    #[command(subcommand)]
+    pub command: Option<WitnessCommand>,
+    #[command(flatten)]
+    pub nats: NatsArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WitnessCommand {
+    /// Write a new Ed25519 witness key to FILE (owner-only; never replaced) and print its
+    /// cosignature verifier key, which the sealer (`sealer.witnesses`) and auditors are given.
+    Key {
+        /// Where to write the key.
+        file: PathBuf,
+        /// The witness's name (e.g. `kejaksaan.go.id/witness`).
+        #[arg(long)]
+        name: String,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ConsoleCommand {
     /// Hash a password (read from standard input) for a `[[console.accounts]]` entry.
@@ -229,6 +277,8 @@ impl Command {
         match self {
             Command::Gateway(_)
             | Command::Correlator(_)
+            | Command::Sealer(SealerArgs { command: None, .. })
+            | Command::Witness(WitnessArgs { command: None, .. })
             | Command::Up(_)
             | Command::Demo(_)
             | Command::Console(ConsoleArgs { command: None, .. }) => "info,async_nats=warn",
@@ -290,6 +340,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timpora_testkit::dev::init(dir, force, listen, &nats_url)?
         ),
         Command::Config(ConfigCommand::Print) => print!("{}", toml::to_string_pretty(&cfg)?),
+        Command::Sealer(SealerArgs {
+            command: None,
+            nats,
+        }) => {
+            apply_nats(&mut cfg, &nats);
+            return serve(cfg, Components::sealer(), dir, None).await;
+        }
+        Command::Sealer(SealerArgs {
+            command: Some(SealerCommand::Key { file }),
+            ..
+        }) => {
+            let key = timpora_testkit::dev::signing_key(&file, "timpora-sealer")?;
+            for (log, _) in cfg.bus.sealed_streams() {
+                let origin = timpora_sealer::origin(&cfg.sealer.deployment, log);
+                println!("{}", key.renamed(&origin)?.log_verifier());
+            }
+        }
+        Command::Witness(WitnessArgs {
+            command: None,
+            nats,
+        }) => {
+            apply_nats(&mut cfg, &nats);
+            return serve(cfg, Components::witness(), dir, None).await;
+        }
+        Command::Witness(WitnessArgs {
+            command: Some(WitnessCommand::Key { file, name }),
+            ..
+        }) => {
+            let key = timpora_testkit::dev::signing_key(&file, &name)?;
+            println!("{}", key.witness_verifier());
+        }
         Command::Console(ConsoleArgs {
             command: Some(ConsoleCommand::HashPassword),
             ..

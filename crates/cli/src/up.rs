@@ -81,6 +81,8 @@ pub async fn run(
             )
         }
     };
+    // A data directory set up before the transparency log existed gets its keys now.
+    timpora_testkit::dev::transparency(&mut cfg, data_dir)?;
     cfg.console.listen = a.console_listen.unwrap_or(cfg.console.listen);
     cfg.correlator.metrics = a.metrics.or(cfg.correlator.metrics);
     cfg.correlator.rules = a.rules.or(cfg.correlator.rules.take());
@@ -99,6 +101,8 @@ pub async fn run(
             components: Components {
                 gateway: true,
                 correlator: true,
+                sealer: true,
+                witness: true,
                 console,
                 demo: a.demo,
             },

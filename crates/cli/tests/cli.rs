@@ -56,10 +56,13 @@ fn publish_subscribe_and_status_through_the_binary() {
         names,
         [
             "KV_TIMPORA_RULES",
+            "KV_TIMPORA_TLOG",
             "OBJ_TIMPORA_CHECKPOINTS",
+            "OBJ_TIMPORA_TLOG_TILES",
             "TIMPORA_ACCESS",
             "TIMPORA_ALERTS",
-            "TIMPORA_EVENTS"
+            "TIMPORA_EVENTS",
+            "TIMPORA_TLOG"
         ]
     );
 
@@ -668,6 +671,26 @@ fn up_runs_the_hub_keeps_its_data_and_leaves_no_nats_server_behind() {
     let after = wait_alerts(dir.path(), 1);
     assert_eq!(after, before);
     stop(hub);
+
+    // The sealer ran with the key `up` wrote, which is kept: its verifier keys, one per log.
+    let out = run(timpora(dir.path())
+        .args(["sealer", "key"])
+        .arg(dir.path().join("sealer.key")));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys = String::from_utf8_lossy(&out.stdout);
+    let origins: Vec<&str> = keys.lines().filter_map(|l| l.split('+').next()).collect();
+    assert_eq!(
+        origins,
+        [
+            "timpora.dev/events",
+            "timpora.dev/alerts",
+            "timpora.dev/access"
+        ]
+    );
 }
 
 #[test]

@@ -92,6 +92,104 @@ impl CorrelatorConfig {
     }
 }
 
+/// The sealer (`[sealer]`): the transparency log over the events, alerts and access streams.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SealerConfig {
+    /// The deployment's name in each log's origin (`timpora.<deployment>/events`).
+    pub deployment: String,
+    /// File holding the sealer's Ed25519 key (a signed-note private key, readable only by the
+    /// sealer); `timpora dev init` writes a development one.
+    pub key: Option<PathBuf>,
+    /// A checkpoint after this many new messages of a stream…
+    pub every_messages: u64,
+    /// …or after this long, whichever comes first.
+    pub every: String,
+    /// Witnesses asked to cosign each checkpoint: their cosignature verifier keys
+    /// (`<name>+<id>+<key>`, as `timpora witness key` prints them).
+    pub witnesses: Vec<String>,
+}
+
+impl Default for SealerConfig {
+    fn default() -> Self {
+        Self {
+            deployment: "dev".into(),
+            key: None,
+            every_messages: 1000,
+            every: "5s".into(),
+            witnesses: Vec::new(),
+        }
+    }
+}
+
+impl SealerConfig {
+    /// The sealer's options, its key read from its file.
+    pub fn options(&self) -> Result<timpora_sealer::Options, Error> {
+        let Some(file) = &self.key else {
+            return Err(Error::Config(
+                "sealer.key names no key file (`timpora dev init` writes a development one; \
+                 `timpora sealer keygen FILE` a production one)"
+                    .into(),
+            ));
+        };
+        let key = read_key(file, "sealer.key")?;
+        let every = duration("sealer.every", &self.every)?;
+        if every.is_zero() || self.every_messages == 0 {
+            return Err(Error::Config(
+                "sealer.every and sealer.every_messages must be positive".into(),
+            ));
+        }
+        // The origin must make a valid key name.
+        key.renamed(&timpora_sealer::origin(&self.deployment, "events"))
+            .map_err(|e| Error::Config(format!("sealer.deployment: {e}")))?;
+        Ok(timpora_sealer::Options {
+            deployment: self.deployment.clone(),
+            key,
+            every_messages: self.every_messages,
+            every,
+            witnesses: self.witnesses.clone(),
+        })
+    }
+}
+
+/// A witness (`[witness]`): run by another agency, cosigning the hub's checkpoints only when
+/// each extends the last it cosigned.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WitnessConfig {
+    /// File holding the witness's Ed25519 key (its name is the witness's name).
+    pub key: Option<PathBuf>,
+    /// Directory where it keeps the last checkpoint it cosigned per log, and evidence of forks.
+    pub state_dir: Option<PathBuf>,
+    /// The logs it witnesses: their verifier keys (`timpora sealer key` prints them).
+    pub logs: Vec<String>,
+}
+
+impl WitnessConfig {
+    /// The witness, its key read and its state opened.
+    pub fn open(&self) -> Result<timpora_witness::Witness, Error> {
+        let (Some(file), Some(dir)) = (&self.key, &self.state_dir) else {
+            return Err(Error::Config(
+                "witness.key and witness.state_dir must both be set".into(),
+            ));
+        };
+        let key = read_key(file, "witness.key")?;
+        if self.logs.is_empty() {
+            return Err(Error::Config("witness.logs names no log to witness".into()));
+        }
+        timpora_witness::Witness::open(key, &self.logs, dir)
+            .map_err(|e| Error::Config(format!("witness: {e}")))
+    }
+}
+
+/// The Ed25519 key in `file`, for the `setting` that names it.
+fn read_key(file: &Path, setting: &str) -> Result<timpora_tlog::Key, Error> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Error::Config(format!("{setting} {}: cannot be read: {e}", file.display())))?;
+    timpora_tlog::Key::from_secret(&text)
+        .map_err(|e| Error::Config(format!("{setting} {}: {e}", file.display())))
+}
+
 /// The demo simulator (`[demo]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -143,6 +241,10 @@ pub struct Config {
     pub gateway: timpora_gateway::Config,
     /// The correlation service.
     pub correlator: CorrelatorConfig,
+    /// The sealer.
+    pub sealer: SealerConfig,
+    /// A witness.
+    pub witness: WitnessConfig,
     /// The operations console.
     pub console: timpora_console::Config,
     /// The demo simulator.

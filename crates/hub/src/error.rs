@@ -31,6 +31,12 @@ pub enum Error {
     /// The correlator failed.
     #[error(transparent)]
     Correlator(#[from] timpora_correlator::Error),
+    /// The sealer failed.
+    #[error(transparent)]
+    Sealer(#[from] timpora_sealer::Error),
+    /// The witness failed.
+    #[error(transparent)]
+    Witness(#[from] timpora_witness::Error),
     /// The console failed.
     #[error(transparent)]
     Console(#[from] timpora_console::Error),

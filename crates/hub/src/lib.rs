@@ -5,9 +5,9 @@
 //! and then drains every component within a deadline.
 //!
 //! Components: the gateway, the correlator (with its metrics endpoint and SIGHUP rule reload),
-//! the operations console, the demo simulator, and — for `timpora up` — the `nats-server` child
+//! the sealer (the transparency log over the streams), a witness, the operations console, the demo simulator, and — for `timpora up` — the `nats-server` child
 //! it looks after. Every command that runs services (`timpora up`, `gateway`, `correlator`,
-//! `console`) goes through here, choosing which components run.
+//! `sealer`, `witness`, `console`) goes through here, choosing which components run.
 //!
 //! A component that stops by itself (an error, or an unexpected end) stops the hub: the others
 //! are drained and [`Running::run_until`] returns [`Error::Stopped`] naming it and why, so a
@@ -32,7 +32,10 @@ use timpora_client::{Keyring, Target};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{Config, CorrelatorConfig, DemoConfig, NatsConfig, ShutdownConfig, duration};
+pub use config::{
+    Config, CorrelatorConfig, DemoConfig, NatsConfig, SealerConfig, ShutdownConfig, WitnessConfig,
+    duration,
+};
 pub use error::Error;
 use stop::{Stop, bind};
 
@@ -42,6 +45,8 @@ pub struct Components {
     pub gateway: bool,
     pub correlator: bool,
     pub console: bool,
+    pub sealer: bool,
+    pub witness: bool,
     pub demo: bool,
 }
 
@@ -62,6 +67,22 @@ impl Components {
         }
     }
 
+    /// Only the sealer.
+    pub fn sealer() -> Self {
+        Self {
+            sealer: true,
+            ..Self::default()
+        }
+    }
+
+    /// Only a witness.
+    pub fn witness() -> Self {
+        Self {
+            witness: true,
+            ..Self::default()
+        }
+    }
+
     /// Only the console.
     pub fn console() -> Self {
         Self {
@@ -71,7 +92,7 @@ impl Components {
     }
 
     fn need_bus(self) -> bool {
-        self.gateway || self.correlator
+        self.gateway || self.correlator || self.sealer || self.witness
     }
 }
 
@@ -111,6 +132,8 @@ pub struct Hub {
     bus: Option<Bus>,
     gateway: Option<tokio::net::TcpListener>,
     correlator: Option<correlator::Prepared>,
+    sealer: Option<timpora_sealer::Options>,
+    witness: Option<timpora_witness::Witness>,
     console: Option<tokio::net::TcpListener>,
     target: Target,
     keyring: Keyring,
@@ -152,6 +175,14 @@ impl Config {
             true => Some(correlator::prepare(&self.correlator).await?),
             false => None,
         };
+        let sealer = match c.sealer {
+            true => Some(self.sealer.options()?),
+            false => None,
+        };
+        let witness = match c.witness {
+            true => Some(self.witness.open()?),
+            false => None,
+        };
         let gateway = match c.gateway {
             true => Some(bind(self.gateway.listen, "gateway").await?),
             false => None,
@@ -189,6 +220,8 @@ impl Config {
             bus,
             gateway,
             correlator,
+            sealer,
+            witness,
             console,
             target,
             keyring,
@@ -250,6 +283,22 @@ impl Hub {
         if let (Some(p), Some(bus)) = (self.correlator, &self.bus) {
             let fut = correlator::run(bus.clone(), p, stop.clone());
             tasks.push(Task::new("correlator", true, fut));
+        }
+        if let (Some(witness), Some(bus)) = (self.witness, &self.bus) {
+            let (client, s) = (bus.client().clone(), stop.clone());
+            tasks.push(Task::new("witness", true, async move {
+                Ok(timpora_witness::serve(client, witness, s.stopped()).await?)
+            }));
+        }
+        if let (Some(options), Some(bus)) = (self.sealer, &self.bus) {
+            let (bus, s) = (bus.clone(), stop.clone());
+            tasks.push(Task::new("sealer", true, async move {
+                let sealed = timpora_sealer::run(bus, options, s.stopped()).await?;
+                for (log, s) in ["events", "alerts", "access"].iter().zip(sealed) {
+                    tracing::info!(log, size = s.size, gaps = s.gaps, "sealer stopped");
+                }
+                Ok(())
+            }));
         }
         if let Some(listener) = self.console {
             let fut = timpora_console::serve(

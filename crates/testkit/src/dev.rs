@@ -28,6 +28,59 @@ fn write(path: &Path, text: &str, secret: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Write a new Ed25519 key named `name` to `path` (owner-only), or read the one already there:
+/// a sealer's or a witness's key is never replaced, since every checkpoint it signed or cosigned
+/// is checked with it.
+pub fn signing_key(path: &Path, name: &str) -> anyhow::Result<timpora_tlog::Key> {
+    if path.exists() {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        return timpora_tlog::Key::from_secret(&text)
+            .with_context(|| format!("{} holds no signing key", path.display()));
+    }
+    let key = timpora_tlog::Key::generate(name)?;
+    write(path, &format!("{}\n", key.to_secret()), true)?;
+    Ok(key)
+}
+
+/// Name of the development witness (standing for the prosecutors' service).
+pub const DEV_WITNESS: &str = "kejaksaan.dev-witness";
+
+/// The development transparency log in `dir`: the sealer's key, one witness with its own key
+/// and state that witnesses the sealer's three logs, and the sealer asking it to cosign.
+/// Settings already made are kept.
+pub fn transparency(cfg: &mut Config, dir: &Path) -> anyhow::Result<()> {
+    let sealer_file = cfg
+        .sealer
+        .key
+        .clone()
+        .unwrap_or_else(|| dir.join("sealer.key"));
+    let sealer = signing_key(&sealer_file, "timpora-sealer")?;
+    cfg.sealer.key = Some(sealer_file);
+    let witness_file = cfg
+        .witness
+        .key
+        .clone()
+        .unwrap_or_else(|| dir.join("witness.key"));
+    let witness = signing_key(&witness_file, DEV_WITNESS)?;
+    cfg.witness.key = Some(witness_file);
+    if cfg.witness.state_dir.is_none() {
+        cfg.witness.state_dir = Some(dir.join("witness"));
+    }
+    if cfg.witness.logs.is_empty() {
+        for (log, _) in cfg.bus.sealed_streams() {
+            let origin = timpora_sealer::origin(&cfg.sealer.deployment, log);
+            cfg.witness
+                .logs
+                .push(sealer.renamed(&origin)?.log_verifier());
+        }
+    }
+    if cfg.sealer.witnesses.is_empty() {
+        cfg.sealer.witnesses.push(witness.witness_verifier());
+    }
+    Ok(())
+}
+
 /// A username and its password.
 pub type Credential = (String, String);
 
@@ -127,6 +180,7 @@ pub fn init(dir: &Path, force: bool, listen: SocketAddr, nats_url: &str) -> anyh
         cert: server_cert,
         key: server_key,
     });
+    transparency(&mut cfg, &dir)?;
     cfg.gateway.pseudonym = PseudonymConfig {
         active_version: Some(1),
         keys: vec![KeyConfig {
@@ -178,6 +232,12 @@ mod tests {
         }
         assert!(cfg.gateway.tls.as_ref().unwrap().cert.exists());
         timpora_gateway::Pseudonymiser::from_config(&cfg.gateway.pseudonym).unwrap();
+        let sealer = cfg.sealer.options().unwrap();
+        let key = signing_key(&dir.path().join("sealer.key"), "any").unwrap();
+        assert_eq!(sealer.key.log_verifier(), key.log_verifier());
+        assert_eq!(sealer.witnesses.len(), 1);
+        assert_eq!(cfg.witness.logs.len(), 3);
+        assert!(cfg.witness.logs[0].starts_with("timpora.dev/events+"));
         let (cert, key) = client_paths(dir.path(), "imigrasi/tpi-cgk");
         assert!(cert.exists() && key.exists());
         let before = std::fs::read_to_string(config_path(dir.path())).unwrap();

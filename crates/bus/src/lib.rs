@@ -21,5 +21,5 @@ pub use bus::{
 };
 pub use error::{Error, ErrorKind};
 pub use state::{CORRELATOR_STATUS, CorrelatorStatus, RULES_ACTIVE};
-pub use tlog::StoredMessage;
+pub use tlog::{StoredMessage, StreamBounds};
 pub use topology::{EVENTS_SUBJECT_PREFIX, Storage, Topology, dedup_key};

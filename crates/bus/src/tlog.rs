@@ -30,7 +30,37 @@ pub struct StoredMessage {
     pub pending: u64,
 }
 
+/// Where a stream begins and ends, and whether its limits remove old messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamBounds {
+    /// Its first stored sequence.
+    pub first: u64,
+    /// Its last stored sequence (0 when nothing was ever stored).
+    pub last: u64,
+    /// Whether an age, count or size limit removes its oldest messages (retention).
+    pub retention: bool,
+}
+
 impl Bus {
+    /// Where `stream` begins and ends now.
+    pub async fn stream_bounds(&self, stream: &str) -> Result<StreamBounds> {
+        let mut s = self
+            .js
+            .get_stream(stream)
+            .await
+            .map_err(err("get stream"))?;
+        let info = s.info().await.map_err(err("stream info"))?;
+        let c = &info.config;
+        Ok(StreamBounds {
+            first: info.state.first_sequence,
+            last: info.state.last_sequence,
+            retention: !c.max_age.is_zero()
+                || c.max_messages > 0
+                || c.max_bytes > 0
+                || c.max_messages_per_subject > 0,
+        })
+    }
+
     /// The bucket of each log's latest checkpoint, created when missing.
     pub(crate) async fn tlog_store(&self) -> Result<kv::Store> {
         let t = &self.topology;
@@ -95,17 +125,6 @@ impl Bus {
                 })
             })
             .boxed())
-    }
-
-    /// The last sequence of `stream` (0 when empty).
-    pub async fn last_sequence(&self, stream: &str) -> Result<u64> {
-        let mut s = self
-            .js
-            .get_stream(stream)
-            .await
-            .map_err(err("get stream"))?;
-        let info = s.info().await.map_err(err("stream info"))?;
-        Ok(info.state.last_sequence)
     }
 
     /// Publish a log's signed checkpoint to the checkpoints stream and make it the latest.

@@ -4,6 +4,7 @@
 //! clients and printing.
 
 mod alerts;
+mod audit;
 mod backtest;
 mod bench;
 mod bus;
@@ -86,6 +87,10 @@ pub enum Command {
     /// Run a witness (as another agency would): cosign the hub's checkpoints only when each
     /// extends the last one cosigned. `key FILE --name NAME` writes a new witness key instead.
     Witness(WitnessArgs),
+    /// What an auditor checks alone: the streams against their signed, witnessed logs, and
+    /// offline proofs of single records.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Correlation rules.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -386,6 +391,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Demo(args) => return demo(cfg, dir, args).await,
         Command::Alerts(cmd) => alerts::run(&cfg, dir, cmd).await?,
+        Command::Audit(cmd) => return audit::run(&mut cfg, dir, cmd).await,
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await?,
         Command::Bench(BenchCommand::Correlate(args)) => bench::correlate(args).await?,
         Command::Bench(BenchCommand::Lateness(args)) => bench::lateness(args).await?,

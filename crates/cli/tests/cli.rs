@@ -1020,3 +1020,57 @@ fn bench_lateness_reports_what_waiting_for_late_reports_adds_and_loses_nothing()
         "{v}"
     );
 }
+
+#[test]
+fn an_auditor_verifies_the_logs_and_proves_a_record_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let every = [("TIMPORA_SEALER__EVERY", Path::new("200ms"))];
+    let hub = up_quiet_with(dir.path(), hub_ports(), &every);
+    publish_deferred_then_another_office(dir.path());
+    wait_alerts(dir.path(), 1);
+    // With the policy `up` wrote into the data directory, as an auditor would be handed it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let reports = loop {
+        let out = run(timpora(dir.path()).args(["audit", "verify", "--json"]));
+        let reports: Vec<Value> = lines(&out);
+        if out.status.success() && reports[0]["checkpoint_size"].as_u64() >= Some(2) {
+            break reports;
+        }
+        assert!(Instant::now() < deadline, "{reports:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let logs: Vec<&str> = reports.iter().map(|r| r["log"].as_str().unwrap()).collect();
+    assert_eq!(logs, ["events", "alerts", "access"]);
+    assert_eq!(reports[0]["cosigned_by"][0], "kejaksaan.dev-witness");
+    let out = run(timpora(dir.path()).args(["audit", "verify", "--log", "events"]));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.starts_with("events: intact, sequences 1-"), "{said}");
+
+    // A proof of the first event, checked offline after the hub is gone.
+    let file = dir.path().join("proof.json");
+    let out = run(timpora(dir.path())
+        .args(["audit", "prove", "1", "--out"])
+        .arg(&file));
+    assert!(out.status.success());
+    let mut hub = hub;
+    interrupt(&mut hub, "the hub");
+    let out = run(timpora(dir.path())
+        .args(["audit", "verify-proof"])
+        .arg(&file));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.starts_with("valid: TIMPORA_EVENTS sequence 1 "),
+        "{said}"
+    );
+    assert!(said.contains("cosigned by kejaksaan.dev-witness"), "{said}");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+    std::fs::write(&file, bytes).unwrap();
+    let out = run(timpora(dir.path())
+        .args(["audit", "verify-proof"])
+        .arg(&file));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("invalid: "));
+}

@@ -164,6 +164,9 @@ struct Log {
     /// Each witness: its name, a policy that checks its cosignature, and the size it was last
     /// known to have cosigned.
     witnesses: Vec<(String, Policy, u64)>,
+    /// Whether the log has a checkpoint (an empty log gets one of size 0 at the start, so that
+    /// every log always has a signed statement of what it holds).
+    published: bool,
 }
 
 /// How long a witness has to answer.
@@ -192,6 +195,7 @@ impl Log {
             tree: Tree::new(),
             sealed: Sealed::default(),
             witnesses,
+            published: false,
         };
         let Some(note) = log.bus.latest_checkpoint(&log.name).await? else {
             return Ok(log);
@@ -223,6 +227,7 @@ impl Log {
         }
         log.sealed.size = cp.size();
         log.sealed.checkpoint = cp.size();
+        log.published = true;
         tracing::info!(log = %log.name, size = cp.size(), "transparency log restored");
         Ok(log)
     }
@@ -247,7 +252,7 @@ impl Log {
     /// Store the new tiles, then sign and publish a checkpoint of the whole tree.
     async fn checkpoint(&mut self) -> Result<(), Error> {
         let size = self.tree.size();
-        if size == self.sealed.checkpoint {
+        if size == self.sealed.checkpoint && self.published {
             return Ok(());
         }
         for (path, data) in self.tree.tiles(self.sealed.checkpoint, size)? {
@@ -258,6 +263,7 @@ impl Log {
         let note = self.witnessed(note).await;
         self.bus.publish_checkpoint(&self.name, &note).await?;
         self.sealed.checkpoint = size;
+        self.published = true;
         tracing::info!(log = %self.name, size, gaps = self.sealed.gaps, "checkpoint published");
         Ok(())
     }
@@ -330,6 +336,8 @@ async fn seal(
     mut stop: watch::Receiver<bool>,
 ) -> Result<Sealed, Error> {
     let mut log = Log::restore(bus.clone(), &options, name, stream).await?;
+    // A new log starts with a signed checkpoint of the empty tree.
+    log.checkpoint().await?;
     let mut messages = bus.read_stored(&log.stream, log.tree.size() + 1).await?;
     let mut due = Instant::now() + options.every;
     loop {

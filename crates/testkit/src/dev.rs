@@ -78,6 +78,25 @@ pub fn transparency(cfg: &mut Config, dir: &Path) -> anyhow::Result<()> {
     if cfg.sealer.witnesses.is_empty() {
         cfg.sealer.witnesses.push(witness.witness_verifier());
     }
+    // What an auditor would be handed: each log's key, the witness, one cosignature needed.
+    let policy_file = dir.join("audit-policy.toml");
+    if !policy_file.exists() {
+        let mut policy = timpora_audit::AuditPolicy {
+            quorum: 1,
+            witnesses: vec![witness.witness_verifier()],
+            ..Default::default()
+        };
+        for (log, _) in cfg.bus.sealed_streams() {
+            let origin = timpora_sealer::origin(&cfg.sealer.deployment, log);
+            let key = sealer.renamed(&origin)?.log_verifier();
+            policy.logs.insert(log.to_owned(), key);
+        }
+        let text = format!(
+            "# What an auditor trusts: each log's key, the witnesses, how many must cosign.\n{}",
+            policy.to_toml()?
+        );
+        write(&policy_file, &text, false)?;
+    }
     Ok(())
 }
 
@@ -238,6 +257,10 @@ mod tests {
         assert_eq!(sealer.witnesses.len(), 1);
         assert_eq!(cfg.witness.logs.len(), 3);
         assert!(cfg.witness.logs[0].starts_with("timpora.dev/events+"));
+        let policy =
+            timpora_audit::AuditPolicy::load(&dir.path().join("audit-policy.toml")).unwrap();
+        assert_eq!(policy.logs["events"], cfg.witness.logs[0]);
+        assert_eq!(policy.witnesses, sealer.witnesses);
         let (cert, key) = client_paths(dir.path(), "imigrasi/tpi-cgk");
         assert!(cert.exists() && key.exists());
         let before = std::fs::read_to_string(config_path(dir.path())).unwrap();

@@ -1,0 +1,15 @@
+//! What an auditor checks alone, trusting nobody: a policy file (each log's verifier key, the
+//! witnesses trusted and how many must have cosigned), verification of a stream against its
+//! signed, witnessed log — every leaf recomputed from the messages as stored, the first altered,
+//! removed or inserted one named by sequence — and proof files for single records that are
+//! checked with no network at all.
+
+mod error;
+mod policy;
+mod proof;
+mod verify;
+
+pub use error::Error;
+pub use policy::AuditPolicy;
+pub use proof::{PROOF_FORMAT, Proven, Record, prove, verify_proof};
+pub use verify::{Finding, Report, verify_log};

@@ -17,6 +17,7 @@ const FILES: &[&str] = &[
     "timpora/v1/event.proto",
     "timpora/v1/alert.proto",
     "timpora/v1/bus.proto",
+    "timpora/v1/audit.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -2,14 +2,17 @@
 //! witnesses trusted and how many must have cosigned), verification of a stream against its
 //! signed, witnessed log — every leaf recomputed from the messages as stored, the first altered,
 //! removed or inserted one named by sequence — and proof files for single records that are
-//! checked with no network at all.
+//! checked with no network at all; and why an alert was raised, replayed into a scratch engine
+//! with the rule set of its version.
 
 mod error;
+mod explain;
 mod policy;
 mod proof;
 mod verify;
 
 pub use error::Error;
+pub use explain::{Condition, Contribution, Explanation, Later, explain};
 pub use policy::AuditPolicy;
 pub use proof::{PROOF_FORMAT, Proven, Record, prove, verify_proof};
 pub use verify::{Finding, Report, verify_log};

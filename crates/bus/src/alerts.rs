@@ -99,9 +99,32 @@ impl Bus {
             .boxed())
     }
 
-    /// Record a read of an alert; returns once JetStream has stored it.
+    /// Record a read; returns once JetStream has stored it. Reads of an alert are stored on
+    /// `<prefix>.alert.<id>`, of a subject's page on `<prefix>.subject.<subject>`, and other
+    /// reads on `<prefix>.<action>.<reader's agency>`.
     pub async fn record_access(&self, a: &AlertAccess) -> Result<u64> {
-        let subject = if a.alert_id.is_empty() && !a.subject.is_empty() {
+        let subject = if !a.action.is_empty() {
+            let agency = a.reader.split('/').next().unwrap_or_default();
+            let token = |s: &str| {
+                s.chars()
+                    .map(
+                        |c| match c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                            true => c,
+                            false => '_',
+                        },
+                    )
+                    .collect::<String>()
+            };
+            format!(
+                "{}.{}.{}",
+                self.topology.access_subject_prefix,
+                token(&a.action),
+                match agency.is_empty() {
+                    true => "_".to_owned(),
+                    false => token(agency),
+                }
+            )
+        } else if a.alert_id.is_empty() && !a.subject.is_empty() {
             format!(
                 "{}.subject.{}",
                 self.topology.access_subject_prefix, a.subject

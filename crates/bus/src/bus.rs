@@ -37,6 +37,20 @@ pub enum Start {
     Time(time::OffsetDateTime),
 }
 
+impl Start {
+    /// The consumer's deliver policy for this start.
+    pub(crate) fn deliver_policy(self) -> consumer::DeliverPolicy {
+        match self {
+            Start::All => consumer::DeliverPolicy::All,
+            Start::New => consumer::DeliverPolicy::New,
+            Start::Sequence(start_sequence) => consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: start_sequence.max(1),
+            },
+            Start::Time(start_time) => consumer::DeliverPolicy::ByStartTime { start_time },
+        }
+    }
+}
+
 /// An event read back from the stream.
 #[derive(Debug, Clone)]
 pub struct Delivered {
@@ -314,19 +328,11 @@ impl Bus {
             .get_stream(&self.topology.events_stream)
             .await
             .map_err(err("get events stream"))?;
-        let deliver_policy = match start {
-            Start::All => consumer::DeliverPolicy::All,
-            Start::New => consumer::DeliverPolicy::New,
-            Start::Sequence(start_sequence) => consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: start_sequence.max(1),
-            },
-            Start::Time(start_time) => consumer::DeliverPolicy::ByStartTime { start_time },
-        };
         let messages = ordered(
             &stream,
             consumer::pull::OrderedConfig {
                 filter_subject: filter,
-                deliver_policy,
+                deliver_policy: start.deliver_policy(),
                 ..Default::default()
             },
         )

@@ -160,6 +160,28 @@ impl Bus {
         Ok(value.map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
+    /// Every rule set made active that the bucket still keeps, oldest first, with its revision.
+    pub async fn rules_history(&self) -> Result<Vec<(u64, String)>> {
+        let mut history = self
+            .rules_store()
+            .await?
+            .history(RULES_ACTIVE)
+            .await
+            .map_err(js_err(self.is_connected(), "rules history"))?;
+        let mut out = Vec::new();
+        while let Some(entry) = tokio::time::timeout(Duration::from_secs(5), history.next())
+            .await
+            .ok()
+            .flatten()
+        {
+            let e = entry.map_err(js_err(self.is_connected(), "rules history"))?;
+            if e.operation == kv::Operation::Put {
+                out.push((e.revision, String::from_utf8_lossy(&e.value).into_owned()));
+            }
+        }
+        Ok(out)
+    }
+
     /// Every later change of the active rule set (its text).
     pub async fn watch_rules(&self) -> Result<impl Stream<Item = String> + Send + 'static> {
         let watch = self

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 
-use crate::bus::{Bus, ordered};
+use crate::bus::{Bus, Start, ordered};
 use crate::error::{Error, ErrorKind, Result, err, js_err};
 
 /// One message of a stream as JetStream stored it.
@@ -81,6 +81,16 @@ impl Bus {
         stream: &str,
         sequence: u64,
     ) -> Result<BoxStream<'static, Result<StoredMessage>>> {
+        self.read_stored_from(stream, Start::Sequence(sequence))
+            .await
+    }
+
+    /// [`Bus::read_stored`] from any start.
+    pub async fn read_stored_from(
+        &self,
+        stream: &str,
+        start: Start,
+    ) -> Result<BoxStream<'static, Result<StoredMessage>>> {
         let s = self
             .js
             .get_stream(stream)
@@ -89,9 +99,7 @@ impl Bus {
         let messages = ordered(
             &s,
             consumer::pull::OrderedConfig {
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: sequence.max(1),
-                },
+                deliver_policy: start.deliver_policy(),
                 ..Default::default()
             },
         )

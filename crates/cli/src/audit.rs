@@ -8,12 +8,23 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use timpora_audit::{AuditPolicy, Finding, Report};
+use timpora_client::json;
 use timpora_hub::Config;
+use timpora_proto::v1::audit_service_client::AuditServiceClient;
+use timpora_proto::v1::*;
 
 use crate::bus::{NatsArgs, apply_nats, connect};
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
+    /// Replay a stream through the gateway's AuditService, exactly as stored, in stream order:
+    /// one JSON object per line (the record with its sequence, stored time, subject, headers and
+    /// payload, and the payload decoded), or CloudEvents 1.0 (structured, one per line). A
+    /// progress bar on a terminal's standard error; none when it is not a terminal.
+    Replay(Box<ReplayArgs>),
+    /// The access records — who read what, when, refused reads too — through the gateway (a
+    /// replay of the access stream, itself on record).
+    Access(AccessArgs),
     /// Verify streams against their signed, witnessed logs: every message of the range
     /// recomputed into its leaf. Says the range is intact (up to which checkpoint, cosigned by
     /// whom) or names the first altered, removed or inserted message by sequence; exit status 1
@@ -22,6 +33,19 @@ pub enum AuditCommand {
     /// Write an offline proof file for the record at SEQUENCE: the record, its inclusion proof
     /// and the cosigned checkpoint.
     Prove(ProveArgs),
+    /// Why an alert was raised: its rule as the rule set of its version states it, the
+    /// contributing events in event time with each condition as the event met it, whether a
+    /// replay of the events stream into a scratch engine reproduces the same alert id (exit
+    /// status 1 if not), and what each later piece of evidence changed.
+    Explain {
+        /// The alert's id.
+        alert_id: String,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        nats: NatsArgs,
+    },
     /// Check a proof file with no network at all; exit status 1 if it does not hold.
     VerifyProof {
         /// The proof file.
@@ -49,8 +73,76 @@ pub struct VerifyArgs {
     /// One JSON report per line instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The person verifying, recorded in the access records.
+    #[arg(long, env = "USER", default_value = "")]
+    pub operator: String,
     #[command(flatten)]
     pub nats: NatsArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per line.
+    Ndjson,
+    /// CloudEvents 1.0 JSON, structured mode, one event per line.
+    Cloudevents,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The stream: events, alerts or access.
+    #[arg(long, default_value = "events", value_parser = ["events", "alerts", "access"])]
+    pub stream: String,
+    /// First stream sequence.
+    #[arg(long)]
+    pub from_seq: Option<u64>,
+    /// Last stream sequence.
+    #[arg(long)]
+    pub to_seq: Option<u64>,
+    /// Only records stored at or after this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only records stored before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Source agency (events) or reader's agency (access); repeatable.
+    #[arg(long = "agency")]
+    pub agencies: Vec<String>,
+    /// Event type (events only); repeatable.
+    #[arg(long = "type")]
+    pub types: Vec<String>,
+    /// Entity token (events, alerts); repeatable.
+    #[arg(long = "entity")]
+    pub entities: Vec<String>,
+    /// Area-code prefix (events, alerts); repeatable.
+    #[arg(long = "region")]
+    pub regions: Vec<String>,
+    /// The person auditing, recorded with the identity in the access records.
+    #[arg(long, default_value = "")]
+    pub operator: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "ndjson")]
+    pub format: Format,
+    #[command(flatten)]
+    pub connect: crate::client::ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AccessArgs {
+    /// Only the reads of this identity (`agency/unit`) or agency.
+    #[arg(long)]
+    pub who: Option<String>,
+    /// Only reads at or after this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only reads before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub connect: crate::client::ConnectArgs,
 }
 
 #[derive(Debug, Args)]
@@ -122,9 +214,323 @@ fn print(r: &Report) {
     }
 }
 
+fn timestamp(text: &Option<String>, flag: &str) -> anyhow::Result<Option<prost_types::Timestamp>> {
+    text.as_deref()
+        .map(|t| {
+            t.parse::<prost_types::Timestamp>().map_err(|_| {
+                anyhow::anyhow!("--{flag} {t:?} is not an RFC 3339 time (2026-12-01T00:00:00Z)")
+            })
+        })
+        .transpose()
+}
+
+/// The payload decoded, by what the stream holds.
+fn decoded(stream: AuditStream, r: &StoredRecord) -> Option<(&'static str, serde_json::Value)> {
+    use prost::Message as _;
+    let p = r.payload.as_slice();
+    let v = match stream {
+        AuditStream::Events => json::to_value("timpora.v1.Event", &Event::decode(p).ok()?),
+        AuditStream::Alerts if r.subject.contains(".raised.") => {
+            json::to_value("timpora.v1.Alert", &Alert::decode(p).ok()?)
+        }
+        AuditStream::Alerts => json::to_value(
+            "timpora.v1.AlertTransition",
+            &AlertTransition::decode(p).ok()?,
+        ),
+        _ => json::to_value("timpora.v1.AlertAccess", &AlertAccess::decode(p).ok()?),
+    };
+    let key = match stream {
+        AuditStream::Events => "event",
+        AuditStream::Alerts if r.subject.contains(".raised.") => "alert",
+        AuditStream::Alerts => "transition",
+        _ => "access",
+    };
+    v.ok().map(|v| (key, v))
+}
+
+/// One output line for a record.
+fn line(stream: AuditStream, r: &StoredRecord, format: Format) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&r.payload);
+    let stored = r.stored.map(|t| t.to_string()).unwrap_or_default();
+    let header = |name: &str| {
+        r.headers
+            .iter()
+            .find(|h| h.name == name)
+            .map(|h| h.value.clone())
+    };
+    let v = match format {
+        Format::Ndjson => {
+            let mut v = serde_json::json!({
+                "stream": r.stream,
+                "sequence": r.sequence,
+                "stored": stored,
+                "subject": r.subject,
+                "headers": r.headers.iter().map(|h| [&h.name, &h.value]).collect::<Vec<_>>(),
+                "payload": b64,
+            });
+            if let (Some((key, value)), Some(o)) = (decoded(stream, r), v.as_object_mut()) {
+                o.insert(key.into(), value);
+            }
+            v
+        }
+        Format::Cloudevents => {
+            let log = match stream {
+                AuditStream::Events => "events",
+                AuditStream::Alerts => "alerts",
+                _ => "access",
+            };
+            let kind = match stream {
+                AuditStream::Events => {
+                    header("Timpora-Type").unwrap_or_else(|| "timpora.event".into())
+                }
+                AuditStream::Alerts if r.subject.contains(".raised.") => "timpora.alert.v1".into(),
+                AuditStream::Alerts => "timpora.alert.transition.v1".into(),
+                _ => "timpora.access.v1".into(),
+            };
+            // The headers in the transparency log's canonical block, so that a leaf can be
+            // recomputed from the event alone.
+            let block: String = r
+                .headers
+                .iter()
+                .map(|h| format!("{}: {}\n", h.name, h.value))
+                .collect();
+            serde_json::json!({
+                "specversion": "1.0",
+                "id": r.sequence.to_string(),
+                "source": format!("/timpora/{log}"),
+                "type": kind,
+                "subject": r.subject,
+                "time": stored,
+                "datacontenttype": "application/protobuf",
+                "data_base64": b64,
+                "timporastream": r.stream,
+                "timporasequence": r.sequence,
+                "timporamsgid": header("Nats-Msg-Id").unwrap_or_default(),
+                "timporaheaders": block,
+            })
+        }
+    };
+    Ok(serde_json::to_string(&v)?)
+}
+
+async fn replay(cfg: &Config, data_dir: &Path, a: ReplayArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let stream = match a.stream.as_str() {
+        "events" => AuditStream::Events,
+        "alerts" => AuditStream::Alerts,
+        _ => AuditStream::Access,
+    };
+    let request = ReplayRequest {
+        stream: stream.into(),
+        from_sequence: a.from_seq.unwrap_or_default(),
+        to_sequence: a.to_seq.unwrap_or_default(),
+        since: timestamp(&a.since, "since")?,
+        until: timestamp(&a.until, "until")?,
+        agencies: a.agencies,
+        types: a.types,
+        entity_tokens: a.entities,
+        regions: a.regions,
+        operator: a.operator,
+    };
+    let conn = a
+        .connect
+        .connect(cfg, data_dir, timpora_scenario::pilot::AUDITOR)
+        .await?;
+    let mut client = AuditServiceClient::new(conn).max_decoding_message_size(8 * 1024 * 1024);
+    let mut records = match client.replay(request).await {
+        Ok(r) => r.into_inner(),
+        Err(s) => {
+            eprintln!("replay refused ({:?}): {}", s.code(), s.message());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} sequence {pos}/{len} ({per_sec}, {eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut n = 0u64;
+    while let Some(m) = records
+        .message()
+        .await
+        .map_err(|s| anyhow::anyhow!("replay: {}: {}", s.code(), s.message()))?
+    {
+        let Some(r) = m.record else { continue };
+        if bar.length() != Some(m.to_sequence) {
+            bar.set_length(m.to_sequence);
+        }
+        bar.set_position(r.sequence);
+        writeln!(out, "{}", line(stream, &r, a.format)?)?;
+        n += 1;
+    }
+    out.flush()?;
+    bar.finish_and_clear();
+    eprintln!("{n} records replayed");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One access record, for people.
+fn say_access(a: &AlertAccess) -> String {
+    let when = a.time.map(|t| t.to_string()).unwrap_or_default();
+    let who = match a.operator.is_empty() {
+        true => a.reader.clone(),
+        false => format!("{} ({})", a.reader, a.operator),
+    };
+    let what = match (a.action.as_str(), a.alert_id.is_empty()) {
+        ("", false) => format!("get_alert {}", a.alert_id),
+        ("", true) => format!("get_subject {}", a.subject),
+        (action, false) => format!("{action} {}", a.alert_id),
+        (action, true) => action.to_owned(),
+    };
+    let how = if !a.refused.is_empty() {
+        format!("refused: {}", a.refused)
+    } else if a.closing {
+        format!("closed, {} returned", a.returned)
+    } else if a.action.is_empty() {
+        format!("{} events, {} withheld", a.events, a.withheld)
+    } else {
+        format!("returned {}", a.returned)
+    };
+    let filter = match a.filter.is_empty() {
+        true => String::new(),
+        false => format!("  {}", a.filter),
+    };
+    format!("{when}  {who}  {what}  {how}{filter}")
+}
+
+async fn access(cfg: &Config, data_dir: &Path, a: AccessArgs) -> anyhow::Result<ExitCode> {
+    use prost::Message as _;
+    let agency = a
+        .who
+        .as_deref()
+        .map(|w| w.split('/').next().unwrap_or(w).to_owned());
+    let request = ReplayRequest {
+        stream: AuditStream::Access.into(),
+        since: timestamp(&a.since, "since")?,
+        until: timestamp(&a.until, "until")?,
+        agencies: agency.into_iter().collect(),
+        ..Default::default()
+    };
+    let conn = a
+        .connect
+        .connect(cfg, data_dir, timpora_scenario::pilot::AUDITOR)
+        .await?;
+    let mut client = AuditServiceClient::new(conn);
+    let mut records = client
+        .replay(request)
+        .await
+        .map_err(|s| anyhow::anyhow!("access records refused ({:?}): {}", s.code(), s.message()))?
+        .into_inner();
+    while let Some(m) = records
+        .message()
+        .await
+        .map_err(|s| anyhow::anyhow!("access records: {:?}: {}", s.code(), s.message()))?
+    {
+        let Some(r) = m.record else { continue };
+        let Ok(access) = AlertAccess::decode(r.payload.as_slice()) else {
+            continue;
+        };
+        if let Some(who) = &a.who
+            && who.contains('/')
+            && access.reader != *who
+        {
+            continue;
+        }
+        match a.json {
+            true => {
+                let mut v = json::to_value("timpora.v1.AlertAccess", &access)?;
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("sequence".into(), r.sequence.into());
+                }
+                println!("{v}");
+            }
+            false => println!("{}", say_access(&access)),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_explanation(e: &timpora_audit::Explanation) {
+    println!(
+        "alert {} — rule {} \"{}\" (version {}, from {})",
+        e.alert_id, e.rule_id, e.rule_name, e.rule_version, e.rule_source
+    );
+    println!("  {}", e.rule);
+    println!("  group {}, region {}", e.group_key, e.region);
+    println!("contributing events, in event time:");
+    for c in &e.contributions {
+        println!(
+            "  {}  {}  {}  (sequence {})",
+            c.time, c.key, c.r#type, c.sequence
+        );
+        for k in &c.conditions {
+            let mark = if k.met { "met" } else { "NOT met" };
+            println!(
+                "      {}: {} — had {} ({mark})",
+                c.clause,
+                k.asks,
+                if k.had.is_empty() { "nothing" } else { &k.had }
+            );
+        }
+    }
+    for l in &e.later {
+        println!(
+            "later: {} by {}: {} [{}]",
+            l.change,
+            l.id,
+            l.why,
+            l.evidence.join(", ")
+        );
+    }
+    println!(
+        "replayed {} events into a scratch engine with that rule set: {}",
+        e.replayed,
+        if e.reproduced {
+            "reproduces the same alert id"
+        } else {
+            "does NOT reproduce the alert id"
+        }
+    );
+}
+
 /// Run an `audit` subcommand.
 pub async fn run(cfg: &mut Config, data_dir: &Path, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
+        AuditCommand::Replay(a) => replay(cfg, data_dir, *a).await,
+        AuditCommand::Access(a) => access(cfg, data_dir, a).await,
+        AuditCommand::Explain {
+            alert_id,
+            json,
+            nats,
+        } => {
+            apply_nats(cfg, &nats);
+            let bus = connect(cfg).await?;
+            let lateness = timpora_hub::duration("correlator.lateness", &cfg.correlator.lateness)?;
+            let e = timpora_audit::explain(&bus, &alert_id, lateness).await?;
+            // The explanation is a read like any other: on record before it is shown.
+            let record = AlertAccess {
+                reader: "audit/timpora-cli".into(),
+                time: Some(std::time::SystemTime::now().into()),
+                action: "explain".into(),
+                alert_id: alert_id.clone(),
+                returned: e.contributions.len() as u64,
+                ..Default::default()
+            };
+            bus.record_access(&record)
+                .await
+                .context("the explanation could not be put on record in the access stream")?;
+            match json {
+                true => println!("{}", serde_json::to_string(&e)?),
+                false => print_explanation(&e),
+            }
+            Ok(if e.reproduced {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         AuditCommand::Verify(a) => {
             apply_nats(cfg, &a.nats);
             let policy = policy(a.policy, data_dir)?;
@@ -139,6 +545,19 @@ pub async fn run(cfg: &mut Config, data_dir: &Path, cmd: AuditCommand) -> anyhow
                     .await
                     .with_context(|| format!("cannot verify {log}"))?;
                 ok &= r.intact();
+                // The verification is on record, as every read is.
+                let record = AlertAccess {
+                    reader: "audit/timpora-cli".into(),
+                    operator: a.operator.chars().take(128).collect(),
+                    time: Some(std::time::SystemTime::now().into()),
+                    action: "verify".into(),
+                    filter: format!("log={log} from={} to={}", r.from, r.to),
+                    returned: r.checked,
+                    ..Default::default()
+                };
+                bus.record_access(&record)
+                    .await
+                    .context("the verification could not be put on record in the access stream")?;
                 match a.json {
                     true => println!("{}", serde_json::to_string(&r)?),
                     false => print(&r),

@@ -739,6 +739,51 @@ fn demo_alone_acts_as_the_agencies_through_the_gateway_and_every_rule_fires() {
     assert!(sources.iter().any(|s| s.starts_with("desa/")));
     assert!(sources.iter().all(|s| !s.contains("demo")), "{sources:?}");
     wait_every_rule(dir.path(), 60);
+    // Why each was raised: a replay into a scratch engine with the rule set of its version
+    // reproduces the same alert id, for one alert of every rule.
+    let listed = run(timpora(dir.path()).args([
+        "alerts",
+        "list",
+        "--json",
+        "--limit",
+        "1000",
+        "--identity",
+        "audit/inspektorat",
+    ]));
+    let mut seen = std::collections::BTreeSet::new();
+    for record in lines(&listed) {
+        let (Some(rule), Some(id)) = (
+            record["alert"]["ruleId"].as_str(),
+            record["alert"]["id"].as_str(),
+        ) else {
+            continue;
+        };
+        if !seen.insert(rule.to_owned()) {
+            continue;
+        }
+        let out = run(timpora(dir.path()).args(["audit", "explain", id, "--json"]));
+        let e: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(out.status.success(), "{rule}: {e}");
+        assert_eq!(e["reproduced"], true, "{rule}: {e}");
+        assert_eq!(e["rule_id"], rule);
+        let contributions = e["contributions"].as_array().unwrap();
+        // An absence rule's evidence is the event nothing answered; the others join two or more.
+        let least = if e["rule"].as_str().unwrap().starts_with("absence") {
+            1
+        } else {
+            2
+        };
+        assert!(contributions.len() >= least, "{rule}: {e}");
+        // Each contributing event met its clause's conditions.
+        for c in contributions {
+            for k in c["conditions"].as_array().unwrap() {
+                assert_eq!(k["met"], true, "{rule}: {c}");
+            }
+        }
+    }
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    let out = run(timpora(dir.path()).args(["audit", "explain", "no-such-alert"]));
+    assert!(!out.status.success());
     // A bad rate is a clear error.
     let bad = run(timpora(dir.path()).args(["demo", "--rate", "0"]));
     assert!(!bad.status.success());
@@ -1045,6 +1090,72 @@ fn an_auditor_verifies_the_logs_and_proves_a_record_offline() {
     let out = run(timpora(dir.path()).args(["audit", "verify", "--log", "events"]));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.starts_with("events: intact, sequences 1-"), "{said}");
+
+    // The events replayed as stored, and the same as CloudEvents, checked field by field.
+    let out = run(timpora(dir.path()).args(["audit", "replay", "--stream", "events"]));
+    assert!(out.status.success());
+    let records = lines(&out);
+    assert!(records.len() >= 2);
+    let out = run(timpora(dir.path()).args(["audit", "replay", "--format", "cloudevents"]));
+    assert!(out.status.success());
+    let cloud = lines(&out);
+    assert_eq!(cloud.len(), records.len());
+    for (r, c) in records.iter().zip(&cloud) {
+        let seq = r["sequence"].as_u64().unwrap();
+        assert_eq!(c["specversion"], "1.0");
+        assert_eq!(c["id"], seq.to_string());
+        assert_eq!(c["source"], "/timpora/events");
+        assert_eq!(c["subject"], r["subject"]);
+        assert_eq!(c["time"], r["stored"]);
+        assert_eq!(c["datacontenttype"], "application/protobuf");
+        assert_eq!(c["data_base64"], r["payload"]);
+        assert_eq!(c["timporastream"], "TIMPORA_EVENTS");
+        assert_eq!(c["timporasequence"], seq);
+        assert_eq!(c["type"], r["event"]["type"]);
+        let headers: Vec<(String, String)> = r["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h[0].as_str().unwrap().to_owned(),
+                    h[1].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let msg_id = headers.iter().find(|(n, _)| n == "Nats-Msg-Id").unwrap();
+        assert_eq!(c["timporamsgid"], msg_id.1.as_str());
+        let block: String = headers.iter().map(|(n, v)| format!("{n}: {v}\n")).collect();
+        assert_eq!(c["timporaheaders"], block);
+        assert!(r["stored"].as_str().unwrap().ends_with('Z'));
+    }
+    // Someone without audit rights is refused, and says so.
+    let out =
+        run(timpora(dir.path()).args(["audit", "replay", "--identity", "imigrasi/kanim-kendari"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PermissionDenied"));
+
+    // Who read what: the refused replay, the auditor's replays and verifications.
+    let out = run(timpora(dir.path()).args(["audit", "access", "--who", "imigrasi/kanim-kendari"]));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        said.lines()
+            .any(|l| l.contains("imigrasi/kanim-kendari  replay  refused: PermissionDenied")),
+        "{said}"
+    );
+    let out = run(timpora(dir.path()).args(["audit", "access", "--json"]));
+    let records = lines(&out);
+    let action = |a: &str| records.iter().filter(|r| r["action"] == a).count();
+    assert!(
+        action("replay") >= 4 && action("verify") >= 3,
+        "{records:?}"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["action"] == "replay" && r["closing"] == true)
+    );
 
     // A proof of the first event, checked offline after the hub is gone.
     let file = dir.path().join("proof.json");

@@ -23,6 +23,7 @@ use timpora_proto::v1::alert_service_server::AlertService;
 use timpora_proto::v1::event::Payload;
 use timpora_proto::v1::*;
 
+use crate::access::Read;
 pub use crate::book::{AlertBook, follow};
 use crate::book::{matches, status_name};
 use crate::error::Error;
@@ -57,14 +58,16 @@ pub(crate) fn required(field: &str) -> Status {
 
 impl Alerts {
     /// Alerts are about single persons: only agencies that may read events see them.
-    fn admit<T>(&self, req: &Request<T>) -> Result<Identity, Status> {
+    /// The caller, once found allowed to see alerts at all; a refusal of `action` is on record.
+    async fn admit<T>(&self, req: &Request<T>, action: &'static str) -> Result<Identity, Status> {
         let who = caller(req)?;
         if self.policy.reads_anything(&who.agency) {
             Ok(who)
         } else {
-            Err(Status::permission_denied(format!(
+            let s = Status::permission_denied(format!(
                 "{who} may not see alerts (its policy reads no events)"
-            )))
+            ));
+            Err(read(action, &who, "", "").refused(&self.bus, s).await)
         }
     }
 
@@ -137,7 +140,31 @@ impl Alerts {
         }
     }
 
+    /// Take a lifecycle step; the step, or its refusal, is on record in the access stream.
     async fn act(
+        &self,
+        who: &Identity,
+        action: Option<AlertAction>,
+        to: AlertStatus,
+        fill: impl FnOnce(&mut AlertTransition),
+    ) -> Result<AlertRecord, Status> {
+        let (operator, id) = action
+            .as_ref()
+            .map(|a| (a.operator.clone(), a.alert_id.clone()))
+            .unwrap_or_default();
+        let read = read(step_name(to), who, &operator, &id);
+        match self.step(who, action, to, fill).await {
+            Ok(record) => {
+                if let Err(e) = read.once(&self.bus, 1).await {
+                    tracing::warn!(alert = %id, error = %e, "lifecycle step not in the access records");
+                }
+                Ok(record)
+            }
+            Err(s) => Err(read.refused(&self.bus, s).await),
+        }
+    }
+
+    async fn step(
         &self,
         who: &Identity,
         action: Option<AlertAction>,
@@ -191,6 +218,27 @@ impl Alerts {
     }
 }
 
+/// A read of `action` by `who`, for the access records.
+fn read(action: &'static str, who: &Identity, operator: &str, alert_id: &str) -> Read {
+    Read {
+        action,
+        who: who.clone(),
+        operator: operator.to_owned(),
+        filter: String::new(),
+        alert_id: alert_id.to_owned(),
+    }
+}
+
+/// The access-record name of a lifecycle step.
+fn step_name(to: AlertStatus) -> &'static str {
+    match to {
+        AlertStatus::Assigned => "assign",
+        AlertStatus::Escalated => "escalate",
+        AlertStatus::Resolved => "resolve",
+        _ => "acknowledge",
+    }
+}
+
 #[tonic::async_trait]
 impl AlertService for Alerts {
     type WatchAlertsStream = WatchStream;
@@ -199,21 +247,27 @@ impl AlertService for Alerts {
         &self,
         req: Request<WatchAlertsRequest>,
     ) -> Result<Response<Self::WatchAlertsStream>, Status> {
-        let who = self.admit(&req)?;
+        let who = self.admit(&req, "watch_alerts").await?;
         let filter = req.into_inner().filter.unwrap_or_default();
+        let mut read = read("watch_alerts", &who, "", "");
+        read.filter = format!("{filter:?}");
         let mut currency = self.book.currency();
         if !*currency.borrow_and_update() {
-            return Err(not_current());
+            return Err(read.refused(&self.bus, not_current()).await);
         }
+        let mut closing = read.open(&self.bus).await?;
         // Subscribe before the snapshot, so nothing falls between the two.
         let mut changes = self.book.changes.subscribe();
         let open_only = filter.statuses.is_empty();
         let mut initial = self.book.matching(&filter, open_only);
         initial.retain(|r| self.visible(&who, r));
         initial.reverse(); // oldest first
+        closing.returned(initial.len() as u64);
         let book = self.book.clone();
         let this = self.clone();
         let stream = async_stream(initial, move |tx| async move {
+            // Closed (on record, with the count) however the watch ends.
+            let mut closing = closing;
             loop {
                 let change = tokio::select! {
                     c = changes.recv() => c,
@@ -232,6 +286,7 @@ impl AlertService for Alerts {
                         if tx.send(Ok(msg)).await.is_err() {
                             return;
                         }
+                        closing.returned(1);
                     }
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -248,6 +303,7 @@ impl AlertService for Alerts {
                             if tx.send(Ok(msg)).await.is_err() {
                                 return;
                             }
+                            closing.returned(1);
                         }
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
@@ -261,15 +317,18 @@ impl AlertService for Alerts {
         &self,
         req: Request<ListAlertsRequest>,
     ) -> Result<Response<ListAlertsResponse>, Status> {
-        let who = self.admit(&req)?;
+        let who = self.admit(&req, "list_alerts").await?;
         let r = req.into_inner();
         let limit = match r.limit {
             0 => 100,
             n => n.min(1000),
         } as usize;
+        let mut read = read("list_alerts", &who, "", "");
+        read.filter = format!("{r:?}");
         let mut records = self.book.matching(&r.filter.unwrap_or_default(), false);
         records.retain(|r| self.visible(&who, r));
         records.truncate(limit);
+        read.once(&self.bus, records.len() as u64).await?;
         Ok(Response::new(ListAlertsResponse { records }))
     }
 
@@ -277,7 +336,7 @@ impl AlertService for Alerts {
         &self,
         req: Request<GetAlertRequest>,
     ) -> Result<Response<GetAlertResponse>, Status> {
-        let who = self.admit(&req)?;
+        let who = self.admit(&req, "get_alert").await?;
         let GetAlertRequest {
             alert_id: id,
             operator,
@@ -298,10 +357,13 @@ impl AlertService for Alerts {
         let policy = &self.policy;
         if let Some(c) = policy.hidden_from(&who.agency, &alert) {
             tracing::warn!(alert = %id, reader = %who, "alert read refused");
-            return Err(Status::permission_denied(format!(
+            let s = Status::permission_denied(format!(
                 "{who} may not read alert {id}: its evidence includes {} records",
                 crate::policy::classification_name(c)
-            )));
+            ));
+            return Err(read("get_alert", &who, &operator, &id)
+                .refused(&self.bus, s)
+                .await);
         }
         let mut events = Vec::new();
         let mut withheld = Vec::new();
@@ -330,7 +392,7 @@ impl AlertService for Alerts {
             time: Some(SystemTime::now().into()),
             events: events.len() as u32,
             withheld: withheld.len() as u32,
-            subject: String::new(),
+            ..Default::default()
         };
         self.bus.record_access(&access).await.map_err(Error::from)?;
         tracing::info!(alert = %id, reader = %who, events = events.len(), withheld = withheld.len(), "alert read");
@@ -345,7 +407,7 @@ impl AlertService for Alerts {
         &self,
         req: Request<GetSubjectRequest>,
     ) -> Result<Response<GetSubjectResponse>, Status> {
-        let who = self.admit(&req)?;
+        let who = self.admit(&req, "get_subject").await?;
         let GetSubjectRequest { subject, operator } = req.into_inner();
         let mut vs = Violations::default();
         if subject.is_empty() {
@@ -427,10 +489,13 @@ impl AlertService for Alerts {
         req: Request<ListAlertAccessRequest>,
     ) -> Result<Response<ListAlertAccessResponse>, Status> {
         let who = caller(&req)?;
+        let mut read = read("list_access", &who, "", "");
+        read.filter = format!("{:?}", req.get_ref());
         if !self.policy.audits(&who.agency) {
-            return Err(Status::permission_denied(format!(
+            let s = Status::permission_denied(format!(
                 "{who} may not read the access records (its policy has no audit right)"
-            )));
+            ));
+            return Err(read.refused(&self.bus, s).await);
         }
         let r = req.into_inner();
         let limit = match r.limit {
@@ -445,6 +510,7 @@ impl AlertService for Alerts {
             )
             .await
             .map_err(Error::from)?;
+        read.once(&self.bus, records.len() as u64).await?;
         tracing::info!(reader = %who, records = records.len(), "access records read");
         Ok(Response::new(ListAlertAccessResponse { records }))
     }
@@ -453,7 +519,7 @@ impl AlertService for Alerts {
         &self,
         req: Request<AcknowledgeAlertRequest>,
     ) -> Result<Response<AcknowledgeAlertResponse>, Status> {
-        let who = self.admit(&req)?;
+        let who = self.admit(&req, "acknowledge").await?;
         let r = req.into_inner();
         let record = self
             .act(&who, r.action, AlertStatus::Acknowledged, |_| {})
@@ -467,7 +533,7 @@ impl AlertService for Alerts {
         &self,
         req: Request<AssignAlertRequest>,
     ) -> Result<Response<AssignAlertResponse>, Status> {
-        let who = self.admit(&req)?;
+        let who = self.admit(&req, "assign").await?;
         let r = req.into_inner();
         let action = r.action.ok_or_else(|| required("action"))?;
         let record = self.authorise(&who, &action, Action::Assign)?;
@@ -495,7 +561,7 @@ impl AlertService for Alerts {
         &self,
         req: Request<EscalateAlertRequest>,
     ) -> Result<Response<EscalateAlertResponse>, Status> {
-        let who = self.admit(&req)?;
+        let who = self.admit(&req, "escalate").await?;
         let tp = trace::traceparent(&req);
         let r = req.into_inner();
         let action = r.action.ok_or_else(|| required("action"))?;
@@ -556,7 +622,7 @@ impl AlertService for Alerts {
         &self,
         req: Request<ResolveAlertRequest>,
     ) -> Result<Response<ResolveAlertResponse>, Status> {
-        let who = self.admit(&req)?;
+        let who = self.admit(&req, "resolve").await?;
         let r = req.into_inner();
         let resolution = Resolution::try_from(r.resolution).unwrap_or_default();
         if resolution == Resolution::Unspecified {

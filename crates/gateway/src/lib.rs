@@ -4,7 +4,9 @@
 //! validated field by field, pseudonymised at the edge, and answered only once JetStream has
 //! stored their event.
 
+mod access;
 pub mod alerts;
+mod audit;
 pub mod book;
 #[cfg(test)]
 mod contract_tests;
@@ -157,9 +159,17 @@ pub async fn serve(
             book: book.clone(),
             ingest: ingest.clone(),
             bus: bus.clone(),
-            policy,
+            policy: policy.clone(),
             rules: Arc::new(config.alerts.clone()),
             subjects,
+        })
+        .max_decoding_message_size(config.limits.max_request_bytes),
+        auth.clone(),
+    );
+    let audit_service = tonic::service::interceptor::InterceptedService::new(
+        v1::audit_service_server::AuditServiceServer::new(audit::Audit {
+            bus: bus.clone(),
+            policy: policy.clone(),
         })
         .max_decoding_message_size(config.limits.max_request_bytes),
         auth.clone(),
@@ -168,7 +178,8 @@ pub async fn serve(
         builder
             .add_service(health_service)
             .add_service(reflection)
-            .add_service(alert_service),
+            .add_service(alert_service)
+            .add_service(audit_service),
         &shared,
         &auth,
         config.limits.max_request_bytes,

@@ -16,6 +16,7 @@ use timpora_proto::v1::event::Payload;
 use timpora_proto::v1::*;
 use timpora_proto::{EventTypeInfo, type_by_name};
 
+use crate::access::Read;
 use crate::error::{Error, rejection};
 use crate::identity::{Authenticator, Identity, caller};
 use crate::ingest::{Ingest, Paths};
@@ -216,7 +217,7 @@ fn payload_field(p: &Payload) -> &'static str {
     }
 }
 
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+pub(crate) type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 type Pending = Pin<Box<dyn std::future::Future<Output = PublishStreamResponse> + Send>>;
 
 #[tonic::async_trait]
@@ -295,19 +296,32 @@ impl event_bus_service_server::EventBusService for EventBus {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let who = caller(&req)?;
         let r = req.into_inner();
-        let filter = Filter::parse(&r)?;
+        let read = Read {
+            action: "subscribe",
+            who: who.clone(),
+            operator: String::new(),
+            filter: format!("{r:?}"),
+            alert_id: String::new(),
+        };
+        let filter = match Filter::parse(&r) {
+            Ok(f) => f,
+            Err(s) => return Err(read.refused(&self.bus, s).await),
+        };
         let policy = self.policy.clone();
         if !policy.reads_anything(&who.agency) {
-            return Err(Status::permission_denied(format!(
-                "{who} may not read events"
-            )));
+            let s = Status::permission_denied(format!("{who} may not read events"));
+            return Err(read.refused(&self.bus, s).await);
         }
-        let start = start_of(r.start)?;
+        let start = match start_of(r.start) {
+            Ok(s) => s,
+            Err(s) => return Err(read.refused(&self.bus, s).await),
+        };
         let mut events = self
             .bus
             .replay(self.bus.topology().filter_subject(&filter.types), start)
             .await
             .map_err(Error::from)?;
+        let mut closing = read.open(&self.bus).await?;
         tracing::info!(reader = %who, types = ?r.types, regions = ?r.regions, "subscription opened");
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(async move {
@@ -356,6 +370,7 @@ impl event_bus_service_server::EventBusService for EventBus {
                 if tx.send(out).await.is_err() || failed {
                     break;
                 }
+                closing.returned(1);
             }
             tracing::info!(reader = %who, "subscription closed");
         });
@@ -425,8 +440,8 @@ fn start_of(start: Option<subscribe_request::Start>) -> Result<Start, Status> {
     })
 }
 
-/// The filters of a subscription beyond what the subject expresses.
-struct Filter {
+/// The filters of a subscription (or a replay) beyond what the subject expresses.
+pub(crate) struct Filter {
     types: Vec<&'static EventTypeInfo>,
     agencies: HashSet<String>,
     regions: Vec<String>,
@@ -435,6 +450,11 @@ struct Filter {
 
 impl Filter {
     fn parse(r: &SubscribeRequest) -> Result<Self, Status> {
+        Self::check(r).map_err(|vs| Error::Invalid(vs).into())
+    }
+
+    /// The filter, or every field that is wrong.
+    pub(crate) fn check(r: &SubscribeRequest) -> Result<Self, Violations> {
         let mut vs = Violations::default();
         let mut types = Vec::new();
         for (i, t) in r.types.iter().enumerate() {
@@ -459,7 +479,7 @@ impl Filter {
             }
         }
         if !vs.is_empty() {
-            return Err(Error::Invalid(vs).into());
+            return Err(vs);
         }
         Ok(Self {
             types,
@@ -469,7 +489,15 @@ impl Filter {
         })
     }
 
-    fn matches(&self, ev: &Event) -> bool {
+    /// Whether nothing narrows.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.types.is_empty()
+            && self.agencies.is_empty()
+            && self.regions.is_empty()
+            && self.entities.is_empty()
+    }
+
+    pub(crate) fn matches(&self, ev: &Event) -> bool {
         // The hub's own clock ticks only go to readers who ask for them by type.
         let type_ok = if self.types.is_empty() {
             !ev.r#type.starts_with("timpora.hub.")

@@ -76,6 +76,15 @@ async fn a_repeat_attempt_extends_the_open_alert_and_after_resolution_raises_ane
     let r3: Vec<&Alert> = stored.iter().filter(|a| a.rule_id == "R3").collect();
     assert!(r3.len() >= 2, "{r3:#?}");
     assert!(r3[1..].iter().all(|a| a.extends == root.id), "{r3:#?}");
+    // Why: the replay reproduces the finding, and says what the third office's report changed.
+    let why = timpora_audit::explain(&hub.bus, &root.id, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(why.reproduced, "{why:#?}");
+    assert_eq!(why.contributions.len(), 2);
+    assert_eq!(why.later.len(), 1, "{why:#?}");
+    assert_eq!(why.later[0].change, "extended");
+    assert_eq!(why.later[0].evidence, ["imigrasi/tpi-cgk/cgk-g1"]);
     // An extension's id leads to the alert it grew, for reading and for acting.
     let ext = grown.extensions.last().unwrap().clone();
     let got = ops

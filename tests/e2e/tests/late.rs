@@ -261,6 +261,14 @@ async fn a_registration_sent_after_its_r1_withdraws_it_visibly_with_the_evidence
     let stored = hub.alerts().await.unwrap();
     let corrections: Vec<&Alert> = stored.iter().filter(|a| !a.corrects.is_empty()).collect();
     assert_eq!(corrections.len(), 1);
+    // Why it was raised, and why withdrawn: with the late registration as the evidence.
+    let why = timpora_audit::explain(&hub.bus, &alert.id, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(why.reproduced, "{why:#?}");
+    assert_eq!(why.later.len(), 1, "{why:#?}");
+    assert_eq!(why.later[0].change, "withdrawn");
+    assert_eq!(why.later[0].evidence, ["bp3mi/bp3mi-sultra/r45"]);
     assert_eq!(corrections[0].corrects, alert.id);
     assert!(corrections[0].withdrawn);
 }

@@ -116,6 +116,45 @@ pub async fn correlate(a: CorrelateArgs) -> anyhow::Result<()> {
     print(a.json, &report)
 }
 
+/// `timpora bench audit` options.
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Use this NATS server instead of starting one (the benchmark uses streams of its own).
+    #[arg(long)]
+    pub nats_url: Option<String>,
+    /// Events in the stream replayed, sealed and verified (storyline events come on top).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: usize,
+    /// Events per second while the seal lag is measured.
+    #[arg(long, default_value_t = 5_000)]
+    pub rate: u64,
+    /// Seconds of the seal-lag phase.
+    #[arg(long, default_value_t = 30)]
+    pub lag_secs: u64,
+    /// Scenario seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// `timpora bench audit`.
+pub async fn audit(a: AuditArgs) -> anyhow::Result<()> {
+    let report = interruptible(timpora_testkit::bench_audit::run(
+        timpora_testkit::bench_audit::Settings {
+            nats_url: a.nats_url,
+            events: a.events,
+            rate: a.rate,
+            lag_secs: a.lag_secs,
+            seed: a.seed,
+            verbose: !a.json,
+        },
+    ))
+    .await?;
+    print(a.json, &report)
+}
+
 /// `timpora bench lateness` options.
 #[derive(Debug, clap::Args)]
 pub struct LatenessArgs {

@@ -273,6 +273,8 @@ pub enum BenchCommand {
     Correlate(bench::CorrelateArgs),
     /// What waiting for late reports adds to R1, R4 and R5, and what it spares.
     Lateness(bench::LatenessArgs),
+    /// Audit replay and verify against a raw ordered read, and the sealer's lag at a steady rate.
+    Audit(bench::AuditArgs),
 }
 
 impl Command {
@@ -395,6 +397,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(args).await?,
         Command::Bench(BenchCommand::Correlate(args)) => bench::correlate(args).await?,
         Command::Bench(BenchCommand::Lateness(args)) => bench::lateness(args).await?,
+        Command::Bench(BenchCommand::Audit(args)) => bench::audit(args).await?,
         Command::Rules(RulesCommand::Default) => print!("{}", timpora_rules::DEFAULT_RULES),
         Command::Rules(RulesCommand::Check { file }) => return rules::check(&file),
         Command::Rules(RulesCommand::Test(args)) => return backtest::run(&args),

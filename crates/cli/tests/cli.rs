@@ -284,6 +284,42 @@ fn bench_ingest_reports_every_figure() {
 }
 
 #[test]
+fn bench_audit_reports_every_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(timpora(dir.path()).args([
+        "bench",
+        "audit",
+        "--json",
+        "--events",
+        "3000",
+        "--rate",
+        "500",
+        "--lag-secs",
+        "2",
+    ]));
+    assert!(out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for field in [
+        "raw_read_per_s",
+        "replay_events_per_s",
+        "replay_ratio",
+        "seal_events_per_s",
+        "verify_events_per_s",
+        "verify_ratio",
+        "lag_rate_per_s",
+        "seal_lag_p50_ms",
+        "seal_lag_p99_ms",
+        "checkpoints",
+    ] {
+        assert!(report[field].as_f64().unwrap() > 0.0, "{field} in {report}");
+    }
+    // About two seconds at 500 events/s, each covered by a checkpoint and measured.
+    let lag_events = report["lag_events"].as_u64().unwrap();
+    assert!((900..=1100).contains(&lag_events), "{report}");
+    assert!(report["events"].as_u64().unwrap() >= 3000);
+}
+
+#[test]
 fn bench_correlate_reports_every_figure() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(timpora(dir.path()).args([

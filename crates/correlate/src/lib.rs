@@ -36,6 +36,10 @@ pub use alert::{Alert, Correction};
 pub use facts::{Facts, Key};
 use state::{Occ, Recorded, RuleState};
 
+/// The most entries of state one event can add to one rule's state (a generous bound: an
+/// event's groups times the maps a shape keeps).
+const MAX_GROWTH: u64 = 128;
+
 /// Errors of the engine.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -374,13 +378,22 @@ impl Engine {
         }
         // Growth, counting and eviction are done there, after every decision now due.
         self.advance(f.time, &mut out);
-        if self.stats.events >= self.shed_check && self.tracked() > self.cap {
-            self.evict();
-            if self.tracked() > self.cap {
-                self.shed();
-                // Decisions waiting for the watermark are never dropped; if they alone fill
-                // the cap, check again only after a tenth of the cap in events.
-                self.shed_check = self.stats.events + (self.cap as u64 / 10).max(1);
+        if self.stats.events >= self.shed_check {
+            let tracked = self.tracked();
+            if tracked > self.cap {
+                self.evict();
+                if self.tracked() > self.cap {
+                    self.shed();
+                    // Decisions waiting for the watermark are never dropped; if they alone fill
+                    // the cap, check again only after a tenth of the cap in events.
+                    self.shed_check = self.stats.events + (self.cap as u64 / 10).max(1);
+                }
+            } else {
+                // Counting walks every map: the next count is due only when the state could
+                // have grown past the cap, at most `MAX_GROWTH` entries per rule and event.
+                let room = (self.cap - tracked) as u64;
+                let per_event = (MAX_GROWTH * self.states.len() as u64).max(1);
+                self.shed_check = self.stats.events + (room / per_event).max(1);
             }
         }
         out

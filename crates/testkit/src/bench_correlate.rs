@@ -145,7 +145,7 @@ fn record_latency(
 }
 
 /// Publish `events` with up to 4096 acknowledgements in flight.
-async fn load(
+pub(crate) async fn load(
     bus: &Bus,
     events: impl Iterator<Item = timpora_proto::v1::Event>,
 ) -> anyhow::Result<u64> {
@@ -164,6 +164,27 @@ async fn load(
         r?;
     }
     Ok(n)
+}
+
+/// Seconds for a raw ordered pull consumer to read `stream`'s first `last` messages, counted,
+/// not decoded: the baseline the benchmarks compare with.
+pub(crate) async fn raw_read(bus: &Bus, stream: &str, last: u64) -> anyhow::Result<f64> {
+    let stream = bus.jetstream().get_stream(stream).await?;
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+        .await?;
+    let t = Instant::now();
+    let mut messages = consumer.messages().await?;
+    let mut seen = 0u64;
+    while seen < last {
+        let m = messages
+            .next()
+            .await
+            .context("raw consumer ended early")??;
+        seen += 1;
+        std::hint::black_box(m.payload.len());
+    }
+    Ok(t.elapsed().as_secs_f64())
 }
 
 /// Run the benchmark.
@@ -215,24 +236,7 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
     ));
 
     // (b) raw: an ordered pull consumer over the same stream, messages counted, not decoded.
-    let raw_secs = {
-        let stream = bus.jetstream().get_stream(&topology.events_stream).await?;
-        let consumer = stream
-            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
-            .await?;
-        let t = Instant::now();
-        let mut messages = consumer.messages().await?;
-        let mut seen = 0u64;
-        while seen < last {
-            let m = messages
-                .next()
-                .await
-                .context("raw consumer ended early")??;
-            seen += 1;
-            std::hint::black_box(m.payload.len());
-        }
-        t.elapsed().as_secs_f64()
-    };
+    let raw_secs = raw_read(&bus, &topology.events_stream, last).await?;
 
     // (a) the correlator from the start of the stream to its end, checkpointing.
     say("running the correlator over the stream …");

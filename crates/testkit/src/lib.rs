@@ -3,6 +3,7 @@
 //! and the benchmarks share, synthetic fixtures, and the benchmarks themselves. Nothing here is
 //! part of a production component: the gateway, correlator and console do not depend on it.
 
+pub mod bench_audit;
 pub mod bench_correlate;
 pub mod bench_ingest;
 pub mod bench_lateness;

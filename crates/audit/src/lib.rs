@@ -9,10 +9,12 @@ mod error;
 mod explain;
 mod policy;
 mod proof;
+mod record;
 mod verify;
 
 pub use error::Error;
 pub use explain::{Condition, Contribution, Explanation, Later, explain};
 pub use policy::AuditPolicy;
 pub use proof::{PROOF_FORMAT, Proven, Record, prove, verify_proof};
-pub use verify::{Finding, Report, verify_log};
+pub use record::{record_from_json, record_json};
+pub use verify::{Finding, Records, Report, verify_log, verify_replay};

@@ -73,6 +73,10 @@ pub struct VerifyArgs {
     /// One JSON report per line instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Check the records of this replay file (`timpora audit replay` output, NDJSON or
+    /// CloudEvents, one log's records in sequence order) instead of the stream.
+    #[arg(long)]
+    pub replay: Option<PathBuf>,
     /// The person verifying, recorded in the access records.
     #[arg(long, env = "USER", default_value = "")]
     pub operator: String,
@@ -160,6 +164,32 @@ pub struct ProveArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub nats: NatsArgs,
+}
+
+/// The records of a replay file, read as they are needed; a line that is not a record is an
+/// error naming the file and line.
+fn replay_records(file: &Path) -> anyhow::Result<timpora_audit::Records> {
+    use futures::StreamExt as _;
+    use std::io::BufRead as _;
+    let f = std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let name = file.display().to_string();
+    let lines = std::io::BufReader::new(f)
+        .lines()
+        .enumerate()
+        .filter_map(move |(i, line)| {
+            let n = i + 1;
+            let parsed = match line {
+                Err(e) => Err(format!("{name}:{n}: {e}")),
+                Ok(l) if l.trim().is_empty() => return None,
+                Ok(l) => serde_json::from_str::<serde_json::Value>(&l)
+                    .map_err(|e| format!("{name}:{n}: not JSON: {e}"))
+                    .and_then(|v| {
+                        timpora_audit::record_from_json(&v).map_err(|e| format!("{name}:{n}: {e}"))
+                    }),
+            };
+            Some(parsed.map_err(timpora_audit::Error::Proof))
+        });
+    Ok(futures::stream::iter(lines).boxed())
 }
 
 /// The auditor's policy file.
@@ -261,13 +291,21 @@ fn line(stream: AuditStream, r: &StoredRecord, format: Format) -> anyhow::Result
     };
     let v = match format {
         Format::Ndjson => {
-            let mut v = serde_json::json!({
-                "stream": r.stream,
-                "sequence": r.sequence,
-                "stored": stored,
-                "subject": r.subject,
-                "headers": r.headers.iter().map(|h| [&h.name, &h.value]).collect::<Vec<_>>(),
-                "payload": b64,
+            let mut v = timpora_audit::record_json(&timpora_bus::StoredMessage {
+                stream: r.stream.clone(),
+                sequence: r.sequence,
+                stored_nanos: r.stored.map_or(0, |t| {
+                    u64::try_from(t.seconds).unwrap_or(0) * 1_000_000_000
+                        + u64::try_from(t.nanos).unwrap_or(0)
+                }),
+                subject: r.subject.clone(),
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.clone(), h.value.clone()))
+                    .collect(),
+                payload: r.payload.clone().into(),
+                pending: 0,
             });
             if let (Some((key, value)), Some(o)) = (decoded(stream, r), v.as_object_mut()) {
                 o.insert(key.into(), value);
@@ -540,10 +578,30 @@ pub async fn run(cfg: &mut Config, data_dir: &Path, cmd: AuditCommand) -> anyhow
                 one => vec![one],
             };
             let mut ok = true;
+            if a.replay.is_some() && logs.len() != 1 {
+                anyhow::bail!("--replay checks one log: name it with --log events|alerts|access");
+            }
             for log in logs {
-                let r = timpora_audit::verify_log(&bus, &policy, log, a.from, a.to, &mut |_, _| {})
-                    .await
-                    .with_context(|| format!("cannot verify {log}"))?;
+                let r = match &a.replay {
+                    None => {
+                        timpora_audit::verify_log(&bus, &policy, log, a.from, a.to, &mut |_, _| {})
+                            .await
+                    }
+                    Some(file) => {
+                        let records = replay_records(file)?;
+                        timpora_audit::verify_replay(
+                            &bus,
+                            &policy,
+                            log,
+                            a.from,
+                            a.to,
+                            records,
+                            &mut |_, _| {},
+                        )
+                        .await
+                    }
+                }
+                .with_context(|| format!("cannot verify {log}"))?;
                 ok &= r.intact();
                 // The verification is on record, as every read is.
                 let record = AlertAccess {

@@ -1165,6 +1165,41 @@ fn an_auditor_verifies_the_logs_and_proves_a_record_offline() {
         assert_eq!(c["timporaheaders"], block);
         assert!(r["stored"].as_str().unwrap().ends_with('Z'));
     }
+    // A replay file is checked against the log, record by record; a changed record is named.
+    let file = dir.path().join("events.ndjson");
+    let out = run(timpora(dir.path()).args(["audit", "replay"]));
+    std::fs::write(&file, &out.stdout).unwrap();
+    let verify_file = |f: &Path| {
+        run(timpora(dir.path())
+            .args(["audit", "verify", "--log", "events", "--replay"])
+            .arg(f))
+    };
+    let out = verify_file(&file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let cloud_file = dir.path().join("events.cloudevents");
+    let out = run(timpora(dir.path()).args(["audit", "replay", "--format", "cloudevents"]));
+    std::fs::write(&cloud_file, &out.stdout).unwrap();
+    assert!(verify_file(&cloud_file).status.success());
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    first["subject"] = "timpora.events.forged".into();
+    let forged: String = std::iter::once(first.to_string())
+        .chain(text.lines().skip(1).map(str::to_owned))
+        .map(|l| l + "\n")
+        .collect();
+    std::fs::write(&file, forged).unwrap();
+    let out = verify_file(&file);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sequence 1: altered"));
+    std::fs::write(&file, "{\"not\": \"a record\"}\n").unwrap();
+    let out = verify_file(&file);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("events.ndjson:1:"));
+
     // Someone without audit rights is refused, and says so.
     let out =
         run(timpora(dir.path()).args(["audit", "replay", "--identity", "imigrasi/kanim-kendari"]));

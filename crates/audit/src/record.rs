@@ -1,0 +1,137 @@
+//! A stored record as a replay writes it, and back: one JSON object per line with the stream,
+//! sequence, stored time (RFC 3339, nanoseconds), subject, headers and payload (base64) — or a
+//! CloudEvents 1.0 event whose `timpora…` extensions carry the same — so that a replay file is
+//! enough to recompute every leaf.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use timpora_bus::StoredMessage;
+
+use crate::error::Error;
+
+/// The stored time as RFC 3339 with nanoseconds.
+fn rfc3339(nanos: u64) -> String {
+    prost_types::Timestamp {
+        seconds: i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX),
+        nanos: (nanos % 1_000_000_000) as i32,
+    }
+    .to_string()
+}
+
+/// The record's fields as a replay line writes them.
+pub fn record_json(m: &StoredMessage) -> serde_json::Value {
+    serde_json::json!({
+        "stream": m.stream,
+        "sequence": m.sequence,
+        "stored": rfc3339(m.stored_nanos),
+        "subject": m.subject,
+        "headers": m.headers.iter().map(|(n, v)| [n, v]).collect::<Vec<_>>(),
+        "payload": B64.encode(&m.payload),
+    })
+}
+
+/// A record read back from a replay line (this module's form, or CloudEvents).
+pub fn record_from_json(v: &serde_json::Value) -> Result<StoredMessage, Error> {
+    let bad = |what: &str| Error::Proof(format!("not a replayed record: {what}"));
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str());
+    let cloud = v.get("specversion").is_some();
+    let (stream, sequence, stored, payload) = match cloud {
+        true => (
+            text("timporastream"),
+            v.get("timporasequence").and_then(serde_json::Value::as_u64),
+            text("time"),
+            text("data_base64"),
+        ),
+        false => (
+            text("stream"),
+            v.get("sequence").and_then(serde_json::Value::as_u64),
+            text("stored"),
+            text("payload"),
+        ),
+    };
+    let stored: prost_types::Timestamp = stored
+        .ok_or_else(|| bad("no stored time"))?
+        .parse()
+        .map_err(|_| bad("the stored time is not RFC 3339"))?;
+    let stored_nanos = u64::try_from(stored.seconds)
+        .ok()
+        .and_then(|s| s.checked_mul(1_000_000_000))
+        .and_then(|s| s.checked_add(u64::try_from(stored.nanos).ok()?))
+        .ok_or_else(|| bad("the stored time is out of range"))?;
+    let headers = match cloud {
+        true => text("timporaheaders")
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                l.split_once(": ")
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .ok_or_else(|| bad("a header line is not `name: value`"))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        false => v
+            .get("headers")
+            .and_then(serde_json::Value::as_array)
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| {
+                        match (
+                            h.get(0).and_then(|x| x.as_str()),
+                            h.get(1).and_then(|x| x.as_str()),
+                        ) {
+                            (Some(n), Some(v)) => Ok((n.to_owned(), v.to_owned())),
+                            _ => Err(bad("a header is not [name, value]")),
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default(),
+    };
+    Ok(StoredMessage {
+        stream: stream.ok_or_else(|| bad("no stream"))?.to_owned(),
+        sequence: sequence.ok_or_else(|| bad("no sequence"))?,
+        stored_nanos,
+        subject: text("subject").ok_or_else(|| bad("no subject"))?.to_owned(),
+        headers,
+        payload: B64
+            .decode(payload.ok_or_else(|| bad("no payload"))?)
+            .map_err(|_| bad("the payload is not base64"))?
+            .into(),
+        pending: u64::MAX,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_survives_its_json_and_cloudevents_forms() {
+        let m = StoredMessage {
+            stream: "TIMPORA_EVENTS".into(),
+            sequence: 42,
+            stored_nanos: 1_764_633_600_123_456_789,
+            subject: "timpora.events.imigrasi.x.74".into(),
+            headers: vec![
+                ("Nats-Msg-Id".into(), "a/b".into()),
+                ("Timpora-Type".into(), "t".into()),
+            ],
+            payload: bytes::Bytes::from_static(b"\x01\x02payload"),
+            pending: 0,
+        };
+        let back = record_from_json(&record_json(&m)).unwrap();
+        assert_eq!(timpora_sealer::leaf(&back), timpora_sealer::leaf(&m));
+        let cloud = serde_json::json!({
+            "specversion": "1.0",
+            "time": "2025-12-02T00:00:00.123456789Z",
+            "subject": m.subject,
+            "data_base64": B64.encode(&m.payload),
+            "timporastream": m.stream,
+            "timporasequence": 42,
+            "timporaheaders": "Nats-Msg-Id: a/b\nTimpora-Type: t\n",
+        });
+        let back = record_from_json(&cloud).unwrap();
+        assert_eq!(timpora_sealer::leaf(&back), timpora_sealer::leaf(&m));
+        assert!(record_from_json(&serde_json::json!({"stream": "x"})).is_err());
+    }
+}

@@ -135,19 +135,28 @@ pub async fn prove(
             ))
         })?;
     let bounds = bus.stream_bounds(&stream).await?;
-    if sequence == 0 || sequence < bounds.first || sequence > bounds.last {
-        return Err(Error::Proof(format!(
-            "sequence {sequence} is not in {stream}"
-        )));
+    let gone = || Error::Proof(format!("sequence {sequence} is not in {stream}"));
+    if sequence == 0 || sequence > bounds.last {
+        return Err(gone());
     }
-    let mut messages = bus.read_stored(&stream, sequence).await?;
-    let m = tokio::time::timeout(std::time::Duration::from_secs(10), messages.next())
-        .await
-        .ok()
-        .flatten()
-        .transpose()?
-        .filter(|m| m.sequence == sequence)
-        .ok_or_else(|| Error::Proof(format!("sequence {sequence} is not in {stream}")))?;
+    let mut stored = None;
+    if sequence >= bounds.first {
+        let mut messages = bus.read_stored(&stream, sequence).await?;
+        stored = tokio::time::timeout(std::time::Duration::from_secs(10), messages.next())
+            .await
+            .ok()
+            .flatten()
+            .transpose()?
+            .filter(|m| m.sequence == sequence);
+    }
+    // What retention removed may still be kept under a legal hold.
+    let m = match stored {
+        Some(m) => m,
+        None if stream == bus.topology().events_stream => {
+            bus.held().await?.remove(&sequence).ok_or_else(gone)?
+        }
+        None => return Err(gone()),
+    };
     if timpora_sealer::leaf(&m).hash() != tree.leaf(sequence - 1)? {
         return Err(Error::Proof(format!(
             "sequence {sequence} of {stream} is not the record the log sealed"

@@ -30,6 +30,44 @@ pub fn record_json(m: &StoredMessage) -> serde_json::Value {
     })
 }
 
+/// A record as a CloudEvents 1.0 event (structured mode) of `log` (`events`, `alerts`,
+/// `access`): `id` the sequence, `source` `/timpora/<log>`, `type` the event type, `time` the
+/// stored time, `data_base64` the payload, and the rest in `timpora…` extensions — the headers
+/// as the transparency log's canonical block — so that the leaf can be recomputed from it.
+pub fn cloudevent_json(m: &StoredMessage, log: &str) -> serde_json::Value {
+    let header = |name: &str| {
+        m.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let kind = match log {
+        "events" => header("Timpora-Type").unwrap_or_else(|| "timpora.event".into()),
+        "alerts" if m.subject.contains(".raised.") => "timpora.alert.v1".into(),
+        "alerts" => "timpora.alert.transition.v1".into(),
+        _ => "timpora.access.v1".into(),
+    };
+    let block: String = m
+        .headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\n"))
+        .collect();
+    serde_json::json!({
+        "specversion": "1.0",
+        "id": m.sequence.to_string(),
+        "source": format!("/timpora/{log}"),
+        "type": kind,
+        "subject": m.subject,
+        "time": rfc3339(m.stored_nanos),
+        "datacontenttype": "application/protobuf",
+        "data_base64": B64.encode(&m.payload),
+        "timporastream": m.stream,
+        "timporasequence": m.sequence,
+        "timporamsgid": header("Nats-Msg-Id").unwrap_or_default(),
+        "timporaheaders": block,
+    })
+}
+
 /// A record read back from a replay line (this module's form, or CloudEvents).
 pub fn record_from_json(v: &serde_json::Value) -> Result<StoredMessage, Error> {
     let bad = |what: &str| Error::Proof(format!("not a replayed record: {what}"));

@@ -50,6 +50,10 @@ async fn logs(nats: &NatsServer, max_messages: Option<i64>) -> Logs {
         .create_stream(t.tlog_stream_config())
         .await
         .unwrap();
+    bus.jetstream()
+        .create_stream(t.holds_stream_config())
+        .await
+        .unwrap();
     let sealer = Key::generate("sealer").unwrap();
     let wkey = Key::generate("kejaksaan.test-witness").unwrap();
     let mut keys = BTreeMap::new();
@@ -336,6 +340,23 @@ async fn a_replay_is_checked_against_the_log_record_by_record() {
     let r = check(records.clone()).await;
     assert!(r.intact(), "{r:?}");
     assert_eq!((r.checked, r.gaps), (15, 1));
+    // With no network at all: the witnessed checkpoint and the replay alone.
+    let note = l.bus.latest_checkpoint("events").await.unwrap().unwrap();
+    let offline = |records: Vec<timpora_bus::StoredMessage>| {
+        let (policy, note) = (l.policy.clone(), note.clone());
+        async move {
+            let s = futures::stream::iter(records.into_iter().map(Ok)).boxed();
+            timpora_audit::verify_offline(&policy, "events", &note, s)
+                .await
+                .unwrap()
+        }
+    };
+    let r = offline(records.clone()).await;
+    assert!(r.intact(), "{r:?}");
+    assert_eq!((r.checked, r.gaps, r.cosigned_by.len()), (15, 1, 1));
+    let mut changed = records.clone();
+    changed[0].subject = "timpora.events.forged".into();
+    assert_eq!(offline(changed).await.findings, [Finding::Unlocated]);
 
     // A record where the log sealed none.
     let mut inserted = records.clone();
@@ -363,6 +384,115 @@ async fn a_replay_is_checked_against_the_log_record_by_record() {
     assert_eq!(
         check(removed).await.findings,
         [Finding::Removed { sequence: 9 }]
+    );
+    l.stop().await;
+}
+
+/// Publish event `i` (a bare event mentioning `token`) to the events stream.
+async fn publish_event(bus: &Bus, i: usize, token: &str) {
+    use prost::Message;
+    use timpora_proto::v1::{EntityRef, Event};
+    let ev = Event {
+        id: format!("e-{i}"),
+        source: "imigrasi/kanim-kendari".into(),
+        r#type: "timpora.imigrasi.passport_interview.v1".into(),
+        entities: vec![EntityRef {
+            id: token.into(),
+            role: "applicant".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    bus.jetstream()
+        .publish(
+            format!("timpora.events.imigrasi.passport_interview.74.{i}"),
+            ev.encode_to_vec().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+fn hold(id: &str, token: &str) -> timpora_bus::LegalHold {
+    timpora_bus::LegalHold {
+        id: id.into(),
+        token: token.into(),
+        reason: "court order (test)".into(),
+        by: "audit/inspektorat".into(),
+        placed_at: "2026-12-02T00:00:00Z".into(),
+        released_at: None,
+    }
+}
+
+#[tokio::test]
+async fn a_legal_hold_keeps_its_events_past_retention_and_they_still_verify() {
+    let nats = NatsServer::start().unwrap();
+    // The events stream keeps its last 25 messages.
+    let l = logs(&nats, Some(25)).await;
+    // Sequences 2 and 3 mention the held person, 5 another held later.
+    for i in 1..=10 {
+        let token = match i {
+            2 | 3 => "psn_held",
+            5 => "psn_later",
+            _ => "psn_other",
+        };
+        publish_event(&l.bus, i, token).await;
+    }
+    // A hold placed before sealing: its events are kept as they are sealed.
+    l.bus.put_hold(&hold("hold_1", "psn_held")).await.unwrap();
+    l.seal_to(10).await;
+    let kept: Vec<u64> = l.bus.held().await.unwrap().keys().copied().collect();
+    assert_eq!(kept, [2, 3]);
+    // A hold placed while the sealer runs: what is already stored is found and kept.
+    let (tx, rx) = oneshot::channel::<()>();
+    let running = tokio::spawn(timpora_sealer::run(
+        l.bus.clone(),
+        l.options.clone(),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    l.bus.put_hold(&hold("hold_2", "psn_later")).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !l.bus.held().await.unwrap().contains_key(&5) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sequence 5 not kept"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tx.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    assert_eq!(l.bus.holds().await.unwrap().len(), 2);
+
+    // Retention takes sequences 1-5; the held ones stay verifiable and provable.
+    for i in 11..=30 {
+        publish_event(&l.bus, i, "psn_other").await;
+    }
+    l.seal_to(30).await;
+    assert_eq!(
+        l.bus.stream_bounds("TIMPORA_EVENTS").await.unwrap().first,
+        6
+    );
+    let r = l.verify(&l.policy, 1).await;
+    assert!(r.intact(), "{r:?}");
+    assert_eq!((r.held, r.retention_cut, r.checked), (3, 2, 30));
+    let proof = timpora_audit::prove(&l.bus, &l.policy, "events", 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        timpora_audit::verify_proof(&proof, &l.policy)
+            .unwrap()
+            .record
+            .sequence,
+        3
+    );
+    assert!(
+        timpora_audit::prove(&l.bus, &l.policy, "events", 4)
+            .await
+            .is_err()
     );
     l.stop().await;
 }

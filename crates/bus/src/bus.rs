@@ -191,6 +191,7 @@ impl Bus {
             self.topology.alerts_stream_config(),
             self.topology.access_stream_config(),
             self.topology.tlog_stream_config(),
+            self.topology.holds_stream_config(),
         ] {
             self.js
                 .create_or_update_stream(config)
@@ -201,6 +202,7 @@ impl Bus {
         self.checkpoint_store().await?;
         self.tlog_store().await?;
         self.tiles_store().await?;
+        self.holds_store().await?;
         tracing::info!(
             events = %self.topology.events_stream,
             alerts = %self.topology.alerts_stream,

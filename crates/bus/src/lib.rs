@@ -9,6 +9,7 @@
 mod alerts;
 mod bus;
 mod error;
+mod holds;
 mod state;
 mod tlog;
 mod topology;
@@ -20,6 +21,7 @@ pub use bus::{
     StreamStatus,
 };
 pub use error::{Error, ErrorKind};
+pub use holds::LegalHold;
 pub use state::{CORRELATOR_STATUS, CorrelatorStatus, RULES_ACTIVE};
-pub use tlog::{StoredMessage, StreamBounds};
+pub use tlog::{StoredMessage, StreamBounds, Verification};
 pub use topology::{EVENTS_SUBJECT_PREFIX, Storage, Topology, dedup_key};

@@ -30,6 +30,20 @@ pub struct StoredMessage {
     pub pending: u64,
 }
 
+/// The outcome of the last verification of a log, as `timpora audit verify` records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Verification {
+    /// When (RFC 3339).
+    pub at: String,
+    pub intact: bool,
+    /// The checkpoint size it was checked against.
+    pub size: u64,
+    /// What it said.
+    pub summary: String,
+    /// Who ran it.
+    pub by: String,
+}
+
 /// Where a stream begins and ends, and whether its limits remove old messages.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamBounds {
@@ -154,6 +168,29 @@ impl Bus {
             .await
             .map_err(js_err(self.is_connected(), "put latest checkpoint"))?;
         Ok(ack.sequence)
+    }
+
+    /// Record the outcome of verifying `log`.
+    pub async fn put_verification(&self, log: &str, v: &Verification) -> Result<()> {
+        let json =
+            serde_json::to_vec(v).map_err(js_err(self.is_connected(), "encode verification"))?;
+        self.tlog_store()
+            .await?
+            .put(format!("verified-{log}"), json.into())
+            .await
+            .map_err(js_err(self.is_connected(), "put verification"))?;
+        Ok(())
+    }
+
+    /// The outcome of the last verification of `log`, if any.
+    pub async fn verification(&self, log: &str) -> Result<Option<Verification>> {
+        let value = self
+            .tlog_store()
+            .await?
+            .get(format!("verified-{log}"))
+            .await
+            .map_err(js_err(self.is_connected(), "get verification"))?;
+        Ok(value.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
     /// A log's latest signed checkpoint, if it has one.

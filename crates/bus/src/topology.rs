@@ -31,8 +31,13 @@ pub struct Topology {
     pub replicas: usize,
     /// Window within which a repeated event id is recognised as a duplicate, in seconds.
     pub duplicate_window_secs: u64,
-    /// How long events are kept, in days; 0 keeps them forever.
+    /// How long events are kept, in days; 0 keeps them forever. Events under a legal hold are
+    /// copied to the holds stream before retention can remove them.
     pub max_age_days: u64,
+    /// How long alerts and their handling are kept, in days; 0 keeps them forever.
+    pub alerts_max_age_days: u64,
+    /// How long access records are kept, in days; 0 keeps them forever.
+    pub access_max_age_days: u64,
     /// Largest stored event in bytes.
     pub max_event_bytes: i32,
     /// Storage of the streams.
@@ -58,6 +63,12 @@ pub struct Topology {
     pub tlog_subject_prefix: String,
     /// Key-value bucket holding each log's latest signed checkpoint under the log's name.
     pub tlog_bucket: String,
+    /// Key-value bucket of legal holds (each under its id), kept with their release.
+    pub holds_bucket: String,
+    /// Stream of the held events' copies, kept whatever the events stream's retention.
+    pub holds_stream: String,
+    /// Prefix of held copies' subjects: `<prefix>.<events sequence>`.
+    pub holds_subject_prefix: String,
     /// Object store of each log's tiles (`<log>/tile/<L>/<N>[.p/<W>]`, C2SP `tlog-tiles`).
     pub tiles_bucket: String,
 }
@@ -69,6 +80,8 @@ impl Default for Topology {
             replicas: 1,
             duplicate_window_secs: 600,
             max_age_days: 0,
+            alerts_max_age_days: 0,
+            access_max_age_days: 0,
             max_event_bytes: 256 * 1024,
             storage: Storage::File,
             subject_prefix: EVENTS_SUBJECT_PREFIX.into(),
@@ -81,6 +94,9 @@ impl Default for Topology {
             tlog_stream: "TIMPORA_TLOG".into(),
             tlog_subject_prefix: "timpora.tlog".into(),
             tlog_bucket: "TIMPORA_TLOG".into(),
+            holds_bucket: "TIMPORA_HOLDS".into(),
+            holds_stream: "TIMPORA_HOLDS".into(),
+            holds_subject_prefix: "timpora.holds".into(),
             tiles_bucket: "TIMPORA_TLOG_TILES".into(),
         }
     }
@@ -116,6 +132,7 @@ impl Topology {
             name: self.alerts_stream.clone(),
             description: Some("TIMPORA correlated alerts".into()),
             subjects: vec![format!("{}.>", self.alerts_subject_prefix)],
+            max_age: Duration::from_secs(self.alerts_max_age_days * 86_400),
             ..self.events_stream_config()
         }
     }
@@ -126,6 +143,7 @@ impl Topology {
             name: self.access_stream.clone(),
             description: Some("TIMPORA access records: who read what, when".into()),
             subjects: vec![format!("{}.>", self.access_subject_prefix)],
+            max_age: Duration::from_secs(self.access_max_age_days * 86_400),
             ..self.events_stream_config()
         }
     }
@@ -137,6 +155,17 @@ impl Topology {
             description: Some("TIMPORA transparency log: signed, cosigned checkpoints".into()),
             subjects: vec![format!("{}.>", self.tlog_subject_prefix)],
             max_message_size: 64 * 1024,
+            ..self.events_stream_config()
+        }
+    }
+
+    /// The holds stream's configuration: copies of held events, never removed by limits.
+    pub fn holds_stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.holds_stream.clone(),
+            description: Some("TIMPORA events under a legal hold, kept past retention".into()),
+            subjects: vec![format!("{}.>", self.holds_subject_prefix)],
+            max_age: Duration::ZERO,
             ..self.events_stream_config()
         }
     }

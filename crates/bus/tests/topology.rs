@@ -53,6 +53,7 @@ async fn ensure_topology_is_idempotent_and_updates_settings() {
     assert_eq!(
         names,
         [
+            "KV_TIMPORA_HOLDS",
             "KV_TIMPORA_RULES",
             "KV_TIMPORA_TLOG",
             "OBJ_TIMPORA_CHECKPOINTS",
@@ -60,10 +61,11 @@ async fn ensure_topology_is_idempotent_and_updates_settings() {
             "TIMPORA_ACCESS",
             "TIMPORA_ALERTS",
             "TIMPORA_EVENTS",
+            "TIMPORA_HOLDS",
             "TIMPORA_TLOG"
         ]
     );
-    let events = &status.streams[6];
+    let events = &status.streams[7];
     assert_eq!(events.duplicate_window_secs, 120);
     assert_eq!(events.messages, 1, "updating kept the events");
     // The stored record refuses deletion.

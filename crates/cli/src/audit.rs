@@ -46,6 +46,18 @@ pub enum AuditCommand {
         #[command(flatten)]
         nats: NatsArgs,
     },
+    /// Legal holds: the events that mention a token or case are kept past the events stream's
+    /// retention (copied, as stored, to the holds stream by the sealer).
+    #[command(subcommand)]
+    Hold(HoldCommand),
+    /// Print a log's latest signed checkpoint (the note, as witnesses cosigned it).
+    Checkpoint {
+        /// The log: events, alerts or access.
+        #[arg(long, default_value = "events")]
+        log: String,
+        #[command(flatten)]
+        nats: NatsArgs,
+    },
     /// Check a proof file with no network at all; exit status 1 if it does not hold.
     VerifyProof {
         /// The proof file.
@@ -53,6 +65,38 @@ pub enum AuditCommand {
         /// The audit policy (default: the data directory's `audit-policy.toml`).
         #[arg(long)]
         policy: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HoldCommand {
+    /// Place a hold on an entity token (`psn_…`, `rec_…`, a licence number) or a case id.
+    Add {
+        /// What to hold.
+        token: String,
+        /// Why: the order or case file it comes from.
+        #[arg(long)]
+        reason: String,
+        /// Who places it.
+        #[arg(long, env = "USER", default_value = "")]
+        by: String,
+        #[command(flatten)]
+        nats: NatsArgs,
+    },
+    /// Every hold, released ones too.
+    List {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        nats: NatsArgs,
+    },
+    /// Release a hold (it stays on record, with its release).
+    Release {
+        /// The hold's id.
+        id: String,
+        #[command(flatten)]
+        nats: NatsArgs,
     },
 }
 
@@ -77,6 +121,11 @@ pub struct VerifyArgs {
     /// CloudEvents, one log's records in sequence order) instead of the stream.
     #[arg(long)]
     pub replay: Option<PathBuf>,
+    /// With --replay: check it with no network at all against this signed checkpoint (a file
+    /// holding the note, e.g. from `timpora audit checkpoint` or a witness); the replay must then
+    /// hold the log from its first sequence.
+    #[arg(long, requires = "replay")]
+    pub checkpoint: Option<PathBuf>,
     /// The person verifying, recorded in the access records.
     #[arg(long, env = "USER", default_value = "")]
     pub operator: String,
@@ -233,9 +282,18 @@ fn print(r: &Report) {
             false => r.cosigned_by.join(", "),
         };
         println!(
-            "{}: intact, sequences {}-{} ({} checked, {} sealed as missing, {} before the retention cut) \
-             against the checkpoint at size {} cosigned by {by}; {} stored since, not yet sealed",
-            r.log, r.from, r.to, r.checked, r.gaps, r.retention_cut, r.checkpoint_size, r.unsealed
+            "{}: intact, sequences {}-{} ({} checked, {} sealed as missing, {} before the retention cut, \
+             {} kept under legal hold) against the checkpoint at size {} cosigned by {by}; {} stored \
+             since, not yet sealed",
+            r.log,
+            r.from,
+            r.to,
+            r.checked,
+            r.gaps,
+            r.retention_cut,
+            r.held,
+            r.checkpoint_size,
+            r.unsealed
         );
     } else {
         for f in &r.findings {
@@ -280,33 +338,25 @@ fn decoded(stream: AuditStream, r: &StoredRecord) -> Option<(&'static str, serde
 
 /// One output line for a record.
 fn line(stream: AuditStream, r: &StoredRecord, format: Format) -> anyhow::Result<String> {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&r.payload);
-    let stored = r.stored.map(|t| t.to_string()).unwrap_or_default();
-    let header = |name: &str| {
-        r.headers
+    let m = timpora_bus::StoredMessage {
+        stream: r.stream.clone(),
+        sequence: r.sequence,
+        stored_nanos: r.stored.map_or(0, |t| {
+            u64::try_from(t.seconds).unwrap_or(0) * 1_000_000_000
+                + u64::try_from(t.nanos).unwrap_or(0)
+        }),
+        subject: r.subject.clone(),
+        headers: r
+            .headers
             .iter()
-            .find(|h| h.name == name)
-            .map(|h| h.value.clone())
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect(),
+        payload: r.payload.clone().into(),
+        pending: 0,
     };
     let v = match format {
         Format::Ndjson => {
-            let mut v = timpora_audit::record_json(&timpora_bus::StoredMessage {
-                stream: r.stream.clone(),
-                sequence: r.sequence,
-                stored_nanos: r.stored.map_or(0, |t| {
-                    u64::try_from(t.seconds).unwrap_or(0) * 1_000_000_000
-                        + u64::try_from(t.nanos).unwrap_or(0)
-                }),
-                subject: r.subject.clone(),
-                headers: r
-                    .headers
-                    .iter()
-                    .map(|h| (h.name.clone(), h.value.clone()))
-                    .collect(),
-                payload: r.payload.clone().into(),
-                pending: 0,
-            });
+            let mut v = timpora_audit::record_json(&m);
             if let (Some((key, value)), Some(o)) = (decoded(stream, r), v.as_object_mut()) {
                 o.insert(key.into(), value);
             }
@@ -318,35 +368,7 @@ fn line(stream: AuditStream, r: &StoredRecord, format: Format) -> anyhow::Result
                 AuditStream::Alerts => "alerts",
                 _ => "access",
             };
-            let kind = match stream {
-                AuditStream::Events => {
-                    header("Timpora-Type").unwrap_or_else(|| "timpora.event".into())
-                }
-                AuditStream::Alerts if r.subject.contains(".raised.") => "timpora.alert.v1".into(),
-                AuditStream::Alerts => "timpora.alert.transition.v1".into(),
-                _ => "timpora.access.v1".into(),
-            };
-            // The headers in the transparency log's canonical block, so that a leaf can be
-            // recomputed from the event alone.
-            let block: String = r
-                .headers
-                .iter()
-                .map(|h| format!("{}: {}\n", h.name, h.value))
-                .collect();
-            serde_json::json!({
-                "specversion": "1.0",
-                "id": r.sequence.to_string(),
-                "source": format!("/timpora/{log}"),
-                "type": kind,
-                "subject": r.subject,
-                "time": stored,
-                "datacontenttype": "application/protobuf",
-                "data_base64": b64,
-                "timporastream": r.stream,
-                "timporasequence": r.sequence,
-                "timporamsgid": header("Nats-Msg-Id").unwrap_or_default(),
-                "timporaheaders": block,
-            })
+            timpora_audit::cloudevent_json(&m, log)
         }
     };
     Ok(serde_json::to_string(&v)?)
@@ -533,11 +555,91 @@ fn print_explanation(e: &timpora_audit::Explanation) {
     );
 }
 
+async fn holds(cfg: &mut Config, cmd: HoldCommand) -> anyhow::Result<ExitCode> {
+    let now = || prost_types::Timestamp::from(std::time::SystemTime::now()).to_string();
+    match cmd {
+        HoldCommand::Add {
+            token,
+            reason,
+            by,
+            nats,
+        } => {
+            apply_nats(cfg, &nats);
+            anyhow::ensure!(
+                !token.is_empty() && token.len() <= 128 && !token.contains(char::is_whitespace),
+                "the token must be 1-128 characters without spaces"
+            );
+            anyhow::ensure!(
+                !reason.trim().is_empty(),
+                "--reason must say why (the order or case file)"
+            );
+            let hold = timpora_bus::LegalHold {
+                id: format!("hold_{}", timpora_client::random_hex(6)?),
+                token,
+                reason,
+                by,
+                placed_at: now(),
+                released_at: None,
+            };
+            connect(cfg).await?.put_hold(&hold).await?;
+            println!("{} placed on {}", hold.id, hold.token);
+        }
+        HoldCommand::List { json, nats } => {
+            apply_nats(cfg, &nats);
+            for h in connect(cfg).await?.holds().await? {
+                match json {
+                    true => println!("{}", serde_json::to_string(&h)?),
+                    false => println!(
+                        "{}  {}  {}  by {} at {}{}",
+                        h.id,
+                        h.token,
+                        h.reason,
+                        h.by,
+                        h.placed_at,
+                        h.released_at
+                            .as_deref()
+                            .map(|r| format!(", released {r}"))
+                            .unwrap_or_default()
+                    ),
+                }
+            }
+        }
+        HoldCommand::Release { id, nats } => {
+            apply_nats(cfg, &nats);
+            let bus = connect(cfg).await?;
+            let Some(mut hold) = bus.holds().await?.into_iter().find(|h| h.id == id) else {
+                eprintln!("no hold {id}");
+                return Ok(ExitCode::FAILURE);
+            };
+            if hold.released_at.is_none() {
+                hold.released_at = Some(now());
+                bus.put_hold(&hold).await?;
+            }
+            println!("{id} released");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Run an `audit` subcommand.
 pub async fn run(cfg: &mut Config, data_dir: &Path, cmd: AuditCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         AuditCommand::Replay(a) => replay(cfg, data_dir, *a).await,
         AuditCommand::Access(a) => access(cfg, data_dir, a).await,
+        AuditCommand::Hold(cmd) => holds(cfg, cmd).await,
+        AuditCommand::Checkpoint { log, nats } => {
+            apply_nats(cfg, &nats);
+            match connect(cfg).await?.latest_checkpoint(&log).await? {
+                Some(note) => {
+                    print!("{}", String::from_utf8_lossy(&note));
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!("the log {log} has no checkpoint");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         AuditCommand::Explain {
             alert_id,
             json,
@@ -572,6 +674,26 @@ pub async fn run(cfg: &mut Config, data_dir: &Path, cmd: AuditCommand) -> anyhow
         AuditCommand::Verify(a) => {
             apply_nats(cfg, &a.nats);
             let policy = policy(a.policy, data_dir)?;
+            if let (Some(note), Some(replay)) = (&a.checkpoint, &a.replay) {
+                anyhow::ensure!(
+                    a.log != "all",
+                    "--checkpoint checks one log: name it with --log"
+                );
+                let note = std::fs::read(note)
+                    .with_context(|| format!("cannot read {}", note.display()))?;
+                let r =
+                    timpora_audit::verify_offline(&policy, &a.log, &note, replay_records(replay)?)
+                        .await?;
+                match a.json {
+                    true => println!("{}", serde_json::to_string(&r)?),
+                    false => print(&r),
+                }
+                return Ok(if r.intact() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
+            }
             let bus = connect(cfg).await?;
             let logs: Vec<&str> = match a.log.as_str() {
                 "all" => vec!["events", "alerts", "access"],
@@ -616,6 +738,25 @@ pub async fn run(cfg: &mut Config, data_dir: &Path, cmd: AuditCommand) -> anyhow
                 bus.record_access(&record)
                     .await
                     .context("the verification could not be put on record in the access stream")?;
+                // The outcome, for the console's auditor page.
+                let summary = match r.intact() {
+                    true => format!(
+                        "intact, sequences {}-{} against the checkpoint at size {}",
+                        r.from, r.to, r.checkpoint_size
+                    ),
+                    false => r.findings.iter().map(say).collect::<Vec<_>>().join("; "),
+                };
+                let outcome = timpora_bus::Verification {
+                    at: prost_types::Timestamp::from(std::time::SystemTime::now()).to_string(),
+                    intact: r.intact(),
+                    size: r.checkpoint_size,
+                    summary,
+                    by: match a.operator.is_empty() {
+                        true => "timpora audit verify".into(),
+                        false => a.operator.clone(),
+                    },
+                };
+                bus.put_verification(log, &outcome).await?;
                 match a.json {
                     true => println!("{}", serde_json::to_string(&r)?),
                     false => print(&r),

@@ -55,6 +55,7 @@ fn publish_subscribe_and_status_through_the_binary() {
     assert_eq!(
         names,
         [
+            "KV_TIMPORA_HOLDS",
             "KV_TIMPORA_RULES",
             "KV_TIMPORA_TLOG",
             "OBJ_TIMPORA_CHECKPOINTS",
@@ -62,6 +63,7 @@ fn publish_subscribe_and_status_through_the_binary() {
             "TIMPORA_ACCESS",
             "TIMPORA_ALERTS",
             "TIMPORA_EVENTS",
+            "TIMPORA_HOLDS",
             "TIMPORA_TLOG"
         ]
     );
@@ -1180,6 +1182,29 @@ fn an_auditor_verifies_the_logs_and_proves_a_record_offline() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // With no network: the checkpoint as handed over, and the replay.
+    let note = dir.path().join("events.checkpoint");
+    let out = run(timpora(dir.path()).args(["audit", "checkpoint", "--log", "events"]));
+    assert!(out.status.success());
+    std::fs::write(&note, &out.stdout).unwrap();
+    let out = run(timpora(dir.path())
+        .args([
+            "audit",
+            "verify",
+            "--log",
+            "events",
+            "--nats-url",
+            "nats://127.0.0.1:1",
+            "--replay",
+        ])
+        .arg(&file)
+        .arg("--checkpoint")
+        .arg(&note));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let cloud_file = dir.path().join("events.cloudevents");
     let out = run(timpora(dir.path()).args(["audit", "replay", "--format", "cloudevents"]));
     std::fs::write(&cloud_file, &out.stdout).unwrap();
@@ -1199,6 +1224,31 @@ fn an_auditor_verifies_the_logs_and_proves_a_record_offline() {
     let out = verify_file(&file);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("events.ndjson:1:"));
+
+    // A legal hold placed, listed, released (and kept on record).
+    let out = run(timpora(dir.path()).args([
+        "audit",
+        "hold",
+        "add",
+        "psn_test",
+        "--reason",
+        "court order 12/2026",
+    ]));
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && said.contains("placed on psn_test"),
+        "{said}"
+    );
+    let id = said.split_whitespace().next().unwrap().to_owned();
+    let out = run(timpora(dir.path()).args(["audit", "hold", "release", &id]));
+    assert!(out.status.success());
+    let out = run(timpora(dir.path()).args(["audit", "hold", "list", "--json"]));
+    let holds = lines(&out);
+    assert_eq!(holds.len(), 1);
+    assert_eq!(holds[0]["token"], "psn_test");
+    assert!(holds[0]["released_at"].is_string());
+    let out = run(timpora(dir.path()).args(["audit", "hold", "add", "psn_test", "--reason", " "]));
+    assert!(!out.status.success());
 
     // Someone without audit rights is refused, and says so.
     let out =

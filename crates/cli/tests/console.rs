@@ -411,6 +411,65 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
         access.contains("Subjek"),
         "the subject's page read: {access}"
     );
+    // The transparency logs: each log's latest checkpoint, cosigned by the development witness.
+    let logs = wait_text(&c, "#logs tbody", 30, |t| {
+        t.contains("timpora.dev/events") && t.contains("kejaksaan.dev-witness")
+    })
+    .await;
+    assert!(logs.contains("belum diverifikasi"), "{logs}");
+    // A replay search by event type, and its export as CloudEvents.
+    let kind = "timpora.imigrasi.passport_interview.v1";
+    c.find(Locator::Id("r-type"))
+        .await
+        .unwrap()
+        .send_keys(kind)
+        .await
+        .unwrap();
+    c.find(Locator::Id("r-search"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let found = wait_text(&c, "#replay tbody", 20, |t| t.contains(kind)).await;
+    assert!(!found.contains("departure_check"), "{found}");
+    let export = c
+        .execute(
+            &format!("return fetch('/api/audit/replay?type={kind}&format=cloudevents').then(r => r.text());"),
+            vec![],
+        )
+        .await
+        .unwrap();
+    let first: serde_json::Value =
+        serde_json::from_str(export.as_str().unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(first["specversion"], "1.0");
+    assert_eq!(first["type"], kind);
+    // Why the alert that arrived was raised: the replay gives the same id.
+    c.find(Locator::Id("x-alert"))
+        .await
+        .unwrap()
+        .send_keys(&arrived)
+        .await
+        .unwrap();
+    c.find(Locator::Id("x-go"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(&c, "#reproduced", 60, |t| {
+        t == "Diputar ulang: menghasilkan ID peringatan yang sama"
+    })
+    .await;
+    let events = c
+        .find(Locator::Id("explained-events"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(events.contains("terpenuhi"), "{events}");
+    screenshot(&c, "audit.png").await;
     // Logging out ends the session: its cookie opens nothing any more.
     c.find(Locator::Id("logout"))
         .await

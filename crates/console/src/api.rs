@@ -21,6 +21,7 @@ use timpora_client::actions::{self, Step};
 use timpora_client::{Conn, Keyring, Target};
 use timpora_proto::regions;
 use timpora_proto::v1::alert_service_client::AlertServiceClient;
+use timpora_proto::v1::audit_service_client::AuditServiceClient;
 use timpora_proto::v1::*;
 
 use crate::auth::{self, Account, Sessions};
@@ -62,6 +63,15 @@ impl Shared {
     }
 
     async fn alerts(&self, identity: &str) -> Result<AlertServiceClient<Conn>, ApiError> {
+        Ok(AlertServiceClient::new(self.conn(identity).await?))
+    }
+
+    async fn audit(&self, identity: &str) -> Result<AuditServiceClient<Conn>, ApiError> {
+        Ok(AuditServiceClient::new(self.conn(identity).await?).max_decoding_message_size(8 << 20))
+    }
+
+    /// The gateway connection of `identity`, made once.
+    async fn conn(&self, identity: &str) -> Result<Conn, ApiError> {
         let mut conns = self.conns.lock().await;
         let conn = match conns.get(identity) {
             Some(c) => c.clone(),
@@ -78,7 +88,7 @@ impl Shared {
                 c
             }
         };
-        Ok(AlertServiceClient::new(conn))
+        Ok(conn)
     }
 }
 
@@ -95,6 +105,9 @@ pub(crate) fn routes(router: Router<App>) -> Router<App> {
         .route("/api/stream", get(stream))
         .route("/api/overview", get(overview))
         .route("/api/audit/access", get(access))
+        .route("/api/audit/logs", get(logs))
+        .route("/api/audit/replay", get(replay))
+        .route("/api/audit/explain/{id}", get(explain))
 }
 
 /// An API failure: a status and a message for the page.
@@ -571,4 +584,178 @@ async fn access(
         .map(|r| proto_json("timpora.v1.AlertAccess", r))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(Value::Array(views)))
+}
+
+/// The account, if it may audit.
+fn auditor<'a>(app: &'a App, headers: &HeaderMap) -> Result<&'a Account, ApiError> {
+    let a = account(app, headers)?;
+    if !a.role.may_audit() {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "only auditors may open the auditor's pages".into(),
+        ));
+    }
+    Ok(a)
+}
+
+/// Each transparency log's latest checkpoint, its cosigners and the last verification.
+async fn logs(State(app): State<App>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let a = auditor(&app, &headers)?;
+    let r = app
+        .audit(&a.identity)
+        .await?
+        .list_logs(ListLogsRequest {})
+        .await?
+        .into_inner();
+    Ok(Json(proto_json("timpora.v1.ListLogsResponse", &r)?))
+}
+
+#[derive(Deserialize)]
+struct ReplayQuery {
+    #[serde(default)]
+    stream: String,
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    until: String,
+    #[serde(default)]
+    agency: String,
+    #[serde(default, rename = "type")]
+    kind: String,
+    /// `json` (the page's list, at most `limit`), `ndjson` or `cloudevents` (an export of all).
+    #[serde(default)]
+    format: String,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// A replay search: the records as stored, listed for the page or exported whole.
+async fn replay(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(q): Query<ReplayQuery>,
+) -> Result<Response, ApiError> {
+    let a = auditor(&app, &headers)?;
+    let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
+    let time = |t: &str, what: &str| -> Result<Option<prost_types::Timestamp>, ApiError> {
+        match t.is_empty() {
+            true => Ok(None),
+            false => t
+                .parse()
+                .map(Some)
+                .map_err(|_| bad(format!("{what}: not an RFC 3339 time"))),
+        }
+    };
+    let (stream, log) = match q.stream.as_str() {
+        "" | "events" => (AuditStream::Events, "events"),
+        "alerts" => (AuditStream::Alerts, "alerts"),
+        "access" => (AuditStream::Access, "access"),
+        other => return Err(bad(format!("no stream {other:?}"))),
+    };
+    let one = |v: &str| match v.is_empty() {
+        true => Vec::new(),
+        false => vec![v.to_owned()],
+    };
+    let request = ReplayRequest {
+        stream: stream.into(),
+        since: time(&q.since, "since")?,
+        until: time(&q.until, "until")?,
+        agencies: one(&q.agency),
+        types: one(&q.kind),
+        entity_tokens: one(&q.token),
+        operator: a.display_name.clone(),
+        ..Default::default()
+    };
+    let mut records = app
+        .audit(&a.identity)
+        .await?
+        .replay(request)
+        .await?
+        .into_inner();
+    let stored = |r: StoredRecord| timpora_bus::StoredMessage {
+        stream: r.stream,
+        sequence: r.sequence,
+        stored_nanos: r.stored.map_or(0, |t| {
+            u64::try_from(t.seconds).unwrap_or(0) * 1_000_000_000
+                + u64::try_from(t.nanos).unwrap_or(0)
+        }),
+        subject: r.subject,
+        headers: r.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+        payload: r.payload.into(),
+        pending: 0,
+    };
+    let export = match q.format.as_str() {
+        "" | "json" => None,
+        "ndjson" => Some(false),
+        "cloudevents" => Some(true),
+        other => return Err(bad(format!("no format {other:?}"))),
+    };
+    if let Some(cloud) = export {
+        // The whole replay, line by line as it arrives: constant memory however long.
+        let lines = futures::stream::unfold(records, move |mut records| async move {
+            let m = records.message().await.ok().flatten()?;
+            let m = m.record.map(stored)?;
+            let v = match cloud {
+                true => timpora_audit::cloudevent_json(&m, log),
+                false => timpora_audit::record_json(&m),
+            };
+            Some((Ok::<_, Infallible>(format!("{v}\n")), records))
+        });
+        let name = format!(
+            "timpora-{log}.{}",
+            if cloud { "cloudevents.jsonl" } else { "ndjson" }
+        );
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "application/x-ndjson".to_owned()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}\""),
+                ),
+            ],
+            axum::body::Body::from_stream(lines),
+        )
+            .into_response());
+    }
+    let limit = q.limit.unwrap_or(200).min(1000);
+    let mut rows = Vec::new();
+    while rows.len() < limit {
+        let Some(m) = records.message().await? else {
+            break;
+        };
+        let Some(r) = m.record else { continue };
+        let mut row = timpora_audit::record_json(&stored(r.clone()));
+        let decoded = match stream {
+            AuditStream::Events => <Event as prost::Message>::decode(r.payload.as_slice())
+                .ok()
+                .map(|e| proto_json("timpora.v1.Event", &e)),
+            _ => None,
+        };
+        if let (Some(Ok(e)), Some(o)) = (decoded, row.as_object_mut()) {
+            o.insert("event".into(), e);
+        }
+        rows.push(row);
+    }
+    Ok(Json(Value::Array(rows)).into_response())
+}
+
+/// Why an alert was raised.
+async fn explain(
+    State(app): State<App>,
+    headers: HeaderMap,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let a = auditor(&app, &headers)?;
+    let r = app
+        .audit(&a.identity)
+        .await?
+        .explain(ExplainRequest {
+            alert_id: id,
+            operator: a.display_name.clone(),
+        })
+        .await?
+        .into_inner();
+    Ok(Json(proto_json("timpora.v1.ExplainResponse", &r)?))
 }

@@ -27,6 +27,38 @@ use crate::validate::Violations;
 pub(crate) struct Audit {
     pub bus: Bus,
     pub policy: Arc<Policy>,
+    /// The correlator's allowed lateness, for explanations.
+    pub lateness: std::time::Duration,
+}
+
+/// The signers named on a signed note's signature lines.
+fn signers(note: &str) -> Vec<String> {
+    note.split_once("\n\n")
+        .map(|(_, sigs)| {
+            sigs.lines()
+                .filter_map(|l| l.strip_prefix("— "))
+                .filter_map(|l| l.split(' ').next())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn timestamp(rfc3339: &str) -> Option<prost_types::Timestamp> {
+    rfc3339.parse().ok()
+}
+
+impl Audit {
+    /// `who`, once found allowed to audit; a refusal of `action` is on record.
+    async fn auditor(&self, read: &Read) -> Result<(), Status> {
+        if self.policy.audits(&read.who.agency) {
+            return Ok(());
+        }
+        let why = format!("{} may not audit (its policy has no audit right)", read.who);
+        Err(read
+            .refused(&self.bus, Status::permission_denied(why))
+            .await)
+    }
 }
 
 /// What a replay selects beyond the stream and the sequence range.
@@ -219,6 +251,126 @@ fn record(m: StoredMessage) -> StoredRecord {
 
 #[tonic::async_trait]
 impl AuditService for Audit {
+    async fn list_logs(
+        &self,
+        req: Request<ListLogsRequest>,
+    ) -> Result<Response<ListLogsResponse>, Status> {
+        let who = caller(&req)?;
+        let read = Read {
+            action: "list_logs",
+            who,
+            operator: String::new(),
+            filter: String::new(),
+            alert_id: String::new(),
+        };
+        self.auditor(&read).await?;
+        let mut logs = Vec::new();
+        for (log, _) in self.bus.topology().sealed_streams() {
+            let mut status = LogStatus {
+                log: log.to_owned(),
+                ..Default::default()
+            };
+            if let Some(note) = self.bus.latest_checkpoint(log).await.map_err(Error::from)? {
+                let text = String::from_utf8_lossy(&note).into_owned();
+                let mut lines = text.lines();
+                status.origin = lines.next().unwrap_or_default().to_owned();
+                status.size = lines
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or_default();
+                status.root = lines.next().unwrap_or_default().to_owned();
+                status.cosigners = signers(&text)
+                    .into_iter()
+                    .filter(|n| *n != status.origin)
+                    .collect();
+                status.checkpoint = text;
+            }
+            if let Some(v) = self.bus.verification(log).await.map_err(Error::from)? {
+                status.verified_at = timestamp(&v.at);
+                status.intact = v.intact;
+                status.verification = v.summary;
+                status.verified_by = v.by;
+            }
+            logs.push(status);
+        }
+        read.once(&self.bus, logs.len() as u64).await?;
+        Ok(Response::new(ListLogsResponse { logs }))
+    }
+
+    async fn explain(
+        &self,
+        req: Request<ExplainRequest>,
+    ) -> Result<Response<ExplainResponse>, Status> {
+        let who = caller(&req)?;
+        let r = req.into_inner();
+        let read = Read {
+            action: "explain",
+            who,
+            operator: r.operator.clone(),
+            filter: String::new(),
+            alert_id: r.alert_id.clone(),
+        };
+        self.auditor(&read).await?;
+        if r.alert_id.is_empty() || r.alert_id.len() > 128 {
+            let mut vs = Violations::default();
+            vs.add(
+                "alert_id",
+                "required: an alert's id (at most 128 characters)",
+            );
+            return Err(read.refused(&self.bus, Error::Invalid(vs).into()).await);
+        }
+        let e = match timpora_audit::explain(&self.bus, &r.alert_id, self.lateness).await {
+            Ok(e) => e,
+            Err(timpora_audit::Error::Proof(why)) => {
+                return Err(read.refused(&self.bus, Status::not_found(why)).await);
+            }
+            Err(e) => return Err(Status::internal(e.to_string())),
+        };
+        read.once(&self.bus, e.contributions.len() as u64).await?;
+        Ok(Response::new(ExplainResponse {
+            alert_id: e.alert_id,
+            rule_id: e.rule_id,
+            rule_name: e.rule_name,
+            rule_version: e.rule_version,
+            rule_source: e.rule_source,
+            rule: e.rule,
+            group_key: e.group_key,
+            region: e.region,
+            events: e
+                .contributions
+                .into_iter()
+                .map(|c| ExplainedEvent {
+                    sequence: c.sequence,
+                    key: c.key,
+                    r#type: c.r#type,
+                    time: timestamp(&c.time),
+                    clause: c.clause,
+                    conditions: c
+                        .conditions
+                        .into_iter()
+                        .map(|k| ExplainedCondition {
+                            asks: k.asks,
+                            had: k.had,
+                            met: k.met,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            reproduced: e.reproduced,
+            replayed: e.replayed,
+            later: e
+                .later
+                .into_iter()
+                .map(|l| ExplainedChange {
+                    alert_id: l.id,
+                    change: l.change,
+                    evidence: l.evidence,
+                    why: l.why,
+                })
+                .collect(),
+        }))
+    }
+
     type ReplayStream = BoxStream<ReplayResponse>;
 
     async fn replay(

@@ -79,6 +79,9 @@ pub struct Config {
     /// How often (seconds) the gateway checks that its streams exist, re-creating them when it
     /// can and reporting not serving when it cannot (0: never).
     pub topology_check_secs: u64,
+    /// The correlator's allowed lateness, for `AuditService.Explain`'s scratch replay (the hub
+    /// sets it from `correlator.lateness`).
+    pub correlator_lateness: String,
 }
 
 impl Default for Config {
@@ -93,6 +96,7 @@ impl Default for Config {
             pseudonym: PseudonymConfig::default(),
             limits: Limits::default(),
             topology_check_secs: 5,
+            correlator_lateness: "5s".into(),
         }
     }
 }
@@ -170,6 +174,14 @@ pub async fn serve(
         v1::audit_service_server::AuditServiceServer::new(audit::Audit {
             bus: bus.clone(),
             policy: policy.clone(),
+            lateness: timpora_rules::parse_duration(&config.correlator_lateness).ok_or_else(
+                || {
+                    Error::Config(format!(
+                        "correlator_lateness {:?} is not a duration",
+                        config.correlator_lateness
+                    ))
+                },
+            )?,
         })
         .max_decoding_message_size(config.limits.max_request_bytes),
         auth.clone(),

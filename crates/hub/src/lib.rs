@@ -160,6 +160,10 @@ impl Config {
     /// yet; a failure here leaves nothing behind.
     pub async fn build(mut self, o: Options) -> Result<Hub, Error> {
         let c = o.components;
+        // Explanations replay with the correlator's lateness.
+        self.gateway
+            .correlator_lateness
+            .clone_from(&self.correlator.lateness);
         if c.gateway {
             self.gateway.policy.validate()?;
             self.gateway.alerts.validate()?;

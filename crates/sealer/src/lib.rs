@@ -8,6 +8,10 @@
 //! A sequence missing when it is sealed (deleted, or aged out before the sealer saw it) becomes
 //! an explicit gap leaf, never a silent skip: leaf `i` is always sequence `i + 1`.
 //!
+//! Legal holds: the events the active holds cover are copied, exactly as stored, to the holds
+//! stream as they are sealed (and, when a hold is placed, from the start of the stream), so that
+//! the events stream's retention cannot take them.
+//!
 //! Crash safety: tiles are stored before the checkpoint that covers them, and the checkpoint
 //! is the position: a restart rebuilds the tree from the tiles, checks that it gives the latest
 //! checkpoint's root (refusing to go on if the kept hashes were altered), and seals on from the
@@ -19,7 +23,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use timpora_bus::{Bus, StoredMessage};
+use timpora_bus::{Bus, LegalHold, StoredMessage};
 use timpora_tlog::{Key, Leaf, Policy, Stored, Tree};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -328,6 +332,44 @@ impl Log {
     }
 }
 
+/// Whether the event in `m` mentions what one of `holds` holds.
+fn held(m: &StoredMessage, holds: &[LegalHold]) -> bool {
+    use prost::Message as _;
+    use timpora_proto::v1::{Event, event::Payload};
+    let Ok(ev) = Event::decode(m.payload.clone()) else {
+        return false;
+    };
+    let case = match &ev.payload {
+        Some(Payload::CaseStatusChanged(c)) => c.case_id.as_str(),
+        _ => "",
+    };
+    holds.iter().any(|h| {
+        ev.entities.iter().any(|e| e.id == h.token)
+            || ev.subject.as_ref().is_some_and(|s| s.id == h.token)
+            || (!case.is_empty() && case == h.token)
+    })
+}
+
+/// Copy every event up to `until` that `hold` covers (a hold placed on events already stored).
+async fn backfill(bus: Bus, stream: String, hold: LegalHold, until: u64) -> Result<u64, Error> {
+    let mut copied = 0;
+    if until == 0 {
+        return Ok(0);
+    }
+    let mut messages = bus.read_stored(&stream, 1).await?;
+    let holds = [hold];
+    while let Some(m) = messages.next().await {
+        let m = m?;
+        if held(&m, &holds) && bus.hold_copy(&m).await? {
+            copied += 1;
+        }
+        if m.sequence >= until || m.pending == 0 {
+            break;
+        }
+    }
+    Ok(copied)
+}
+
 async fn seal(
     bus: Bus,
     options: Options,
@@ -338,13 +380,32 @@ async fn seal(
     let mut log = Log::restore(bus.clone(), &options, name, stream).await?;
     // A new log starts with a signed checkpoint of the empty tree.
     log.checkpoint().await?;
+    // The events log keeps what legal holds cover: watched first, so no hold falls between.
+    let keeps = log.stream == bus.topology().events_stream;
+    let mut hold_changes = match keeps {
+        true => Some(bus.watch_holds().await?),
+        false => None,
+    };
+    let mut holds: Vec<LegalHold> = match keeps {
+        true => bus
+            .holds()
+            .await?
+            .into_iter()
+            .filter(LegalHold::active)
+            .collect(),
+        false => Vec::new(),
+    };
     let mut messages = bus.read_stored(&log.stream, log.tree.size() + 1).await?;
     let mut due = Instant::now() + options.every;
     loop {
         tokio::select! {
             m = messages.next() => match m {
                 Some(m) => {
-                    log.push(&m?)?;
+                    let m = m?;
+                    log.push(&m)?;
+                    if !holds.is_empty() && held(&m, &holds) {
+                        bus.hold_copy(&m).await?;
+                    }
                     if log.tree.size() - log.sealed.checkpoint >= options.every_messages {
                         log.checkpoint().await?;
                         due = Instant::now() + options.every;
@@ -352,6 +413,27 @@ async fn seal(
                 }
                 None => break,
             },
+            Some(h) = async {
+                match hold_changes.as_mut() {
+                    Some(w) => w.next().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                holds.retain(|x| x.id != h.id);
+                if h.active() {
+                    tracing::info!(hold = %h.id, "legal hold placed: keeping what it covers");
+                    let (bus, stream, until) = (bus.clone(), log.stream.clone(), log.tree.size());
+                    holds.push(h.clone());
+                    tokio::spawn(async move {
+                        match backfill(bus, stream, h.clone(), until).await {
+                            Ok(n) => tracing::info!(hold = %h.id, copied = n, "held events kept"),
+                            Err(e) => tracing::error!(hold = %h.id, error = %e, "held events not all kept"),
+                        }
+                    });
+                } else {
+                    tracing::info!(hold = %h.id, "legal hold released");
+                }
+            }
             () = tokio::time::sleep_until(due) => {
                 log.checkpoint().await?;
                 due = Instant::now() + options.every;

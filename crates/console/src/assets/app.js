@@ -484,20 +484,96 @@ async function renderOverview() {
 
 // -- audit
 
+function fieldRow(id, labelKey, props) {
+  return el("label", { for: id }, t(labelKey), " ", el("input", { id, name: id, ...(props || {}) }));
+}
+
 async function renderAudit() {
   const m = main();
-  let rows;
-  try { rows = await api("/api/audit/access"); } catch (e) { m.replaceChildren(el("p", { class: "error", role: "alert", text: e.message })); return; }
+  let rows, logs;
+  try { [rows, logs] = await Promise.all([api("/api/audit/access"), api("/api/audit/logs")]); }
+  catch (e) { m.replaceChildren(el("p", { class: "error", role: "alert", text: e.message })); return; }
+  const results = el("div", { id: "replay-results" });
+  const explained = el("div", { id: "explanation" });
+  const query = () => {
+    const q = new URLSearchParams();
+    for (const k of ["stream", "token", "since", "until", "agency", "type"]) {
+      const v = document.getElementById(`r-${k}`).value.trim();
+      if (v) q.set(k, v);
+    }
+    return q;
+  };
+  const exportLink = (format, key) => el("a", { class: "export", id: `export-${format}`, href: "#", onclick: (e) => {
+    const q = query(); q.set("format", format); e.target.href = `/api/audit/replay?${q}`;
+  } }, t(key));
+  const search = async (e) => {
+    e.preventDefault();
+    let found;
+    try { found = await api(`/api/audit/replay?${query()}`); }
+    catch (err) { results.replaceChildren(el("p", { class: "error", role: "alert", text: err.message })); return; }
+    results.replaceChildren(el("p", { text: `${found.length} ${t("records")}` }),
+      el("table", { id: "replay", class: "alerts" },
+        el("thead", {}, el("tr", {}, ["col_seq", "col_stored", "col_subject", "col_what"].map((k) => el("th", { scope: "col", text: t(k) })))),
+        el("tbody", {}, found.map((r) => el("tr", {},
+          el("td", { text: String(r.sequence) }),
+          el("td", {}, fmtTime(r.stored)),
+          el("td", {}, el("code", { text: r.subject })),
+          el("td", { text: r.event ? `${r.event.type} · ${r.event.source}` : "" }))))));
+  };
+  const explain = async (e) => {
+    e.preventDefault();
+    const id = document.getElementById("x-alert").value.trim();
+    if (!id) return;
+    let x;
+    try { x = await api(`/api/audit/explain/${encodeURIComponent(id)}`); }
+    catch (err) { explained.replaceChildren(el("p", { class: "error", role: "alert", text: err.message })); return; }
+    explained.replaceChildren(...[
+      el("p", {}, el("strong", { text: `${x.ruleId} ${x.ruleName || ""}` }), ` (${x.ruleVersion}, ${x.ruleSource})`),
+      el("p", { class: "rule", text: x.rule }),
+      el("ol", { id: "explained-events" }, (x.events || []).map((ev) => el("li", {},
+        fmtTime(ev.time), " ", el("code", { text: ev.key }), ` ${ev.type}`,
+        el("ul", {}, (ev.conditions || []).map((c) => el("li", { class: c.met ? "met" : "not-met" },
+          `${ev.clause}: ${c.asks} — ${c.had || "—"} (${t(c.met ? "met" : "not_met")})`)))))),
+      (x.later || []).length ? el("ul", { id: "explained-later" }, x.later.map((l) => el("li", { text: `${l.change} ${l.alertId}: ${l.why}` }))) : null,
+      el("p", { id: "reproduced", class: x.reproduced ? "ok" : "error", text: t(x.reproduced ? "reproduced_yes" : "reproduced_no") }),
+    ].filter(Boolean));
+  };
   m.replaceChildren(
-    el("h1", { text: t("audit_title") }),
+    el("h1", { text: t("audit_logs_title") }),
+    el("table", { id: "logs", class: "alerts" },
+      el("thead", {}, el("tr", {}, ["col_log", "col_size", "col_cosigners", "col_verified"].map((k) => el("th", { scope: "col", text: t(k) })))),
+      el("tbody", {}, (logs.logs || []).map((l) => el("tr", { dataset: { log: l.log } },
+        el("td", {}, el("code", { text: l.origin || l.log })),
+        el("td", { class: "size", text: String(l.size || 0) }),
+        el("td", { class: "cosigners", text: (l.cosigners || []).join(", ") || "—" }),
+        el("td", { class: "verified" }, l.verifiedAt
+          ? [el("strong", { text: t(l.intact ? "intact" : "not_intact") }), " ", fmtTime(l.verifiedAt), ` · ${l.verification}`]
+          : t("not_verified")))))),
+    el("h2", { text: t("audit_replay_title") }),
+    el("form", { id: "replay-form", onsubmit: search },
+      el("label", { for: "r-stream" }, t("f_stream"), " ", el("select", { id: "r-stream" },
+        ["events", "alerts", "access"].map((v) => el("option", { value: v, text: t(`stream_${v}`) })))),
+      fieldRow("r-token", "f_token"), fieldRow("r-since", "f_since", { placeholder: "2026-12-01T00:00:00Z" }),
+      fieldRow("r-until", "f_until"), fieldRow("r-agency", "f_agency", { placeholder: "imigrasi" }),
+      fieldRow("r-type", "f_type", { placeholder: "timpora.imigrasi.passport_interview.v1" }),
+      el("button", { type: "submit", id: "r-search", text: t("search") }), " ",
+      exportLink("ndjson", "export_ndjson"), " ", exportLink("cloudevents", "export_cloudevents")),
+    results,
+    el("h2", { text: t("audit_explain_title") }),
+    el("form", { id: "explain-form", onsubmit: explain },
+      fieldRow("x-alert", "f_alert", { placeholder: "alr_…" }), el("button", { type: "submit", id: "x-go", text: t("explain") })),
+    explained,
+    el("h2", { text: t("audit_title") }),
     el("table", { id: "access", class: "alerts" },
       el("thead", {}, el("tr", {}, ["col_time", "col_alert", "col_reader", "col_operator", "col_events"].map((k) => el("th", { scope: "col", text: t(k) })))),
       el("tbody", {}, rows.map((r) => el("tr", {},
         el("td", {}, fmtTime(r.time)),
-        el("td", {}, r.alertId ? el("code", { text: r.alertId }) : [t("subject") + " ", el("code", { text: r.subject })]),
+        el("td", {}, r.alertId ? [r.action ? `${r.action} ` : "", el("code", { text: r.alertId })]
+          : r.subject ? [t("subject") + " ", el("code", { text: r.subject })]
+          : [r.action || "", r.closing ? ` · ${t("closed")}` : ""]),
         el("td", { text: r.reader }),
         el("td", { class: "operator", text: r.operator || "" }),
-        el("td", { text: `${r.events || 0} / ${r.withheld || 0}` }))))),
+        el("td", { text: r.refused ? `${t("refused")}: ${r.refused}` : r.action ? String(r.returned || 0) : `${r.events || 0} / ${r.withheld || 0}` }))))),
   );
 }
 

@@ -220,6 +220,25 @@ async fn an_intact_log_verifies_and_each_alteration_is_named_by_sequence() {
     assert!(stream.delete_message(12).await.unwrap());
     let r = l.verify(&l.policy, 1).await;
     assert_eq!(r.findings, [Finding::Removed { sequence: 12 }]);
+    // Forged back by republishing with a crafted header set (the original's id, a sequence
+    // header claiming 12): it is stored at a new sequence, and sequence 12 is still gone.
+    let mut crafted = async_nats::HeaderMap::new();
+    crafted.insert("Nats-Sequence", "12");
+    crafted.insert("Timpora-Source", "imigrasi/kanim-kendari");
+    l.bus
+        .jetstream()
+        .publish_with_headers(
+            "timpora.events.test.thing.3",
+            crafted,
+            Bytes::from("payload 0011"),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let r = l.verify(&l.policy, 1).await;
+    assert_eq!(r.findings, [Finding::Removed { sequence: 12 }]);
+    assert_eq!(r.unsealed, 1, "{r:?}");
     // A range after it is intact.
     let r = l.verify(&l.policy, 13).await;
     assert!(r.intact(), "{r:?}");

@@ -37,6 +37,8 @@ pub struct Ingest {
     bus: Bus,
     preparer: Preparer,
     rates: Arc<Rates>,
+    /// The ids already stored: a retry is answered as a duplicate however late.
+    ids: Option<crate::ids::StoredIds>,
 }
 
 /// What happens to an event before it goes to the bus: the caller's rights, every field,
@@ -56,7 +58,25 @@ impl Ingest {
             bus,
             preparer,
             rates: Arc::new(rates),
+            ids: None,
         }
+    }
+
+    /// Answer a retry of an id already stored as a duplicate, whenever it comes.
+    pub fn with_stored_ids(mut self, ids: crate::ids::StoredIds) -> Self {
+        self.ids = Some(ids);
+        self
+    }
+
+    /// Where `ev`'s id was stored already, waiting (a little) for the index to know every id
+    /// stored before the gateway started.
+    async fn stored_before(&self, ev: &Event) -> Option<u64> {
+        let ids = self.ids.as_ref()?;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !ids.complete() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        ids.stored(&ev.source, &ev.id)
     }
 
     /// Check, validate and pseudonymise `ev` from `who`; the result is what will be stored.
@@ -235,15 +255,31 @@ impl Ingest {
     /// the acknowledgement, pending.
     pub async fn send_prepared(&self, who: &Identity, prepared: Event) -> Sent {
         let id = prepared.id.clone();
+        if let Some(sequence) = self.stored_before(&prepared).await {
+            // A retry of an event stored earlier, past JetStream's duplicate window or not.
+            let ack = PublishAck {
+                event_id: prepared.id.clone(),
+                sequence,
+                duplicate: true,
+                stream: self.bus.topology().events_stream.clone(),
+                r#type: prepared.r#type.clone(),
+                source: prepared.source.clone(),
+            };
+            return settled(who, id, Ok(ack));
+        }
         match self.bus.publish(&prepared).await {
             Ok(pending) => {
                 let who = who.clone();
+                let ids = self.ids.clone();
                 Box::pin(async move {
                     let result = pending
                         .ack()
                         .await
                         .map(|ack| ack_of(&prepared, ack))
                         .map_err(Error::from);
+                    if let (Some(ids), Ok(ack)) = (&ids, &result) {
+                        ids.stored_now(ack.sequence, &prepared.source, &prepared.id);
+                    }
                     log_outcome(&who, &id, &result);
                     result
                 })

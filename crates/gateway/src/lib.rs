@@ -12,6 +12,7 @@ pub mod book;
 mod contract_tests;
 mod error;
 pub mod identity;
+pub mod ids;
 pub mod ingest;
 mod payload;
 pub mod policy;
@@ -119,12 +120,15 @@ pub async fn serve(
     let auth = Authenticator::new(&config.tokens)?;
     let pseudo = Arc::new(Pseudonymiser::from_config(&config.pseudonym)?);
     let policy = Arc::new(config.policy.clone());
+    // Every id stored before now, known before a retry can be answered (see `ids`).
+    let stored_ids = ids::StoredIds::until(bus.events_last_sequence().await.unwrap_or(0));
     let ingest = ingest::Ingest::new(
         bus.clone(),
         ingest::Preparer::new(policy.clone(), pseudo, config.limits.clone())
             .with_places(config.places.clone()),
         rate::Rates::new(config.limits.events_per_second, config.limits.burst),
-    );
+    )
+    .with_stored_ids(stored_ids.clone());
     let shared = services::Shared {
         ingest: ingest.clone(),
         bus: bus.clone(),
@@ -157,7 +161,11 @@ pub async fn serve(
     book.set_current(bus.is_connected());
     let follower = tokio::spawn(alerts::follow(bus.clone(), book.clone()));
     let subjects = subjects::SubjectIndex::default();
-    let indexer = tokio::spawn(subjects::follow(bus.clone(), subjects.clone()));
+    let indexer = tokio::spawn(subjects::follow(
+        bus.clone(),
+        subjects.clone(),
+        stored_ids.clone(),
+    ));
     let alert_service = tonic::service::interceptor::InterceptedService::new(
         v1::alert_service_server::AlertServiceServer::new(alerts::Alerts {
             book: book.clone(),

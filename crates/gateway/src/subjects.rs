@@ -73,15 +73,19 @@ impl SubjectIndex {
     }
 }
 
-/// Keep `index` following the events stream, from its start, for as long as the gateway runs.
-pub async fn follow(bus: Bus, index: SubjectIndex) {
+/// Keep `index` and `ids` following the events stream, from its start, for as long as the
+/// gateway runs.
+pub async fn follow(bus: Bus, index: SubjectIndex, ids: crate::ids::StoredIds) {
     loop {
         let from = Start::Sequence(index.position() + 1);
         match bus.replay(bus.topology().filter_subject(&[]), from).await {
             Ok(mut feed) => {
                 while let Some(item) = feed.next().await {
                     match item {
-                        Ok(d) => index.note(d.sequence, &d.event),
+                        Ok(d) => {
+                            ids.follow(d.sequence, &d.event.source, &d.event.id);
+                            index.note(d.sequence, &d.event);
+                        }
                         Err(e) => {
                             tracing::debug!(error = %e, "events stream message skipped by the subject index")
                         }

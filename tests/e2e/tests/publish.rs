@@ -58,6 +58,58 @@ async fn the_same_id_twice_is_stored_once_and_answered_as_duplicate() {
 }
 
 #[tokio::test]
+async fn a_retry_after_the_duplicate_window_is_still_a_duplicate_even_at_another_gateway() {
+    // JetStream forgets ids after one second here; the hub must not.
+    let topology = timpora_bus::Topology {
+        duplicate_window_secs: 1,
+        ..Default::default()
+    };
+    let hub = Hub::builder()
+        .topology(topology.clone())
+        .start()
+        .await
+        .unwrap();
+    let req = RecordPassportInterviewRequest {
+        meta: Some(meta("kdi-late-retry")),
+        interview: Some(interview(1)),
+    };
+    async fn send(hub: &Hub, req: &RecordPassportInterviewRequest) -> PublishAck {
+        let mut c =
+            ImigrasiServiceClient::new(hub.as_agency("imigrasi/kanim-kendari").await.unwrap());
+        c.record_passport_interview(req.clone())
+            .await
+            .unwrap()
+            .into_inner()
+            .ack
+            .unwrap()
+    }
+    let first = send(&hub, &req).await;
+    assert!(!first.duplicate);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let late = send(&hub, &req).await;
+    assert!(
+        late.duplicate,
+        "a retry after the window was stored again: {late:?}"
+    );
+    assert_eq!(
+        late.sequence, first.sequence,
+        "the duplicate names the original"
+    );
+    // A gateway started later on the same bus knows it too (it reads the stream at start).
+    let url = hub.nats.as_ref().unwrap().url();
+    let other = Hub::builder()
+        .nats_url(url)
+        .topology(topology)
+        .start()
+        .await
+        .unwrap();
+    let again = send(&other, &req).await;
+    assert!(again.duplicate, "{again:?}");
+    assert_eq!(again.sequence, first.sequence);
+    assert_eq!(hub.stored().await.unwrap().len(), 1, "stored once");
+}
+
+#[tokio::test]
 async fn publish_stream_acknowledges_in_order_and_rejects_bad_events_alone() {
     let hub = Hub::start().await.unwrap();
     let mut c = EventBusServiceClient::new(hub.as_agency("imigrasi/kanim-kendari").await.unwrap());

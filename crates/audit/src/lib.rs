@@ -16,5 +16,5 @@ pub use error::Error;
 pub use explain::{Condition, Contribution, Explanation, Later, explain};
 pub use policy::AuditPolicy;
 pub use proof::{PROOF_FORMAT, Proven, Record, prove, verify_proof};
-pub use record::{cloudevent_json, record_from_json, record_json};
+pub use record::{cloudevent_json, record_from_json, record_json, stored_message, stored_record};
 pub use verify::{Finding, Records, Report, verify_log, verify_offline, verify_replay};

@@ -11,7 +11,7 @@ use timpora_tlog::Hash;
 
 use crate::error::Error;
 use crate::policy::AuditPolicy;
-use crate::verify::{stream_of, tiles_tree};
+use crate::verify::stream_of;
 
 /// First field of every proof file.
 pub const PROOF_FORMAT: &str = "timpora-proof/v1";
@@ -126,7 +126,7 @@ pub async fn prove(
             ))
         })?;
     let size = verified.checkpoint.size();
-    let tree = tiles_tree(bus, log, size)
+    let tree = timpora_sealer::kept_tree(bus, log, size)
         .await?
         .filter(|t| t.root() == *verified.checkpoint.hash())
         .ok_or_else(|| {

@@ -6,16 +6,54 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use timpora_bus::StoredMessage;
+use timpora_proto::v1::{StoredHeader, StoredRecord};
 
 use crate::error::Error;
 
-/// The stored time as RFC 3339 with nanoseconds.
-fn rfc3339(nanos: u64) -> String {
+fn timestamp(nanos: u64) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: i64::try_from(nanos / 1_000_000_000).unwrap_or(i64::MAX),
         nanos: (nanos % 1_000_000_000) as i32,
     }
-    .to_string()
+}
+
+/// The stored time as RFC 3339 with nanoseconds.
+fn rfc3339(nanos: u64) -> String {
+    timestamp(nanos).to_string()
+}
+
+/// A record as the contract carries it (`AuditService.Replay`): headers in name order.
+pub fn stored_record(m: StoredMessage) -> StoredRecord {
+    let mut headers: Vec<StoredHeader> = m
+        .headers
+        .into_iter()
+        .map(|(name, value)| StoredHeader { name, value })
+        .collect();
+    headers.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    StoredRecord {
+        stream: m.stream,
+        sequence: m.sequence,
+        stored: Some(timestamp(m.stored_nanos)),
+        subject: m.subject,
+        headers,
+        payload: m.payload.to_vec(),
+    }
+}
+
+/// A record the contract carried, as its stream stored it.
+pub fn stored_message(r: StoredRecord) -> StoredMessage {
+    StoredMessage {
+        stream: r.stream,
+        sequence: r.sequence,
+        stored_nanos: r.stored.map_or(0, |t| {
+            u64::try_from(t.seconds).unwrap_or(0) * 1_000_000_000
+                + u64::try_from(t.nanos).unwrap_or(0)
+        }),
+        subject: r.subject,
+        headers: r.headers.into_iter().map(|h| (h.name, h.value)).collect(),
+        payload: r.payload.into(),
+        pending: 0,
+    }
 }
 
 /// The record's fields as a replay line writes them.

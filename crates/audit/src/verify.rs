@@ -93,19 +93,6 @@ impl Report {
     }
 }
 
-/// The tree a log's tiles hold, up to `size` leaves (`None` when a tile is missing or short).
-pub(crate) async fn tiles_tree(bus: &Bus, log: &str, size: u64) -> Result<Option<Tree>, Error> {
-    let mut data = Vec::new();
-    for path in timpora_tlog::leaf_tiles(size) {
-        match bus.get_tile(log, &path).await? {
-            Some(tile) => data.extend(tile),
-            None => return Ok(None),
-        }
-    }
-    let tree = Tree::from_leaf_tiles(&data).ok();
-    Ok(tree.filter(|t| t.size() == size))
-}
-
 /// The stream name of `log`.
 pub(crate) fn stream_of(bus: &Bus, log: &str) -> Result<String, Error> {
     bus.topology()
@@ -245,7 +232,7 @@ async fn verify_from(
         .map(|c| c.witness.clone())
         .collect();
 
-    let tree = tiles_tree(bus, log, size)
+    let tree = timpora_sealer::kept_tree(bus, log, size)
         .await?
         .filter(|t| t.root() == root);
     let bounds = bus.stream_bounds(&stream).await?;

@@ -188,7 +188,7 @@ impl Bus {
                     }
                 }
             }
-            if original.sequence == 0 || original.stream != name_of_events(self) {
+            if original.sequence == 0 || original.stream != self.topology.events_stream {
                 return Err(Error::malformed(
                     seq,
                     format!("held copy at {name}:{seq} names no event"),
@@ -201,8 +201,4 @@ impl Bus {
         }
         Ok(out)
     }
-}
-
-fn name_of_events(bus: &Bus) -> &str {
-    &bus.topology.events_stream
 }

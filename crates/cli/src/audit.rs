@@ -316,44 +316,33 @@ fn timestamp(text: &Option<String>, flag: &str) -> anyhow::Result<Option<prost_t
 fn decoded(stream: AuditStream, r: &StoredRecord) -> Option<(&'static str, serde_json::Value)> {
     use prost::Message as _;
     let p = r.payload.as_slice();
-    let v = match stream {
-        AuditStream::Events => json::to_value("timpora.v1.Event", &Event::decode(p).ok()?),
-        AuditStream::Alerts if r.subject.contains(".raised.") => {
-            json::to_value("timpora.v1.Alert", &Alert::decode(p).ok()?)
-        }
-        AuditStream::Alerts => json::to_value(
-            "timpora.v1.AlertTransition",
-            &AlertTransition::decode(p).ok()?,
+    let (key, v) = match stream {
+        AuditStream::Events => (
+            "event",
+            json::to_value("timpora.v1.Event", &Event::decode(p).ok()?),
         ),
-        _ => json::to_value("timpora.v1.AlertAccess", &AlertAccess::decode(p).ok()?),
-    };
-    let key = match stream {
-        AuditStream::Events => "event",
-        AuditStream::Alerts if r.subject.contains(".raised.") => "alert",
-        AuditStream::Alerts => "transition",
-        _ => "access",
+        AuditStream::Alerts if r.subject.contains(".raised.") => (
+            "alert",
+            json::to_value("timpora.v1.Alert", &Alert::decode(p).ok()?),
+        ),
+        AuditStream::Alerts => (
+            "transition",
+            json::to_value(
+                "timpora.v1.AlertTransition",
+                &AlertTransition::decode(p).ok()?,
+            ),
+        ),
+        _ => (
+            "access",
+            json::to_value("timpora.v1.AlertAccess", &AlertAccess::decode(p).ok()?),
+        ),
     };
     v.ok().map(|v| (key, v))
 }
 
 /// One output line for a record.
 fn line(stream: AuditStream, r: &StoredRecord, format: Format) -> anyhow::Result<String> {
-    let m = timpora_bus::StoredMessage {
-        stream: r.stream.clone(),
-        sequence: r.sequence,
-        stored_nanos: r.stored.map_or(0, |t| {
-            u64::try_from(t.seconds).unwrap_or(0) * 1_000_000_000
-                + u64::try_from(t.nanos).unwrap_or(0)
-        }),
-        subject: r.subject.clone(),
-        headers: r
-            .headers
-            .iter()
-            .map(|h| (h.name.clone(), h.value.clone()))
-            .collect(),
-        payload: r.payload.clone().into(),
-        pending: 0,
-    };
+    let m = timpora_audit::stored_message(r.clone());
     let v = match format {
         Format::Ndjson => {
             let mut v = timpora_audit::record_json(&m);

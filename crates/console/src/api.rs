@@ -674,18 +674,6 @@ async fn replay(
         .replay(request)
         .await?
         .into_inner();
-    let stored = |r: StoredRecord| timpora_bus::StoredMessage {
-        stream: r.stream,
-        sequence: r.sequence,
-        stored_nanos: r.stored.map_or(0, |t| {
-            u64::try_from(t.seconds).unwrap_or(0) * 1_000_000_000
-                + u64::try_from(t.nanos).unwrap_or(0)
-        }),
-        subject: r.subject,
-        headers: r.headers.into_iter().map(|h| (h.name, h.value)).collect(),
-        payload: r.payload.into(),
-        pending: 0,
-    };
     let export = match q.format.as_str() {
         "" | "json" => None,
         "ndjson" => Some(false),
@@ -696,7 +684,7 @@ async fn replay(
         // The whole replay, line by line as it arrives: constant memory however long.
         let lines = futures::stream::unfold(records, move |mut records| async move {
             let m = records.message().await.ok().flatten()?;
-            let m = m.record.map(stored)?;
+            let m = m.record.map(timpora_audit::stored_message)?;
             let v = match cloud {
                 true => timpora_audit::cloudevent_json(&m, log),
                 false => timpora_audit::record_json(&m),
@@ -726,7 +714,7 @@ async fn replay(
             break;
         };
         let Some(r) = m.record else { continue };
-        let mut row = timpora_audit::record_json(&stored(r.clone()));
+        let mut row = timpora_audit::record_json(&timpora_audit::stored_message(r.clone()));
         let decoded = match stream {
             AuditStream::Events => <Event as prost::Message>::decode(r.payload.as_slice())
                 .ok()

@@ -228,27 +228,6 @@ fn describe(r: &ReplayRequest) -> String {
     .to_string()
 }
 
-fn record(m: StoredMessage) -> StoredRecord {
-    let mut headers: Vec<StoredHeader> = m
-        .headers
-        .into_iter()
-        .map(|(name, value)| StoredHeader { name, value })
-        .collect();
-    headers.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-    let secs = m.stored_nanos / 1_000_000_000;
-    StoredRecord {
-        stream: m.stream,
-        sequence: m.sequence,
-        stored: Some(prost_types::Timestamp {
-            seconds: i64::try_from(secs).unwrap_or(i64::MAX),
-            nanos: (m.stored_nanos % 1_000_000_000) as i32,
-        }),
-        subject: m.subject,
-        headers,
-        payload: m.payload.to_vec(),
-    }
-}
-
 #[tonic::async_trait]
 impl AuditService for Audit {
     async fn list_logs(
@@ -453,7 +432,7 @@ impl AuditService for Audit {
                 if selection.selects(&m, &alerts_prefix) {
                     if tx
                         .send(Ok(ReplayResponse {
-                            record: Some(record(m)),
+                            record: Some(timpora_audit::stored_record(m)),
                             to_sequence: to,
                         }))
                         .await

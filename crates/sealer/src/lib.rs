@@ -75,6 +75,25 @@ pub fn origin(deployment: &str, log: &str) -> String {
     format!("timpora.{deployment}/{log}")
 }
 
+/// The tree of `log` up to `size` leaves as its kept tiles hold it; `None` when a tile is
+/// missing or they do not hold that many leaves.
+pub async fn kept_tree(
+    bus: &Bus,
+    log: &str,
+    size: u64,
+) -> Result<Option<Tree>, timpora_bus::Error> {
+    let mut data = Vec::new();
+    for path in timpora_tlog::leaf_tiles(size) {
+        match bus.get_tile(log, &path).await? {
+            Some(tile) => data.extend(tile),
+            None => return Ok(None),
+        }
+    }
+    Ok(Tree::from_leaf_tiles(&data)
+        .ok()
+        .filter(|t| t.size() == size))
+}
+
 /// The leaf of a message as its stream stored it.
 pub fn leaf(m: &StoredMessage) -> Leaf {
     let headers: Vec<(&str, &str)> = m
@@ -213,22 +232,15 @@ impl Log {
             .verify(&note)
             .map_err(|e| tampered(format!("its latest checkpoint: {e}")))?
             .checkpoint;
-        let mut data = Vec::new();
-        for path in timpora_tlog::leaf_tiles(cp.size()) {
-            let tile = log
-                .bus
-                .get_tile(&log.name, &path)
-                .await?
-                .ok_or_else(|| tampered(format!("tile {path} is missing")))?;
-            data.extend(tile);
-        }
-        log.tree = Tree::from_leaf_tiles(&data)?;
-        if log.tree.size() != cp.size() || log.tree.root() != *cp.hash() {
-            return Err(tampered(format!(
-                "its tiles do not give the root of its checkpoint at size {}",
-                cp.size()
-            )));
-        }
+        log.tree = kept_tree(&log.bus, &log.name, cp.size())
+            .await?
+            .filter(|t| t.root() == *cp.hash())
+            .ok_or_else(|| {
+                tampered(format!(
+                    "its tiles are missing or do not give the root of its checkpoint at size {}",
+                    cp.size()
+                ))
+            })?;
         log.sealed.size = cp.size();
         log.sealed.checkpoint = cp.size();
         log.published = true;

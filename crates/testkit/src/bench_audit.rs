@@ -7,22 +7,21 @@
 //! checkpoint that covers it.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use timpora_bus::Topology;
 use timpora_client::random_hex;
 use timpora_proto::v1::audit_service_client::AuditServiceClient;
 use timpora_proto::v1::{AuditStream, ReplayRequest};
 use timpora_scenario::{Scenario, Spec};
 use timpora_tlog::Key;
 
-use crate::bench_correlate::{load, raw_read};
-use crate::bench_ingest::nats_for_bench;
+use crate::bench_correlate::{load, raw_read, scenario};
+use crate::bench_ingest::{bench_topology, nats_for_bench, remove_topology};
 use crate::sandbox::Sandbox;
 
 /// What to measure.
@@ -91,21 +90,7 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
     };
     let (_own_server, url) = nats_for_bench(a.nats_url.as_deref())?;
     let tag = random_hex(4)?.to_uppercase();
-    let topology = Topology {
-        events_stream: format!("BENCH_EVENTS_{tag}"),
-        subject_prefix: format!("timpora.bench.{tag}"),
-        alerts_stream: format!("BENCH_ALERTS_{tag}"),
-        alerts_subject_prefix: format!("timpora.benchalerts.{tag}"),
-        access_stream: format!("BENCH_ACCESS_{tag}"),
-        access_subject_prefix: format!("timpora.benchaccess.{tag}"),
-        rules_bucket: format!("BENCH_RULES_{tag}"),
-        checkpoint_bucket: format!("BENCH_CHECKPOINTS_{tag}"),
-        tlog_stream: format!("BENCH_TLOG_{tag}"),
-        tlog_subject_prefix: format!("timpora.benchtlog.{tag}"),
-        tlog_bucket: format!("BENCH_TLOG_{tag}"),
-        tiles_bucket: format!("BENCH_TILES_{tag}"),
-        ..Default::default()
-    };
+    let topology = bench_topology(&tag);
     let hub = Sandbox::builder()
         .nats_url(url.clone())
         .topology(topology.clone())
@@ -113,18 +98,7 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
         .await?;
     let bus = hub.bus.clone();
 
-    let span = Duration::from_secs(90 * 86_400);
-    let spec = Spec {
-        seed: a.seed,
-        events: a.events as u64,
-        persons: (a.events / 4).max(1) as u32,
-        recruiters: (a.events / 300).clamp(10, 5_000) as u32,
-        villages: (a.events / 300).clamp(10, 3_000) as u32,
-        companies: 400,
-        start: SystemTime::now() - span - Duration::from_secs(3_600),
-        span,
-        storyline_every: 200,
-    };
+    let spec = scenario(a.seed, a.events as u64, (a.events / 4).max(1) as u32);
     say(&format!("loading {} events …", a.events));
     let t = Instant::now();
     load(&bus, Scenario::new(spec.clone())).await?;
@@ -292,6 +266,7 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
     sealing.await??;
     let _ = wstop.send(());
     served.await??;
+    remove_topology(&bus).await;
     let raw = last as f64 / raw_secs;
     let replay = last as f64 / replay_secs;
     let verify = last as f64 / verify_secs;

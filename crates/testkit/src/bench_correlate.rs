@@ -23,13 +23,13 @@ use prost::Message as _;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use timpora_bus::{Bus, Topology};
+use timpora_bus::Bus;
 use timpora_proto::v1::Alert;
 use timpora_scenario::{Scenario, Spec};
 
 use timpora_client::random_hex;
 
-use crate::bench_ingest::nats_for_bench;
+use crate::bench_ingest::{bench_topology, nats_for_bench, remove_topology};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -166,6 +166,23 @@ pub(crate) async fn load(
     Ok(n)
 }
 
+/// The benchmarks' scenario: `events` background events over 90 days ending an hour ago,
+/// among `persons` persons, with one storyline of each rule per 200 events.
+pub(crate) fn scenario(seed: u64, events: u64, persons: u32) -> Spec {
+    let span = Duration::from_secs(90 * 86_400);
+    Spec {
+        seed,
+        events,
+        persons,
+        recruiters: (events / 300).clamp(10, 5_000) as u32,
+        villages: (events / 300).clamp(10, 3_000) as u32,
+        companies: 400,
+        start: SystemTime::now() - span - Duration::from_secs(3_600),
+        span,
+        storyline_every: 200,
+    }
+}
+
 /// Seconds for a raw ordered pull consumer to read `stream`'s first `last` messages, counted,
 /// not decoded: the baseline the benchmarks compare with.
 pub(crate) async fn raw_read(bus: &Bus, stream: &str, last: u64) -> anyhow::Result<f64> {
@@ -201,31 +218,11 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
     };
     let (own_server, url) = nats_for_bench(a.nats_url.as_deref())?;
     let tag = random_hex(4)?.to_uppercase();
-    let topology = Topology {
-        events_stream: format!("BENCH_EVENTS_{tag}"),
-        subject_prefix: format!("timpora.bench.{tag}"),
-        alerts_stream: format!("BENCH_ALERTS_{tag}"),
-        alerts_subject_prefix: format!("timpora.benchalerts.{tag}"),
-        rules_bucket: format!("BENCH_RULES_{tag}"),
-        checkpoint_bucket: format!("BENCH_CHECKPOINTS_{tag}"),
-        ..Default::default()
-    };
+    let topology = bench_topology(&tag);
     let bus = Bus::connect(&url, "bench-correlate", topology.clone()).await?;
     bus.ensure_topology().await?;
 
-    // The scenario: 90 days of traffic ending an hour ago.
-    let span = Duration::from_secs(90 * 86_400);
-    let spec = Spec {
-        seed: a.seed,
-        events: a.events,
-        persons: a.persons,
-        recruiters: (a.events / 300).clamp(10, 5_000) as u32,
-        villages: (a.events / 300).clamp(10, 3_000) as u32,
-        companies: 400,
-        start: SystemTime::now() - span - Duration::from_secs(3_600),
-        span,
-        storyline_every: 200,
-    };
+    let spec = scenario(a.seed, a.events, a.persons);
     say(&format!("loading {} events (seed {}) …", a.events, a.seed));
     let t = Instant::now();
     let loaded = load(&bus, Scenario::new(spec.clone())).await?;
@@ -365,14 +362,7 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
     }
     let _ = stop_tx.send(());
     let stats = service.await??;
-    for name in [
-        topology.events_stream.clone(),
-        topology.alerts_stream.clone(),
-        format!("KV_{}", topology.rules_bucket),
-        format!("OBJ_{}", topology.checkpoint_bucket),
-    ] {
-        let _ = bus.jetstream().delete_stream(name).await;
-    }
+    remove_topology(&bus).await;
     drop(own_server);
 
     let ms = |q: f64| (latency.value_at_quantile(q) as f64 / 10.0).round() / 100.0;

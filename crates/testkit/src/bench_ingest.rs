@@ -134,13 +134,7 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
     );
     let (own_server, url) = nats_for_bench(a.nats_url.as_deref())?;
     let tag = random_hex(4)?;
-    let topo = |kind: &str| Topology {
-        events_stream: format!("BENCH_{}_{tag}", kind.to_uppercase()),
-        subject_prefix: format!("timpora.bench.{tag}.{kind}"),
-        alerts_stream: format!("BENCH_{}_ALERTS_{tag}", kind.to_uppercase()),
-        alerts_subject_prefix: format!("timpora.benchalerts.{tag}.{kind}"),
-        ..Default::default()
-    };
+    let topo = |kind: &str| bench_topology(&format!("{}_{tag}", kind.to_uppercase()));
     let raw_bus = Bus::connect(&url, "bench-raw", topo("raw")).await?;
     raw_bus.ensure_topology().await?;
 
@@ -240,10 +234,7 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
 
     sandbox.stop_gateway().await?;
     for bus in [&hub_bus, &raw_bus] {
-        let _ = bus
-            .jetstream()
-            .delete_stream(&bus.topology().events_stream)
-            .await;
+        remove_topology(bus).await;
     }
     drop(own_server);
 
@@ -313,6 +304,48 @@ impl std::fmt::Display for Report {
 
 /// The NATS server a benchmark runs against: `url`, or one started for it (kept running while
 /// the returned guard lives).
+/// The hub's topology with every stream, bucket and subject prefix of its own, tagged with `tag`
+/// (letters, digits, `_`), so that a benchmark on a shared server touches nothing else.
+pub fn bench_topology(tag: &str) -> Topology {
+    Topology {
+        events_stream: format!("BENCH_EVENTS_{tag}"),
+        subject_prefix: format!("timpora.bench.{tag}"),
+        alerts_stream: format!("BENCH_ALERTS_{tag}"),
+        alerts_subject_prefix: format!("timpora.benchalerts.{tag}"),
+        access_stream: format!("BENCH_ACCESS_{tag}"),
+        access_subject_prefix: format!("timpora.benchaccess.{tag}"),
+        rules_bucket: format!("BENCH_RULES_{tag}"),
+        checkpoint_bucket: format!("BENCH_CHECKPOINTS_{tag}"),
+        tlog_stream: format!("BENCH_TLOG_{tag}"),
+        tlog_subject_prefix: format!("timpora.benchtlog.{tag}"),
+        tlog_bucket: format!("BENCH_TLOG_{tag}"),
+        tiles_bucket: format!("BENCH_TILES_{tag}"),
+        holds_bucket: format!("BENCH_HOLDS_{tag}"),
+        holds_stream: format!("BENCH_HOLDS_{tag}"),
+        holds_subject_prefix: format!("timpora.benchholds.{tag}"),
+        ..Default::default()
+    }
+}
+
+/// Remove every stream, bucket and object store `ensure_topology` made for a benchmark.
+pub async fn remove_topology(bus: &Bus) {
+    let t = bus.topology();
+    for name in [
+        t.events_stream.clone(),
+        t.alerts_stream.clone(),
+        t.access_stream.clone(),
+        t.tlog_stream.clone(),
+        t.holds_stream.clone(),
+        format!("KV_{}", t.rules_bucket),
+        format!("KV_{}", t.tlog_bucket),
+        format!("KV_{}", t.holds_bucket),
+        format!("OBJ_{}", t.checkpoint_bucket),
+        format!("OBJ_{}", t.tiles_bucket),
+    ] {
+        let _ = bus.jetstream().delete_stream(name).await;
+    }
+}
+
 pub fn nats_for_bench(url: Option<&str>) -> anyhow::Result<(Option<NatsServer>, String)> {
     Ok(match url {
         Some(u) => (None, u.to_owned()),

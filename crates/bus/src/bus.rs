@@ -13,6 +13,7 @@ use timpora_proto::type_by_name;
 use timpora_proto::v1::{Classification, Event};
 
 use crate::error::{Classify, Error, ErrorKind, Result, err, js_err};
+use crate::options::{NatsOptions, redact};
 use crate::topology::{Topology, dedup_key};
 
 /// Header carrying the W3C trace context.
@@ -103,25 +104,26 @@ pub struct Bus {
     pub(crate) client: async_nats::Client,
     pub(crate) js: jetstream::Context,
     pub(crate) topology: Topology,
-    /// The URL list it was connected with, for [`Bus::second_connection`].
-    pub(crate) url: Option<String>,
+    /// The settings it was connected with, for [`Bus::second_connection`].
+    pub(crate) options: Option<NatsOptions>,
 }
 
 /// How long a JetStream call (including a publish acknowledgement) may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Bus {
-    /// Connect to NATS at `url` (comma-separated for a cluster). Fails if no server answers.
-    pub async fn connect(url: &str, name: &str, topology: Topology) -> Result<Self> {
-        let servers = url
-            .split(',')
-            .map(|u| u.trim().parse::<async_nats::ServerAddr>())
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::new(ErrorKind::Refused, "parse the NATS URL list", e))?;
-        let client = async_nats::ConnectOptions::new()
-            .name(name)
-            .connection_timeout(Duration::from_secs(3))
-            .max_reconnects(None)
+    /// Connect to NATS with `options` (a URL list, or the full settings: identity,
+    /// credentials, TLS). Fails if no server answers. Neither a password in the URL nor a
+    /// credential ever appears in the error.
+    pub async fn connect(
+        options: impl Into<NatsOptions>,
+        name: &str,
+        topology: Topology,
+    ) -> Result<Self> {
+        let options = options.into();
+        let servers = options.servers()?;
+        let client = options
+            .connect_options(name)?
             .connect(servers)
             .await
             .map_err(|e| {
@@ -130,21 +132,39 @@ impl Bus {
                     | async_nats::ConnectErrorKind::AuthorizationViolation
                     | async_nats::ConnectErrorKind::Tls
                     | async_nats::ConnectErrorKind::ServerParse => ErrorKind::Refused,
+                    // A certificate that is not trusted stays untrusted: waiting will not help.
+                    async_nats::ConnectErrorKind::Io if e.to_string().contains("certificate") => {
+                        ErrorKind::Refused
+                    }
                     _ => ErrorKind::Unavailable,
                 };
-                Error::msg(kind, "connect", format!("cannot connect to {url}: {e}"))
+                let who = match (&options.identity, &options.credentials) {
+                    (Some(id), Some(_)) => format!(" as {id}"),
+                    (Some(id), None) => format!(" as {id} (no credentials configured)"),
+                    (None, _) => String::new(),
+                };
+                Error::msg(
+                    kind,
+                    "connect",
+                    format!(
+                        "cannot connect to {}{who}: {}",
+                        options.display_url(),
+                        redact(&e.to_string())
+                    ),
+                )
             })?;
         Ok(Self {
-            url: Some(url.to_owned()),
+            options: Some(options),
             ..Self::new(client, topology, DEFAULT_TIMEOUT)
         })
     }
 
-    /// Another connection to the same servers, so that bulk transfers on it (checkpoints) do
-    /// not queue ahead of this one's messages. The same connection when the URL is unknown.
+    /// Another connection to the same servers as the same identity, so that bulk transfers on
+    /// it (checkpoints) do not queue ahead of this one's messages. The same connection when
+    /// the settings are unknown.
     pub async fn second_connection(&self, name: &str) -> Result<Self> {
-        match &self.url {
-            Some(url) => Self::connect(url, name, self.topology.clone()).await,
+        match &self.options {
+            Some(o) => Self::connect(o, name, self.topology.clone()).await,
             None => Ok(self.clone()),
         }
     }
@@ -160,7 +180,7 @@ impl Bus {
             client,
             js,
             topology,
-            url: None,
+            options: None,
         }
     }
 
@@ -364,7 +384,6 @@ impl Bus {
         Ok(info.state.last_sequence)
     }
 
-    /// Streams, message counts and consumers.
     /// How many of the events stream's messages are the hub's clock ticks.
     async fn clock_ticks(&self, stream: &jetstream::stream::Stream) -> Result<u64> {
         let tick = type_by_name("timpora.hub.clock_tick.v1")
@@ -385,6 +404,7 @@ impl Bus {
         Ok(ticks)
     }
 
+    /// Streams, message counts and consumers.
     pub async fn status(&self) -> Result<Status> {
         let mut streams = Vec::new();
         let names: Vec<String> = self

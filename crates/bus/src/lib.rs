@@ -7,9 +7,12 @@
 //! is every departure check in Southeast Sulawesi).
 
 mod alerts;
+pub mod auth;
 mod bus;
 mod error;
 mod holds;
+mod identity;
+mod options;
 mod state;
 mod tlog;
 mod topology;
@@ -22,6 +25,8 @@ pub use bus::{
 };
 pub use error::{Error, ErrorKind};
 pub use holds::LegalHold;
+pub use identity::Identity;
+pub use options::{NatsOptions, NatsTls, redact};
 pub use state::{CORRELATOR_STATUS, CorrelatorStatus, RULES_ACTIVE};
 pub use tlog::{StoredMessage, StreamBounds, Verification};
 pub use topology::{EVENTS_SUBJECT_PREFIX, Storage, Topology, dedup_key};

@@ -14,6 +14,7 @@ use timpora_proto::v1::audit_service_client::AuditServiceClient;
 use timpora_proto::v1::*;
 
 use crate::bus::{NatsArgs, apply_nats, connect};
+use timpora_bus::Identity;
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -570,12 +571,12 @@ async fn holds(cfg: &mut Config, cmd: HoldCommand) -> anyhow::Result<ExitCode> {
                 placed_at: now(),
                 released_at: None,
             };
-            connect(cfg).await?.put_hold(&hold).await?;
+            connect(cfg, Identity::Admin).await?.put_hold(&hold).await?;
             println!("{} placed on {}", hold.id, hold.token);
         }
         HoldCommand::List { json, nats } => {
             apply_nats(cfg, &nats);
-            for h in connect(cfg).await?.holds().await? {
+            for h in connect(cfg, Identity::Auditor).await?.holds().await? {
                 match json {
                     true => println!("{}", serde_json::to_string(&h)?),
                     false => println!(
@@ -595,7 +596,7 @@ async fn holds(cfg: &mut Config, cmd: HoldCommand) -> anyhow::Result<ExitCode> {
         }
         HoldCommand::Release { id, nats } => {
             apply_nats(cfg, &nats);
-            let bus = connect(cfg).await?;
+            let bus = connect(cfg, Identity::Admin).await?;
             let Some(mut hold) = bus.holds().await?.into_iter().find(|h| h.id == id) else {
                 eprintln!("no hold {id}");
                 return Ok(ExitCode::FAILURE);
@@ -618,7 +619,11 @@ pub async fn run(cfg: &mut Config, data_dir: &Path, cmd: AuditCommand) -> anyhow
         AuditCommand::Hold(cmd) => holds(cfg, cmd).await,
         AuditCommand::Checkpoint { log, nats } => {
             apply_nats(cfg, &nats);
-            match connect(cfg).await?.latest_checkpoint(&log).await? {
+            match connect(cfg, Identity::Auditor)
+                .await?
+                .latest_checkpoint(&log)
+                .await?
+            {
                 Some(note) => {
                     print!("{}", String::from_utf8_lossy(&note));
                     Ok(ExitCode::SUCCESS)
@@ -635,7 +640,7 @@ pub async fn run(cfg: &mut Config, data_dir: &Path, cmd: AuditCommand) -> anyhow
             nats,
         } => {
             apply_nats(cfg, &nats);
-            let bus = connect(cfg).await?;
+            let bus = connect(cfg, Identity::Auditor).await?;
             let lateness = timpora_hub::duration("correlator.lateness", &cfg.correlator.lateness)?;
             let e = timpora_audit::explain(&bus, &alert_id, lateness).await?;
             // The explanation is a read like any other: on record before it is shown.
@@ -683,7 +688,7 @@ pub async fn run(cfg: &mut Config, data_dir: &Path, cmd: AuditCommand) -> anyhow
                     ExitCode::FAILURE
                 });
             }
-            let bus = connect(cfg).await?;
+            let bus = connect(cfg, Identity::Auditor).await?;
             let logs: Vec<&str> = match a.log.as_str() {
                 "all" => vec!["events", "alerts", "access"],
                 one => vec![one],
@@ -760,7 +765,7 @@ pub async fn run(cfg: &mut Config, data_dir: &Path, cmd: AuditCommand) -> anyhow
         AuditCommand::Prove(a) => {
             apply_nats(cfg, &a.nats);
             let policy = policy(a.policy, data_dir)?;
-            let bus = connect(cfg).await?;
+            let bus = connect(cfg, Identity::Auditor).await?;
             let file = timpora_audit::prove(&bus, &policy, &a.log, a.sequence).await?;
             std::fs::write(&a.out, file)
                 .with_context(|| format!("cannot write {}", a.out.display()))?;

@@ -3,6 +3,7 @@
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use timpora_bus::Identity;
 use timpora_hub::Config;
 
 #[derive(Debug, Args)]
@@ -14,6 +15,15 @@ pub struct NatsArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BusCommand {
+    /// Print the `nats-server` `authorization` block that gives each component's NATS user
+    /// (admin, gateway, correlator, sealer, witness, auditor) exactly its permissions on this
+    /// topology: with the public keys of the credentials in `nats.credentials_dir`, or with
+    /// `$TIMPORA_NKEY_<IDENTITY>` variables the server resolves from its environment.
+    Authorization {
+        /// Name each user's public nkey by an environment variable instead.
+        #[arg(long)]
+        variables: bool,
+    },
     /// Create the streams, or bring their configuration up to date (idempotent).
     Init(NatsArgs),
     /// Show streams, message counts and consumers.
@@ -33,28 +43,54 @@ pub fn apply_nats(cfg: &mut Config, args: &NatsArgs) {
     }
 }
 
-/// Connect to NATS for a command-line tool (no waiting: the server is expected to run).
-pub async fn connect(cfg: &Config) -> anyhow::Result<timpora_bus::Bus> {
-    timpora_bus::Bus::connect(&cfg.nats.url, "timpora-cli", cfg.bus.clone())
-        .await
-        .with_context(|| format!("is nats-server running at {}?", cfg.nats.url))
+/// Connect to NATS for a command-line tool as `identity` (no waiting: the server is expected
+/// to run). The identity's credentials come from `nats.credentials_dir`.
+pub async fn connect(cfg: &Config, identity: Identity) -> anyhow::Result<timpora_bus::Bus> {
+    timpora_bus::Bus::connect(
+        cfg.nats.options(identity),
+        &format!("timpora-cli-{identity}"),
+        cfg.bus.clone(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "is nats-server running at {}, and does it know the {identity} credentials?",
+            timpora_bus::redact(&cfg.nats.url)
+        )
+    })
 }
 
 /// Run a `bus` subcommand.
 pub async fn run(cfg: &mut Config, cmd: BusCommand) -> anyhow::Result<()> {
     match cmd {
+        BusCommand::Authorization { variables } => {
+            let users = match (variables, &cfg.nats.credentials_dir) {
+                (true, _) => timpora_bus::auth::variables(),
+                (false, Some(dir)) => timpora_bus::auth::public_keys(dir)?
+                    .into_iter()
+                    .map(|(id, key)| (id, format!("\"{key}\"")))
+                    .collect(),
+                (false, None) => anyhow::bail!(
+                    "no nats.credentials_dir in the config: pass --variables, or generate \
+                     credentials with `timpora dev init`"
+                ),
+            };
+            print!("{}", timpora_bus::auth::authorization(&cfg.bus, &users));
+        }
         BusCommand::Init(nats) => {
             apply_nats(cfg, &nats);
-            let bus = connect(cfg).await?;
+            let bus = connect(cfg, Identity::Admin).await?;
             bus.ensure_topology().await?;
             println!(
                 "stream {} ready on {} (subjects {}.>)",
-                cfg.bus.events_stream, cfg.nats.url, cfg.bus.subject_prefix
+                cfg.bus.events_stream,
+                timpora_bus::redact(&cfg.nats.url),
+                cfg.bus.subject_prefix
             );
         }
         BusCommand::Status { nats, json } => {
             apply_nats(cfg, &nats);
-            let status = connect(cfg).await?.status().await?;
+            let status = connect(cfg, Identity::Auditor).await?.status().await?;
             if json {
                 println!("{}", serde_json::to_string(&status)?);
             } else {

@@ -10,6 +10,7 @@ use timpora_rules::RuleSet;
 use timpora_hub::Config;
 
 use crate::bus::{NatsArgs, connect};
+use timpora_bus::Identity;
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -66,7 +67,7 @@ pub(crate) async fn apply(cfg: &Config, args: &ApplyArgs) -> anyhow::Result<Exit
     let Some((text, set)) = load(&args.file)? else {
         return Ok(ExitCode::FAILURE);
     };
-    let bus = connect(cfg).await?;
+    let bus = connect(cfg, Identity::Admin).await?;
     bus.ensure_topology().await?;
     bus.put_rules(&text).await?;
     println!(
@@ -100,8 +101,7 @@ pub(crate) async fn apply(cfg: &Config, args: &ApplyArgs) -> anyhow::Result<Exit
 
 /// `timpora rules status`.
 pub(crate) async fn status(cfg: &Config, json: bool) -> anyhow::Result<ExitCode> {
-    let bus = connect(cfg).await?;
-    bus.ensure_topology().await?;
+    let bus = connect(cfg, Identity::Auditor).await?;
     let active = bus
         .active_rules()
         .await?

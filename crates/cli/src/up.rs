@@ -72,12 +72,20 @@ pub async fn run(
             None
         }
         None => {
-            let port = port_of(&cfg.nats.url)
-                .with_context(|| format!("no port in the configured NATS URL {}", cfg.nats.url))?;
+            let port = port_of(&cfg.nats.url).with_context(|| {
+                format!(
+                    "no port in the configured NATS URL {}",
+                    timpora_bus::redact(&cfg.nats.url)
+                )
+            })?;
+            // The server started here requires each component's credentials (and TLS), as a
+            // production one does; a data directory set up before that gets them now.
+            timpora_testkit::dev::nats_security(&mut cfg, data_dir)?;
             Some(
                 timpora_natsd::NatsServer::builder()
                     .port(port)
-                    .store_dir(data_dir.join("nats")),
+                    .store_dir(data_dir.join("nats"))
+                    .config(timpora_testkit::dev::nats_server_config(&cfg, data_dir)?),
             )
         }
     };
@@ -159,7 +167,19 @@ fn banner(hub: &timpora_hub::Hub, data_dir: &Path, demo: bool) {
     if let Some(addr) = hub.metrics_addr() {
         println!("  metrics    http://{addr}/metrics (correlator)");
     }
-    println!("  nats       {}", cfg.nats.url);
+    let secured = match (&cfg.nats.credentials_dir, &cfg.nats.tls) {
+        (Some(dir), Some(_)) => format!(
+            "TLS, one user per component (credentials in {})",
+            dir.display()
+        ),
+        (Some(dir), None) => format!("one user per component (credentials in {})", dir.display()),
+        (None, Some(_)) => "TLS, anonymous".to_owned(),
+        (None, None) => "anonymous".to_owned(),
+    };
+    println!(
+        "  nats       {} ({secured})",
+        timpora_bus::redact(&cfg.nats.url)
+    );
     println!(
         "  data       {dir} (CA and agency certificates in {dir}/pki, tokens in {dir}/timpora.toml)"
     );

@@ -16,19 +16,21 @@ use common::*;
 
 #[test]
 fn publish_subscribe_and_status_through_the_binary() {
-    let nats = NatsServer::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port().unwrap();
     let listen = format!("127.0.0.1:{port}");
+    let nats_port = free_port().unwrap();
     let out = run(timpora(dir.path()).args([
         "dev",
         "init",
         "--listen",
         &listen,
         "--nats-url",
-        &nats.url(),
+        &format!("nats://127.0.0.1:{nats_port}"),
     ]));
     assert!(out.status.success());
+    // The server as `timpora up` starts it: each component as its own user, over TLS.
+    let _nats = timpora_testkit::dev::nats_server(dir.path(), Some(nats_port)).unwrap();
 
     let gateway = timpora(dir.path())
         .arg("gateway")
@@ -43,15 +45,22 @@ fn publish_subscribe_and_status_through_the_binary() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let status = run(timpora(dir.path()).args(["bus", "status", "--json"]));
-    assert!(status.status.success());
-    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
-    let names: Vec<&str> = status["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    // The gateway listens before it has provisioned the topology: ask until it has.
+    let names = loop {
+        let status = run(timpora(dir.path()).args(["bus", "status", "--json"]));
+        assert!(status.status.success());
+        let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+        let names: Vec<String> = status["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect();
+        if names.len() >= 10 || Instant::now() > deadline {
+            break names;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(
         names,
         [
@@ -535,14 +544,18 @@ fn rules_apply_and_sighup_switch_the_running_set_and_bad_files_change_nothing() 
 
 #[test]
 fn alerts_commands_list_show_and_act_through_the_binary() {
-    let nats = NatsServer::start().unwrap();
-    let url = nats.url();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port().unwrap();
     let listen = format!("127.0.0.1:{port}");
+    let url = format!("nats://127.0.0.1:{}", free_port().unwrap());
     let out =
         run(timpora(dir.path()).args(["dev", "init", "--listen", &listen, "--nats-url", &url]));
     assert!(out.status.success());
+    let _nats = timpora_testkit::dev::nats_server(
+        dir.path(),
+        url.rsplit(':').next().and_then(|p| p.parse().ok()),
+    )
+    .unwrap();
     let _gateway = Killed(
         timpora(dir.path())
             .arg("gateway")

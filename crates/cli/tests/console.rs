@@ -186,10 +186,18 @@ fn up(dir: &Path, extra: &[&str], env: &[(&str, &str)], (gw, np, cp): (u16, u16,
     Killed(cmd.spawn().unwrap())
 }
 
-/// The newest transition stored on the bus for an alert.
-async fn last_transition(nats: &str, alert: &str) -> AlertTransition {
-    let client = async_nats::connect(nats).await.unwrap();
-    let js = async_nats::jetstream::new(client);
+/// The newest transition stored on the bus for an alert, read as the auditor of the hub in
+/// data directory `dir`.
+async fn last_transition(dir: &Path, alert: &str) -> AlertTransition {
+    let cfg = timpora_hub::Config::load(Some(&dir.join("timpora.toml"))).unwrap();
+    let bus = timpora_bus::Bus::connect(
+        cfg.nats.options(timpora_bus::Identity::Auditor),
+        "test",
+        cfg.bus.clone(),
+    )
+    .await
+    .unwrap();
+    let js = bus.jetstream();
     let stream = js.get_stream("TIMPORA_ALERTS").await.unwrap();
     let m = stream
         .get_last_raw_message_by_subject(&format!("timpora.alerts.lifecycle.{alert}"))
@@ -336,7 +344,7 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
     // and identity.
     press_enter(&a, "#btn-acknowledge").await;
     wait_text(&a, "#status", 10, |t| t == "Diterima").await;
-    let t = last_transition(&format!("nats://127.0.0.1:{np}"), &arrived).await;
+    let t = last_transition(dir.path(), &arrived).await;
     assert_eq!(t.to_status, AlertStatus::Acknowledged as i32);
     assert_eq!(t.operator, "operator");
     assert_eq!(t.actor, "ops/timpora-kendari");

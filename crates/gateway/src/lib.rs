@@ -112,6 +112,7 @@ pub use timpora_proto::{H2_CONNECTION_WINDOW, H2_STREAM_WINDOW};
 pub async fn serve(
     config: Config,
     bus: Bus,
+    admin: Option<Bus>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
@@ -205,7 +206,7 @@ pub async fn serve(
         config.limits.max_request_bytes,
     );
     let check_every = Duration::from_secs(config.topology_check_secs);
-    let watcher = tokio::spawn(watch_bus(bus, health, book.clone(), check_every));
+    let watcher = tokio::spawn(watch_bus(bus, admin, health, book.clone(), check_every));
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, tls = config.tls.is_some(), "gateway listening");
     // `serve_with_incoming` ignores the builder's TCP settings, so they are set on the incoming
@@ -225,9 +226,11 @@ pub async fn serve(
 
 /// Report the services as not serving, and the alert book as not current, while NATS is
 /// unreachable or a stream is missing and cannot be re-created; every `check_every` (when not
-/// zero) make sure the streams exist, re-creating them when they do not.
+/// zero) make sure the streams exist, re-creating them when they do not and `admin` (a
+/// connection as the admin identity, which only an all-in-one hub has) can.
 async fn watch_bus(
     bus: Bus,
+    admin: Option<Bus>,
     health: tonic_health::server::HealthReporter,
     book: book::AlertBook,
     check_every: Duration,
@@ -244,19 +247,25 @@ async fn watch_bus(
             topology_ok = match bus.check_topology().await {
                 Ok(()) => true,
                 Err(e) if e.is_transient() => topology_ok,
-                Err(e) => {
-                    tracing::error!(error = %e, "a stream is missing; re-creating the topology");
-                    match bus.ensure_topology().await {
-                        Ok(()) => {
-                            tracing::warn!("topology re-created");
-                            true
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot re-create the topology; reporting not serving");
-                            false
+                Err(e) => match &admin {
+                    Some(admin) => {
+                        tracing::error!(error = %e, "a stream is missing; re-creating the topology");
+                        match admin.ensure_topology().await {
+                            Ok(()) => {
+                                tracing::warn!("topology re-created");
+                                true
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot re-create the topology; reporting not serving");
+                                false
+                            }
                         }
                     }
-                }
+                    None => {
+                        tracing::error!(error = %e, "a stream is missing; reporting not serving until an administrator runs `timpora bus init`");
+                        false
+                    }
+                },
             };
         }
         let up = connected && topology_ok;

@@ -21,6 +21,16 @@ pub struct NatsConfig {
     /// A `nats-server` the hub started itself that exits is started again on the same store;
     /// if it is not back within this many seconds the hub stops (non-zero).
     pub restart_within_secs: u64,
+    /// Directory of the components' NATS credentials: `<identity>.nk` (an nkey seed) or
+    /// `<identity>.creds` (a JWT credentials file) for admin, gateway, correlator, sealer,
+    /// witness and auditor. Each component connects as its own identity; one whose file is
+    /// missing connects without credentials (and a server with authorisation refuses it). When
+    /// unset, every connection is anonymous (a development server without authorisation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_dir: Option<PathBuf>,
+    /// TLS to NATS (required when set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<timpora_bus::NatsTls>,
 }
 
 impl Default for NatsConfig {
@@ -28,6 +38,33 @@ impl Default for NatsConfig {
         Self {
             url: "nats://127.0.0.1:4222".into(),
             restart_within_secs: 30,
+            credentials_dir: None,
+            tls: None,
+        }
+    }
+}
+
+impl NatsConfig {
+    /// How `identity` connects.
+    pub fn options(&self, identity: timpora_bus::Identity) -> timpora_bus::NatsOptions {
+        timpora_bus::NatsOptions {
+            url: self.url.clone(),
+            identity: Some(identity),
+            credentials: self
+                .credentials_dir
+                .as_deref()
+                .map(|d| identity.credentials_in(d))
+                .filter(|p| p.exists()),
+            tls: self.tls.clone(),
+        }
+    }
+
+    /// Whether `identity` connects with credentials, or the connections are anonymous anyway
+    /// (no credentials directory): whether it can act as that identity at all.
+    pub fn can_act_as(&self, identity: timpora_bus::Identity) -> bool {
+        match &self.credentials_dir {
+            None => true,
+            Some(d) => identity.credentials_in(d).exists(),
         }
     }
 }

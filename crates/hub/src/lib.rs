@@ -27,7 +27,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use timpora_bus::Bus;
+use timpora_bus::{Bus, Identity};
 use timpora_client::{Keyring, Target};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -90,10 +90,6 @@ impl Components {
             ..Self::default()
         }
     }
-
-    fn need_bus(self) -> bool {
-        self.gateway || self.correlator || self.sealer || self.witness
-    }
 }
 
 /// What a build needs besides the config.
@@ -109,19 +105,72 @@ pub struct Options {
     pub nats_child: Option<timpora_natsd::Builder>,
 }
 
-/// Connect to NATS, waiting for it to come up, and ensure the topology.
-pub async fn connect_waiting(cfg: &Config, name: &str) -> Result<Bus, Error> {
-    let bus = loop {
-        match Bus::connect(&cfg.nats.url, name, cfg.bus.clone()).await {
-            Ok(bus) => break bus,
+/// Connect to NATS as `identity`, waiting for it to come up. A refusal (credentials, TLS,
+/// permissions) is an error at once: waiting would not change it.
+pub async fn connect_waiting(cfg: &Config, identity: Identity, name: &str) -> Result<Bus, Error> {
+    loop {
+        match Bus::connect(cfg.nats.options(identity), name, cfg.bus.clone()).await {
+            Ok(bus) => return Ok(bus),
+            Err(e) if e.kind() == timpora_bus::ErrorKind::Refused => return Err(e.into()),
             Err(e) => {
-                tracing::warn!(url = %cfg.nats.url, error = %e, "waiting for nats");
+                tracing::warn!(url = %timpora_bus::redact(&cfg.nats.url), error = %e, "waiting for nats");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
-    };
-    bus.ensure_topology().await?;
-    Ok(bus)
+    }
+}
+
+/// Create or update the topology as the admin identity, when this hub has its credentials (or
+/// the bus is anonymous); the admin connection, for re-creating a missing topology. `None` when
+/// it has not: the components then check that the topology exists.
+async fn provision(cfg: &Config) -> Result<Option<Bus>, Error> {
+    if !cfg.nats.can_act_as(Identity::Admin) {
+        return Ok(None);
+    }
+    let admin = connect_waiting(cfg, Identity::Admin, "timpora-admin").await?;
+    admin.ensure_topology().await?;
+    Ok(Some(admin))
+}
+
+/// Each component's own connection to the bus, as its own identity.
+#[derive(Debug, Default)]
+struct Buses {
+    gateway: Option<Bus>,
+    correlator: Option<Bus>,
+    sealer: Option<Bus>,
+    witness: Option<Bus>,
+    /// The admin's, kept only for the gateway to re-create a missing topology.
+    admin: Option<Bus>,
+}
+
+impl Buses {
+    async fn connect(cfg: &Config, c: Components) -> Result<Self, Error> {
+        let mut buses = Buses::default();
+        if !(c.gateway || c.correlator || c.sealer || c.witness) {
+            return Ok(buses);
+        }
+        let admin = provision(cfg).await?;
+        let provisioned = admin.is_some();
+        if c.gateway {
+            buses.admin = admin;
+        }
+        for (on, id, slot) in [
+            (c.gateway, Identity::Gateway, &mut buses.gateway),
+            (c.correlator, Identity::Correlator, &mut buses.correlator),
+            (c.sealer, Identity::Sealer, &mut buses.sealer),
+            (c.witness, Identity::Witness, &mut buses.witness),
+        ] {
+            if !on {
+                continue;
+            }
+            let bus = connect_waiting(cfg, id, &format!("timpora-{id}")).await?;
+            if !provisioned && id != Identity::Witness {
+                bus.check_topology().await?;
+            }
+            *slot = Some(bus);
+        }
+        Ok(buses)
+    }
 }
 
 /// A hub built and ready to start: its configuration checked, addresses bound, NATS reached.
@@ -129,7 +178,7 @@ pub struct Hub {
     config: Config,
     components: Components,
     nats: Option<nats::Supervised>,
-    bus: Option<Bus>,
+    buses: Buses,
     gateway: Option<tokio::net::TcpListener>,
     correlator: Option<correlator::Prepared>,
     sealer: Option<timpora_sealer::Options>,
@@ -213,15 +262,12 @@ impl Config {
             }
             None => None,
         };
-        let bus = match c.need_bus() {
-            true => Some(connect_waiting(&self, "timpora-hub").await?),
-            false => None,
-        };
+        let buses = Buses::connect(&self, c).await?;
         Ok(Hub {
             config: self,
             components: c,
             nats,
-            bus,
+            buses,
             gateway,
             correlator,
             sealer,
@@ -267,34 +313,35 @@ impl Hub {
         self.correlator.as_ref().and_then(|c| local(&c.metrics))
     }
 
-    /// The bus connection, when a component needs one.
-    pub fn bus(&self) -> Option<&Bus> {
-        self.bus.as_ref()
-    }
-
     /// Start the components.
     pub fn spawn(self) -> Running {
         let (stop_tx, stop_rx) = watch::channel(false);
         let stop = Stop(stop_rx);
         let mut tasks = Vec::new();
         let cfg = self.config;
-        if let (Some(listener), Some(bus)) = (self.gateway, &self.bus) {
+        let buses = self.buses;
+        if let (Some(listener), Some(bus)) = (self.gateway, &buses.gateway) {
             let s = stop.clone();
-            let fut =
-                timpora_gateway::serve(cfg.gateway.clone(), bus.clone(), listener, s.stopped());
+            let fut = timpora_gateway::serve(
+                cfg.gateway.clone(),
+                bus.clone(),
+                buses.admin.clone(),
+                listener,
+                s.stopped(),
+            );
             tasks.push(Task::new("gateway", true, async move { Ok(fut.await?) }));
         }
-        if let (Some(p), Some(bus)) = (self.correlator, &self.bus) {
+        if let (Some(p), Some(bus)) = (self.correlator, &buses.correlator) {
             let fut = correlator::run(bus.clone(), p, stop.clone());
             tasks.push(Task::new("correlator", true, fut));
         }
-        if let (Some(witness), Some(bus)) = (self.witness, &self.bus) {
+        if let (Some(witness), Some(bus)) = (self.witness, &buses.witness) {
             let (client, s) = (bus.client().clone(), stop.clone());
             tasks.push(Task::new("witness", true, async move {
                 Ok(timpora_witness::serve(client, witness, s.stopped()).await?)
             }));
         }
-        if let (Some(options), Some(bus)) = (self.sealer, &self.bus) {
+        if let (Some(options), Some(bus)) = (self.sealer, &buses.sealer) {
             let (bus, s) = (bus.clone(), stop.clone());
             tasks.push(Task::new("sealer", true, async move {
                 let sealed = timpora_sealer::run(bus, options, s.stopped()).await?;
@@ -327,7 +374,7 @@ impl Hub {
             stop: stop_tx,
             tasks,
             nats: self.nats,
-            bus: self.bus,
+            buses,
             drain: Duration::from_secs(cfg.shutdown.drain_secs),
         }
     }
@@ -370,7 +417,7 @@ pub struct Running {
     stop: watch::Sender<bool>,
     tasks: Vec<Task>,
     nats: Option<nats::Supervised>,
-    bus: Option<Bus>,
+    buses: Buses,
     drain: Duration,
 }
 
@@ -470,7 +517,7 @@ impl Running {
                 }
             }
         }
-        self.bus = None;
+        self.buses = Buses::default();
         if let Some(n) = self.nats.take() {
             n.shutdown().await;
         }

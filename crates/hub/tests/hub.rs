@@ -39,7 +39,8 @@ async fn a_component_that_fails_stops_the_hub_naming_it_and_the_others_drain() {
     let hub = config(&nats).build(both()).await.unwrap();
     let gateway = hub.gateway_addr().unwrap();
     // The events stream goes away between provisioning and start: the correlator cannot read.
-    hub.bus()
+    timpora_bus::Bus::connect(&nats.url(), "t", Default::default())
+        .await
         .unwrap()
         .jetstream()
         .delete_stream("TIMPORA_EVENTS")

@@ -345,8 +345,10 @@ fn parent_death_wrapper() -> Option<PathBuf> {
 fn read_ports_file(dir: &Path) -> Option<u16> {
     let entry = std::fs::read_dir(dir).ok()?.flatten().next()?;
     let text = std::fs::read_to_string(entry.path()).ok()?;
-    // {"nats":["nats://127.0.0.1:41234"], ...}
-    let start = text.find("nats://")? + "nats://".len();
+    // {"nats":["nats://127.0.0.1:41234"], ...} (`tls://` when the server requires TLS)
+    let after = &text[text.find("\"nats\"")?..];
+    let start = after.find("://")? + "://".len();
+    let text = after;
     let rest = &text[start..];
     let end = rest.find('"')?;
     rest[..end].rsplit(':').next()?.parse().ok()

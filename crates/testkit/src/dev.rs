@@ -100,6 +100,95 @@ pub fn transparency(cfg: &mut Config, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The bus's development security in `dir`: an nkey for every component's NATS identity (in
+/// `nats-credentials/`, owner-only) and TLS to NATS with the development CA. Settings already
+/// made are kept; a data directory set up before the bus required credentials gets them now.
+pub fn nats_security(cfg: &mut Config, dir: &Path) -> anyhow::Result<()> {
+    let creds = cfg
+        .nats
+        .credentials_dir
+        .clone()
+        .unwrap_or_else(|| dir.join("nats-credentials"));
+    timpora_bus::auth::generate(&creds)?;
+    cfg.nats.credentials_dir = Some(creds);
+    if cfg.nats.tls.is_none() && ca_path(dir).exists() {
+        cfg.nats.tls = Some(timpora_bus::NatsTls {
+            ca: ca_path(dir),
+            cert: None,
+            key: None,
+        });
+    }
+    Ok(())
+}
+
+/// The `nats-server` configuration that serves `cfg`'s hub from development data directory
+/// `dir`: every identity with credentials in `nats.credentials_dir` as a user with its
+/// permissions, anonymous connections refused, and TLS with the development server
+/// certificate when `nats.tls` is set.
+pub fn nats_server_config(cfg: &Config, dir: &Path) -> anyhow::Result<String> {
+    let mut text = String::new();
+    if let Some(creds) = &cfg.nats.credentials_dir {
+        let users = timpora_bus::auth::public_keys(creds)?;
+        anyhow::ensure!(
+            !users.is_empty(),
+            "no NATS credentials in {}",
+            creds.display()
+        );
+        let users: Vec<_> = users
+            .into_iter()
+            .map(|(id, k)| (id, format!("\"{k}\"")))
+            .collect();
+        text.push_str(&timpora_bus::auth::authorization(&cfg.bus, &users));
+    }
+    if cfg.nats.tls.is_some() {
+        let (cert, key) = server_paths(dir);
+        text.push_str(&format!(
+            "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  timeout: 5\n}}\n",
+            cert.display(),
+            key.display()
+        ));
+    }
+    Ok(text)
+}
+
+/// A `nats-server` (JetStream, random port unless `port`) that serves development data
+/// directory `dir` as [`nats_server_config`] says: the server `timpora up` would start, for
+/// tests of separate processes.
+pub fn nats_server(dir: &Path, port: Option<u16>) -> anyhow::Result<timpora_natsd::NatsServer> {
+    let cfg = Config::load(Some(&config_path(dir)))?;
+    let mut b = timpora_natsd::NatsServer::builder().config(nats_server_config(&cfg, dir)?);
+    if let Some(p) = port {
+        b = b.port(p);
+    }
+    Ok(b.start()?)
+}
+
+/// A `nats-server` secured as `timpora up` secures its own — one user per identity, anonymous
+/// connections refused, TLS with a CA made for it — with the credentials and certificates in
+/// `dir`; and the NATS settings that reach it.
+pub fn secured_nats(
+    dir: &Path,
+    topology: &timpora_bus::Topology,
+) -> anyhow::Result<(timpora_natsd::NatsServer, timpora_hub::NatsConfig)> {
+    std::fs::create_dir_all(dir.join("pki"))?;
+    let ca = DevCa::generate("TIMPORA test NATS CA")?;
+    write(&ca_path(dir), ca.cert_pem(), false)?;
+    let server = ca.server(&["localhost", "127.0.0.1"])?;
+    let (cert, key) = server_paths(dir);
+    write(&cert, &server.cert_pem, false)?;
+    write(&key, &server.key_pem, true)?;
+    let mut cfg = Config {
+        bus: topology.clone(),
+        ..Config::default()
+    };
+    nats_security(&mut cfg, dir)?;
+    let server = timpora_natsd::NatsServer::builder()
+        .config(nats_server_config(&cfg, dir)?)
+        .start()?;
+    cfg.nats.url = server.url();
+    Ok((server, cfg.nats))
+}
+
 /// A username and its password.
 pub type Credential = (String, String);
 
@@ -200,6 +289,7 @@ pub fn init(dir: &Path, force: bool, listen: SocketAddr, nats_url: &str) -> anyh
         key: server_key,
     });
     transparency(&mut cfg, &dir)?;
+    nats_security(&mut cfg, &dir)?;
     cfg.gateway.pseudonym = PseudonymConfig {
         active_version: Some(1),
         keys: vec![KeyConfig {
@@ -216,10 +306,15 @@ pub fn init(dir: &Path, force: bool, listen: SocketAddr, nats_url: &str) -> anyh
     write(&config_file, &text, true)?;
     let users: Vec<&str> = passwords.iter().map(|(u, _)| u.as_str()).collect();
     Ok(format!(
-        "development set-up written to {}\n  config:       {}\n  CA:           {}\n  console:      accounts {} (passwords in {})\n  identities:   {} (certificates in pki/clients, tokens in the config)",
+        "development set-up written to {}\n  config:       {}\n  CA:           {}\n  nats:         one nkey user per component in {} (TLS with the CA)\n  console:      accounts {} (passwords in {})\n  identities:   {} (certificates in pki/clients, tokens in the config)",
         dir.display(),
         config_file.display(),
         ca_path(&dir).display(),
+        cfg.nats
+            .credentials_dir
+            .as_deref()
+            .unwrap_or(&dir)
+            .display(),
         users.join(", "),
         console_accounts_path(&dir).display(),
         pilot::IDENTITIES.join(", ")

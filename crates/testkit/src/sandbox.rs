@@ -50,14 +50,23 @@ pub struct SandboxBuilder {
     tls: bool,
     tokens: bool,
     config: Option<Configure>,
-    nats_url: Option<String>,
+    nats: Option<timpora_hub::NatsConfig>,
     topology: Option<Topology>,
 }
 
 impl SandboxBuilder {
     /// Use the NATS server at `url` instead of starting one.
     pub fn nats_url(mut self, url: impl Into<String>) -> Self {
-        self.nats_url = Some(url.into());
+        self.nats = Some(timpora_hub::NatsConfig {
+            url: url.into(),
+            ..Default::default()
+        });
+        self
+    }
+
+    /// Use the NATS server these settings reach (e.g. another sandbox's `nats_config`).
+    pub fn nats(mut self, settings: timpora_hub::NatsConfig) -> Self {
+        self.nats = Some(settings);
         self
     }
 
@@ -93,18 +102,24 @@ impl SandboxBuilder {
             )
             .with_test_writer()
             .try_init();
-        let (nats, url) = match self.nats_url {
-            Some(u) => (None, u),
+        let topology = self.topology.unwrap_or_default();
+        let dir = tempfile::tempdir()?;
+        // A server of its own is secured as production's: each component as its own user,
+        // over TLS; the sandbox's own handle is the admin.
+        let (nats, nats_config) = match self.nats {
+            Some(settings) => (None, settings),
             None => {
-                let n = NatsServer::start()?;
-                let u = n.url();
-                (Some(n), u)
+                let (n, c) = crate::dev::secured_nats(&dir.path().join("nats"), &topology)?;
+                (Some(n), c)
             }
         };
-        let topology = self.topology.unwrap_or_default();
-        let bus = Bus::connect(&url, "timpora-sandbox", topology.clone()).await?;
+        let bus = Bus::connect(
+            nats_config.options(timpora_bus::Identity::Admin),
+            "timpora-sandbox",
+            topology.clone(),
+        )
+        .await?;
         bus.ensure_topology().await?;
-        let dir = tempfile::tempdir()?;
         let mut tokens = HashMap::new();
         let mut config = Config::default();
         if !self.tls || self.tokens {
@@ -151,10 +166,12 @@ impl SandboxBuilder {
             f(&mut config);
         }
         config.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        let mut hub_config = timpora_hub::Config::default();
-        hub_config.nats.url = url;
-        hub_config.bus = topology;
-        hub_config.gateway = config.clone();
+        let hub_config = timpora_hub::Config {
+            nats: nats_config.clone(),
+            bus: topology,
+            gateway: config.clone(),
+            ..Default::default()
+        };
         let hub = hub_config
             .build(timpora_hub::Options {
                 components: Components::gateway(),
@@ -165,6 +182,7 @@ impl SandboxBuilder {
         Ok(Sandbox {
             nats,
             bus,
+            nats_config,
             addr,
             tokens,
             ca,
@@ -179,8 +197,11 @@ impl SandboxBuilder {
 pub struct Sandbox {
     /// The real nats-server (none when the sandbox was given a URL).
     pub nats: Option<NatsServer>,
-    /// The sandbox's own bus connection (for inspecting the stream).
+    /// The sandbox's own bus connection, as the admin (for inspecting the stream).
     pub bus: Bus,
+    /// How the components reach NATS (URL, credentials, TLS): connect as any identity with
+    /// `nats_config.options(identity)`.
+    pub nats_config: timpora_hub::NatsConfig,
     /// Where the gateway listens.
     pub addr: SocketAddr,
     /// The gateway's config as started.

@@ -96,9 +96,8 @@ async fn a_retry_after_the_duplicate_window_is_still_a_duplicate_even_at_another
         "the duplicate names the original"
     );
     // A gateway started later on the same bus knows it too (it reads the stream at start).
-    let url = hub.nats.as_ref().unwrap().url();
     let other = Hub::builder()
-        .nats_url(url)
+        .nats(hub.nats_config.clone())
         .topology(topology)
         .start()
         .await

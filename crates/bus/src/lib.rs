@@ -20,8 +20,8 @@ mod topology;
 pub use alerts::{AlertDelivered, AlertMessage, TransitionError};
 pub use bus::{
     AlertOutcome, Bus, ConsumerStatus, DEFAULT_TIMEOUT, Delivered, HEADER_CLASSIFICATION,
-    HEADER_SOURCE, HEADER_TRACEPARENT, HEADER_TYPE, PendingAck, PendingAlert, Start, Status,
-    StreamStatus,
+    HEADER_SOURCE, HEADER_TRACEPARENT, HEADER_TYPE, PendingAck, PendingAlert, PlacementStatus,
+    ReplicaStatus, Start, Status, StreamStatus,
 };
 pub use error::{Error, ErrorKind};
 pub use holds::LegalHold;

@@ -103,6 +103,9 @@ pub async fn run(cfg: &mut Config, cmd: BusCommand) -> anyhow::Result<()> {
 
 fn print_status(status: &timpora_bus::Status) {
     println!("server: {}", status.server);
+    if let Some(cluster) = &status.cluster {
+        println!("cluster: {cluster} (members {})", status.members.join(", "));
+    }
     for s in &status.streams {
         println!(
             "stream {:<20} messages {:>10}  bytes {:>12}  seq {}..{}  replicas {}  dedup window {}s  subjects {}",
@@ -118,9 +121,34 @@ fn print_status(status: &timpora_bus::Status) {
         if let (Some(events), Some(ticks)) = (s.agency_events, s.clock_ticks) {
             println!("  of which {events} agency events and {ticks} hub clock ticks");
         }
+        if let Some(p) = &s.placement
+            && (status.cluster.is_some() || !p.followers.is_empty())
+        {
+            let followers: Vec<String> = p
+                .followers
+                .iter()
+                .map(|f| {
+                    let state = match (f.offline, f.current) {
+                        (true, _) => "offline".to_owned(),
+                        (false, true) => "in sync".to_owned(),
+                        (false, false) => format!("{} behind", f.lag),
+                    };
+                    format!("{} ({state})", f.name)
+                })
+                .collect();
+            println!(
+                "  leader {}  followers {}",
+                p.leader.as_deref().unwrap_or("none (electing)"),
+                if followers.is_empty() {
+                    "none".to_owned()
+                } else {
+                    followers.join(", ")
+                }
+            );
+        }
         for c in &s.consumers {
             println!(
-                "  consumer {:<24} pending {:>10}  ack pending {:>6}  delivered seq {}",
+                "  consumer {:<24} lag {:>10}  ack pending {:>6}  delivered seq {}",
                 c.name, c.pending, c.ack_pending, c.delivered_sequence
             );
         }

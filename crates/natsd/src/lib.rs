@@ -372,10 +372,16 @@ impl Cluster {
     /// reserved and released before the nodes bind them, so another process can take one in
     /// between: a start that fails is tried again on fresh ports (three times in all).
     pub fn start() -> Result<Self> {
+        Self::start_with("")
+    }
+
+    /// [`Cluster::start`] with extra configuration text on every node (e.g. `authorization`
+    /// and `tls` blocks).
+    pub fn start_with(config: &str) -> Result<Self> {
         let mut tries = 0;
         loop {
             tries += 1;
-            match Self::start_once() {
+            match Self::start_once(config) {
                 Ok(c) => return Ok(c),
                 Err(e) if tries < 3 => {
                     tracing::debug!(error = %e.to_string().lines().next().unwrap_or_default(), "cluster start failed; trying other ports");
@@ -385,7 +391,7 @@ impl Cluster {
         }
     }
 
-    fn start_once() -> Result<Self> {
+    fn start_once(config: &str) -> Result<Self> {
         let cluster_ports = [free_port()?, free_port()?, free_port()?];
         let client_ports = [free_port()?, free_port()?, free_port()?];
         let mut nodes = Vec::new();
@@ -393,6 +399,9 @@ impl Cluster {
             let mut b = Builder::default()
                 .port(port)
                 .server_name(format!("timpora-n{}", i + 1));
+            if !config.is_empty() {
+                b = b.config(config);
+            }
             b.cluster = Some(ClusterOpts {
                 name: "timpora".into(),
                 port: cp,
@@ -401,6 +410,14 @@ impl Cluster {
             nodes.push(b.start()?);
         }
         Ok(Self { nodes })
+    }
+
+    /// The node named `name` (`timpora-n1`…), e.g. the one JetStream reports as a stream's
+    /// leader.
+    pub fn node_named(&mut self, name: &str) -> Option<&mut NatsServer> {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.opts.server_name.as_deref() == Some(name))
     }
 
     /// Comma-separated client URLs of every node.

@@ -170,6 +170,31 @@ pub fn secured_nats(
     dir: &Path,
     topology: &timpora_bus::Topology,
 ) -> anyhow::Result<(timpora_natsd::NatsServer, timpora_hub::NatsConfig)> {
+    let (mut nats, server_config) = secure(dir, topology)?;
+    let server = timpora_natsd::NatsServer::builder()
+        .config(server_config)
+        .start()?;
+    nats.url = server.url();
+    Ok((server, nats))
+}
+
+/// [`secured_nats`] as a three-node JetStream cluster, every node secured alike.
+pub fn secured_cluster(
+    dir: &Path,
+    topology: &timpora_bus::Topology,
+) -> anyhow::Result<(timpora_natsd::Cluster, timpora_hub::NatsConfig)> {
+    let (mut nats, server_config) = secure(dir, topology)?;
+    let cluster = timpora_natsd::Cluster::start_with(&server_config)?;
+    nats.url = cluster.urls();
+    Ok((cluster, nats))
+}
+
+/// Credentials, a CA and a server certificate in `dir`: the client settings (without a URL)
+/// and the servers' configuration.
+fn secure(
+    dir: &Path,
+    topology: &timpora_bus::Topology,
+) -> anyhow::Result<(timpora_hub::NatsConfig, String)> {
     std::fs::create_dir_all(dir.join("pki"))?;
     let ca = DevCa::generate("TIMPORA test NATS CA")?;
     write(&ca_path(dir), ca.cert_pem(), false)?;
@@ -182,11 +207,8 @@ pub fn secured_nats(
         ..Config::default()
     };
     nats_security(&mut cfg, dir)?;
-    let server = timpora_natsd::NatsServer::builder()
-        .config(nats_server_config(&cfg, dir)?)
-        .start()?;
-    cfg.nats.url = server.url();
-    Ok((server, cfg.nats))
+    let text = nats_server_config(&cfg, dir)?;
+    Ok((cfg.nats, text))
 }
 
 /// A username and its password.

@@ -18,6 +18,10 @@ if ! python3 -c "import grpc, grpc_tools, grpc_status" 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check -r examples/python/requirements.txt
 fi
 echo "using python $(python3 -c 'import grpc; print(grpc.__version__)' 2>/dev/null) grpcio for the example"
+# The deployment files' test parses the compose file and Kubernetes manifests with PyYAML.
+if ! python3 -c "import yaml" 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check pyyaml
+fi
 
 # The contract follows buf's STANDARD lint rules; buf comes from its npm registry package.
 buf=.tools/node_modules/.bin/buf

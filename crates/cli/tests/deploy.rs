@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use serde_json::Value;
+
 use timpora_bus::{Identity, Topology, auth};
 
 fn deploy() -> PathBuf {
@@ -124,29 +126,197 @@ fn the_example_config_loads_and_systemd_units_run_real_commands() {
             .unwrap_or_else(|| panic!("{}: no ExecStart", path.display()));
         let mut args = exec.split_whitespace();
         assert!(args.next().unwrap().ends_with("/timpora"), "{exec}");
-        // Global options with their values, then the command and its own arguments.
-        let mut rest: Vec<&str> = Vec::new();
-        while let Some(a) = args.next() {
-            match a {
-                "--config" | "--log-format" | "--data-dir" => {
-                    args.next();
-                }
-                _ => rest.push(a),
-            }
+        let args: Vec<String> = args.map(str::to_owned).collect();
+        if let Err(e) = timpora_command(&args) {
+            panic!("{}: {e}", path.display());
         }
-        let out = Command::new(env!("CARGO_BIN_EXE_timpora"))
-            .args(&rest)
-            .arg("--help")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}: `timpora {}` is not a command: {}",
-            path.display(),
-            rest.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
         units += 1;
     }
     assert!(units >= 4, "{units} units");
+}
+
+/// Whether `args` (as a unit, a compose file or a manifest gives them, global options included)
+/// run a command the binary has: `timpora <command> --help` succeeds.
+fn timpora_command(args: &[String]) -> Result<(), String> {
+    let mut rest: Vec<&str> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--config" | "--log-format" | "--data-dir" => {
+                it.next();
+            }
+            other => rest.push(other),
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_timpora"))
+        .args(&rest)
+        .arg("--help")
+        .output()
+        .unwrap();
+    match out.status.success() && !rest.is_empty() {
+        true => Ok(()),
+        false => Err(format!(
+            "`timpora {}` is not a command: {}",
+            rest.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        )),
+    }
+}
+
+/// The YAML documents in `path`, as JSON (parsed by PyYAML, a YAML 1.1 parser as Docker Compose
+/// and Kubernetes tooling use).
+fn yaml_docs(path: &Path) -> Vec<Value> {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, json, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} does not parse: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The nats-server release the suite also runs against (scripts/ensure-nats-current.sh).
+fn current_nats() -> String {
+    let script =
+        std::fs::read_to_string(deploy().join("../scripts/ensure-nats-current.sh")).unwrap();
+    script
+        .lines()
+        .find_map(|l| l.strip_prefix("version="))
+        .unwrap()
+        .to_owned()
+}
+
+/// The port of an `ip:port` listen address in the example config.
+fn port_of(addr: std::net::SocketAddr) -> u64 {
+    u64::from(addr.port())
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_compose_file_names_only_real_images_ports_files_and_commands() {
+    let cfg = timpora_hub::Config::load(Some(&deploy().join("timpora.example.toml"))).unwrap();
+    let listening = [port_of(cfg.gateway.listen), port_of(cfg.console.listen)];
+    let compose_dir = deploy().join("compose");
+    let doc = &yaml_docs(&compose_dir.join("compose.yaml"))[0];
+    let timpora_image = format!("timpora:{}", env!("CARGO_PKG_VERSION"));
+    let nats_image = format!("nats:{}-alpine", current_nats());
+    let cluster_conf = std::fs::read_to_string(deploy().join("nats/cluster-node.conf")).unwrap();
+    let services = doc["services"].as_object().unwrap();
+    for (name, s) in services {
+        let image = s["image"].as_str().unwrap_or_default();
+        let command = strings(&s["command"]);
+        if image == timpora_image {
+            if let Err(e) = timpora_command(&command) {
+                panic!("service {name}: {e}");
+            }
+            for p in strings(&s["ports"]) {
+                let inside: u64 = p.rsplit(':').next().unwrap().parse().unwrap();
+                assert!(listening.contains(&inside), "service {name}: port {p}");
+            }
+        } else {
+            assert_eq!(image, nats_image, "service {name}: unknown image");
+            // The config it starts with is one of deploy/nats, mounted from there; its name
+            // is one the routes reach.
+            assert!(
+                command.contains(&"/etc/nats/cluster-node.conf".to_owned()),
+                "{name}"
+            );
+            for v in strings(&s["volumes"]) {
+                let host = v.split(':').next().unwrap();
+                if host.starts_with("../") {
+                    assert!(compose_dir.join(host).exists(), "service {name}: {host}");
+                }
+            }
+            for alias in strings(&s["networks"]["bus"]["aliases"]) {
+                assert!(cluster_conf.contains(&alias), "{alias} is not a route");
+            }
+        }
+    }
+    assert!(services.len() >= 7, "{}", services.len());
+}
+
+#[test]
+fn the_kubernetes_manifests_name_only_real_images_ports_and_commands() {
+    let cfg = timpora_hub::Config::load(Some(&deploy().join("timpora.example.toml"))).unwrap();
+    let listening = [port_of(cfg.gateway.listen), port_of(cfg.console.listen)];
+    let timpora_image = format!("timpora:{}", env!("CARGO_PKG_VERSION"));
+    let docs = yaml_docs(&deploy().join("k8s/timpora.yaml"));
+    let mut container_ports = Vec::new();
+    let mut kinds = Vec::new();
+    for d in &docs {
+        kinds.push(d["kind"].as_str().unwrap().to_owned());
+        let containers = &d["spec"]["template"]["spec"]["containers"];
+        for c in containers.as_array().into_iter().flatten() {
+            assert_eq!(c["image"], timpora_image, "{}", c["name"]);
+            if let Err(e) = timpora_command(&strings(&c["args"])) {
+                panic!("{}: {e}", c["name"]);
+            }
+            for p in c["ports"].as_array().into_iter().flatten() {
+                let port = p["containerPort"].as_u64().unwrap();
+                assert!(listening.contains(&port), "{}: port {port}", c["name"]);
+                container_ports.push(port);
+            }
+        }
+    }
+    for d in docs.iter().filter(|d| d["kind"] == "Service") {
+        for p in d["spec"]["ports"].as_array().unwrap() {
+            let target = p["targetPort"].as_u64().unwrap();
+            assert!(container_ports.contains(&target), "service port {target}");
+        }
+    }
+    for kind in ["Namespace", "Job", "Deployment", "Service"] {
+        assert!(kinds.iter().any(|k| k == kind), "no {kind}");
+    }
+    // The NATS chart's values: the tested server, and every identity's public key.
+    let values = &yaml_docs(&deploy().join("k8s/nats-values.yaml"))[0];
+    assert_eq!(
+        values["container"]["image"]["tag"],
+        format!("{}-alpine", current_nats())
+    );
+    let mut env: Vec<&String> = values["container"]["env"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    env.sort();
+    let mut expected: Vec<String> = auth::variables()
+        .into_iter()
+        .map(|(_, v)| v.trim_start_matches('$').to_owned())
+        .collect();
+    expected.sort();
+    assert_eq!(env, expected.iter().collect::<Vec<_>>());
+}
+
+#[test]
+fn the_container_image_builds_the_binary_the_manifests_run() {
+    let text = std::fs::read_to_string(deploy().join("container/Containerfile")).unwrap();
+    let manifest = std::fs::read_to_string(deploy().join("../Cargo.toml")).unwrap();
+    // The build image's Rust is the workspace's.
+    let rust = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .unwrap()
+        .trim_end_matches('"');
+    assert!(text.contains(&format!("FROM rust:{rust}-")), "rust {rust}");
+    assert!(text.contains("-p timpora-cli"));
+    assert!(text.contains("COPY --from=build /src/target/release/timpora /usr/local/bin/timpora"));
+    assert!(text.contains("ENTRYPOINT [\"/usr/local/bin/timpora\"]"));
+    assert!(text.contains("USER timpora"), "not as root");
 }

@@ -88,11 +88,11 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
             eprintln!("{m}");
         }
     };
-    let (_own_server, url) = nats_for_bench(a.nats_url.as_deref())?;
     let tag = random_hex(4)?.to_uppercase();
     let topology = bench_topology(&tag);
+    let nats = nats_for_bench(a.nats_url.as_deref(), &topology)?;
     let hub = Sandbox::builder()
-        .nats_url(url.clone())
+        .nats(nats.settings.clone())
         .topology(topology.clone())
         .start()
         .await?;

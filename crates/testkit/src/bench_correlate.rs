@@ -216,16 +216,27 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
             eprintln!("{m}");
         }
     };
-    let (own_server, url) = nats_for_bench(a.nats_url.as_deref())?;
     let tag = random_hex(4)?.to_uppercase();
     let topology = bench_topology(&tag);
-    let bus = Bus::connect(&url, "bench-correlate", topology.clone()).await?;
-    bus.ensure_topology().await?;
+    // Authorisation and TLS on, as in production: the events are loaded and the live traffic
+    // sent as the admin; the correlator and the raw baseline read as the correlator's user.
+    let nats = nats_for_bench(a.nats_url.as_deref(), &topology)?;
+    let admin = nats
+        .connect(timpora_bus::Identity::Admin, "bench-admin", &topology)
+        .await?;
+    admin.ensure_topology().await?;
+    let bus = nats
+        .connect(
+            timpora_bus::Identity::Correlator,
+            "bench-correlate",
+            &topology,
+        )
+        .await?;
 
     let spec = scenario(a.seed, a.events, a.persons);
     say(&format!("loading {} events (seed {}) …", a.events, a.seed));
     let t = Instant::now();
-    let loaded = load(&bus, Scenario::new(spec.clone())).await?;
+    let loaded = load(&admin, Scenario::new(spec.clone())).await?;
     let last = bus.events_last_sequence().await?;
     say(&format!(
         "loaded {loaded} events in {:.1}s; measuring raw consumption …",
@@ -289,14 +300,14 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
         "live phase: {} events/s for {}s …",
         a.rate, a.live_secs
     ));
-    let mut alerts = bus
+    let mut alerts = admin
         .client()
         .subscribe(format!("{}.raised.>", topology.alerts_subject_prefix))
         .await?;
     let sent: std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
     let live_events = a.rate * a.live_secs;
     let publisher = tokio::spawn({
-        let bus = bus.clone();
+        let bus = admin.clone();
         let sent = sent.clone();
         let rate = a.rate.max(1);
         let mut live = Scenario::new(Spec {
@@ -362,8 +373,8 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
     }
     let _ = stop_tx.send(());
     let stats = service.await??;
-    remove_topology(&bus).await;
-    drop(own_server);
+    remove_topology(&admin).await;
+    drop(nats);
 
     let ms = |q: f64| (latency.value_at_quantile(q) as f64 / 10.0).round() / 100.0;
     let correlator_rate = last as f64 / correlator_secs;

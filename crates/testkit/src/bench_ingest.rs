@@ -132,17 +132,21 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
         a.events > 0 && a.samples > 0,
         "--events and --samples must be positive"
     );
-    let (own_server, url) = nats_for_bench(a.nats_url.as_deref())?;
     let tag = random_hex(4)?;
     let topo = |kind: &str| bench_topology(&format!("{}_{tag}", kind.to_uppercase()));
-    let raw_bus = Bus::connect(&url, "bench-raw", topo("raw")).await?;
+    // Authorisation and TLS on, as in production: the gateway as its own user; the raw
+    // baseline as the admin (who may publish anywhere) over the same TLS.
+    let nats = nats_for_bench(a.nats_url.as_deref(), &topo("hub"))?;
+    let raw_bus = nats
+        .connect(timpora_bus::Identity::Admin, "bench-raw", &topo("raw"))
+        .await?;
     raw_bus.ensure_topology().await?;
 
     // The gateway, in process, on a random port: the sandbox every end-to-end test uses.
     // The per-identity rate limit is checked on every event, set high enough not to throttle
     // what is measured here: the gateway's own cost.
     let mut sandbox = Sandbox::builder()
-        .nats_url(url.clone())
+        .nats(nats.settings.clone())
         .topology(topo("hub"))
         .configure(|c| {
             c.limits.events_per_second = 100_000_000;
@@ -236,7 +240,7 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
     for bus in [&hub_bus, &raw_bus] {
         remove_topology(bus).await;
     }
-    drop(own_server);
+    drop(nats);
 
     let hub_rate = median(&hub_rounds);
     let raw_rate = median(&raw_rounds);
@@ -346,13 +350,48 @@ pub async fn remove_topology(bus: &Bus) {
     }
 }
 
-pub fn nats_for_bench(url: Option<&str>) -> anyhow::Result<(Option<NatsServer>, String)> {
+/// The NATS a benchmark runs on: its own server, secured as `timpora up` secures one (one user
+/// per component with the permissions of `topology`, TLS), or the one at a given URL as it is.
+pub struct BenchNats {
+    /// How to reach it; connect as an identity with `settings.options(identity)`.
+    pub settings: timpora_hub::NatsConfig,
+    _server: Option<NatsServer>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl BenchNats {
+    /// A connection as `identity`.
+    pub async fn connect(
+        &self,
+        identity: timpora_bus::Identity,
+        name: &str,
+        topology: &timpora_bus::Topology,
+    ) -> anyhow::Result<Bus> {
+        Ok(Bus::connect(self.settings.options(identity), name, topology.clone()).await?)
+    }
+}
+
+pub fn nats_for_bench(
+    url: Option<&str>,
+    topology: &timpora_bus::Topology,
+) -> anyhow::Result<BenchNats> {
     Ok(match url {
-        Some(u) => (None, u.to_owned()),
+        Some(u) => BenchNats {
+            settings: timpora_hub::NatsConfig {
+                url: u.to_owned(),
+                ..Default::default()
+            },
+            _server: None,
+            _dir: None,
+        },
         None => {
-            let s = NatsServer::start()?;
-            let u = s.url();
-            (Some(s), u)
+            let dir = tempfile::tempdir()?;
+            let (server, settings) = crate::dev::secured_nats(dir.path(), topology)?;
+            BenchNats {
+                settings,
+                _server: Some(server),
+                _dir: Some(dir),
+            }
         }
     })
 }

@@ -1,6 +1,7 @@
 //! A connection to the bus: provisioning, publishing events and alerts with their dedup key and
 //! trace context, ordered replay, status.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, message::PublishMessage};
@@ -137,6 +138,9 @@ pub struct Bus {
     pub(crate) topology: Topology,
     /// The settings it was connected with, for [`Bus::second_connection`].
     pub(crate) options: Option<NatsOptions>,
+    /// The events and alerts streams, named once for every publish's acknowledgement.
+    events_target: Arc<PublishedTo>,
+    alerts_target: Arc<PublishedTo>,
 }
 
 /// How long a JetStream call (including a publish acknowledgement) may take.
@@ -208,6 +212,8 @@ impl Bus {
             .backpressure_on_inflight(true)
             .build(client.clone());
         Self {
+            events_target: PublishedTo::new(&js, &topology.events_stream),
+            alerts_target: PublishedTo::new(&js, &topology.alerts_stream),
             client,
             js,
             topology,
@@ -322,7 +328,7 @@ impl Bus {
             .map_err(err("publish"))?;
         Ok(PendingAck {
             ack: fut,
-            stream: self.stream_of(&self.topology.events_stream),
+            stream: self.events_target.clone(),
         })
     }
 
@@ -346,7 +352,7 @@ impl Bus {
             .map_err(err("publish alert"))?;
         Ok(PendingAlert {
             ack: pending,
-            stream: self.stream_of(&self.topology.alerts_stream),
+            stream: self.alerts_target.clone(),
         })
     }
 
@@ -575,12 +581,12 @@ impl PublishedTo {
     }
 }
 
-impl Bus {
-    fn stream_of(&self, name: &str) -> PublishedTo {
-        PublishedTo {
-            js: self.js.clone(),
+impl PublishedTo {
+    fn new(js: &jetstream::Context, name: &str) -> Arc<Self> {
+        Arc::new(Self {
+            js: js.clone(),
             name: name.to_owned(),
-        }
+        })
     }
 }
 
@@ -588,7 +594,7 @@ impl Bus {
 #[derive(Debug)]
 pub struct PendingAlert {
     ack: jetstream::context::PublishAckFuture,
-    stream: PublishedTo,
+    stream: Arc<PublishedTo>,
 }
 
 impl PendingAlert {
@@ -612,7 +618,7 @@ impl PendingAlert {
 #[derive(Debug)]
 pub struct PendingAck {
     ack: jetstream::context::PublishAckFuture,
-    stream: PublishedTo,
+    stream: Arc<PublishedTo>,
 }
 
 impl PendingAck {

@@ -109,6 +109,13 @@ fn the_deployed_authorization_is_the_one_the_code_generates() {
         assert_eq!(text.matches(&var).count(), 1, "{var}");
     }
     assert_eq!(text.matches("nkey:").count(), Identity::ALL.len());
+    // The command that regenerates it prints exactly this.
+    let out = Command::new(env!("CARGO_BIN_EXE_timpora"))
+        .args(["bus", "authorization", "--variables"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), text);
 }
 
 #[test]

@@ -347,9 +347,7 @@ fn read_ports_file(dir: &Path) -> Option<u16> {
     let text = std::fs::read_to_string(entry.path()).ok()?;
     // {"nats":["nats://127.0.0.1:41234"], ...} (`tls://` when the server requires TLS)
     let after = &text[text.find("\"nats\"")?..];
-    let start = after.find("://")? + "://".len();
-    let text = after;
-    let rest = &text[start..];
+    let rest = &after[after.find("://")? + "://".len()..];
     let end = rest.find('"')?;
     rest[..end].rsplit(':').next()?.parse().ok()
 }

@@ -9,7 +9,8 @@
 //!   for explanations, the transparency log's checkpoints and verifications).
 //! - **correlator** — reads events; publishes raised alerts and clock ticks; keeps its
 //!   checkpoints (its own object store) and reports its status (and the rule set it was started
-//!   with) in the rules bucket.
+//!   with) in the rules bucket; correlators that share the work say who is alive and who holds
+//!   which part in the correlators bucket.
 //! - **sealer** — reads the sealed streams and the holds; writes checkpoints, tiles, latest
 //!   checkpoints and held copies; asks witnesses to cosign.
 //! - **witness** — answers cosigning requests, nothing else.
@@ -123,10 +124,12 @@ impl Topology {
                     format!("$KV.{}.{}", t.rules_bucket, crate::state::CORRELATOR_STATUS),
                 ]);
                 p.publish.extend(write_objects(&t.checkpoint_bucket));
+                p.publish.push(format!("$KV.{}.>", t.correlators_bucket));
                 vec![
                     t.events_stream.clone(),
                     kv(&t.rules_bucket),
                     obj(&t.checkpoint_bucket),
+                    kv(&t.correlators_bucket),
                 ]
             }
             Identity::Sealer => {
@@ -182,6 +185,7 @@ impl Topology {
                     kv(&t.tlog_bucket),
                     kv(&t.holds_bucket),
                     obj(&t.tiles_bucket),
+                    kv(&t.correlators_bucket),
                 ]
             }
         };
@@ -193,9 +197,44 @@ impl Topology {
 }
 
 /// A `nats-server` `authorization` block giving each identity in `users` its permissions on
-/// `topology`. `users` pairs an identity with the value of its `nkey` field: a public nkey
-/// (`U…`), or a variable (`$TIMPORA_NKEY_GATEWAY`) the server resolves from its environment.
+/// `topology`, and each of the topology's provincial offices the user its leaf node links as.
+/// `users` pairs an identity with the value of its `nkey` field: a public nkey (`U…`), or a
+/// variable (`$TIMPORA_NKEY_GATEWAY`) the server resolves from its environment.
+///
+/// An office's leaf node has no password: the centre maps the certificate it presents on the
+/// mutually authenticated leaf link (`verify_and_map`) to its user, whose connections can only
+/// be leaf links.
 pub fn authorization(topology: &Topology, users: &[(Identity, String)]) -> String {
+    let mut out = String::from("authorization {\n  users: [\n");
+    for (id, key) in users {
+        let _ = writeln!(out, "    # {id}");
+        let _ = writeln!(out, "    {{ nkey: {key}, permissions: {{");
+        render_permissions(&mut out, &topology.permissions(*id));
+        let _ = writeln!(out, "    }} }}");
+    }
+    for office in &topology.offices {
+        let _ = writeln!(
+            out,
+            "    # the {office} office's leaf node, by the certificate it links with"
+        );
+        let _ = writeln!(
+            out,
+            "    {{ user: \"CN={}\", allowed_connection_types: [\"LEAFNODE\"], permissions: {{",
+            leaf_user(office)
+        );
+        render_permissions(&mut out, &topology.leaf_permissions(office));
+        let _ = writeln!(out, "    }} }}");
+    }
+    out.push_str("  ]\n}\n");
+    out
+}
+
+/// The common name of the certificate office `office`'s leaf node links to the centre with.
+pub fn leaf_user(office: &str) -> String {
+    format!("office-{office}")
+}
+
+fn render_permissions(out: &mut String, p: &Permissions) {
     let list = |v: &[String]| match v {
         [one] => format!("\"{one}\""),
         _ => {
@@ -205,28 +244,19 @@ pub fn authorization(topology: &Topology, users: &[(Identity, String)]) -> Strin
                 + "\n        "
         }
     };
-    let mut out = String::from("authorization {\n  users: [\n");
-    for (id, key) in users {
-        let p = topology.permissions(*id);
-        let _ = writeln!(out, "    # {id}");
-        let _ = writeln!(out, "    {{ nkey: {key}, permissions: {{");
-        let _ = write!(out, "        publish: {{ allow: [{}]", list(&p.publish));
-        if !p.publish_deny.is_empty() {
-            let _ = write!(out, ", deny: [{}]", list(&p.publish_deny));
-        }
-        let _ = writeln!(out, " }}");
-        let _ = writeln!(
-            out,
-            "        subscribe: {{ allow: [{}] }}",
-            list(&p.subscribe)
-        );
-        if p.allow_responses {
-            let _ = writeln!(out, "        allow_responses: true");
-        }
-        let _ = writeln!(out, "    }} }}");
+    let _ = write!(out, "        publish: {{ allow: [{}]", list(&p.publish));
+    if !p.publish_deny.is_empty() {
+        let _ = write!(out, ", deny: [{}]", list(&p.publish_deny));
     }
-    out.push_str("  ]\n}\n");
-    out
+    let _ = writeln!(out, " }}");
+    let _ = writeln!(
+        out,
+        "        subscribe: {{ allow: [{}] }}",
+        list(&p.subscribe)
+    );
+    if p.allow_responses {
+        let _ = writeln!(out, "        allow_responses: true");
+    }
 }
 
 /// Each identity's `nkey` as the environment variable `TIMPORA_NKEY_<IDENTITY>`, for
@@ -337,6 +367,9 @@ mod tests {
             assert_eq!(may(id, tick), admin || id == Identity::Correlator, "{id}");
             let config = "$JS.API.STREAM.UPDATE.TIMPORA_EVENTS";
             assert_eq!(may(id, config), admin, "{id}");
+            // Only correlators take parts of the work.
+            let part = "$KV.TIMPORA_CORRELATORS.part.0-of-2";
+            assert_eq!(may(id, part), admin || id == Identity::Correlator, "{id}");
         }
     }
 

@@ -117,7 +117,33 @@ pub struct StreamStatus {
     /// Its leader and followers, on a cluster.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub placement: Option<PlacementStatus>,
+    /// For an office's mirror: the office's stream it copies, how far behind, when last heard.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<SourceStatus>,
+    /// For the events stream at the centre: each office's mirror it gathers from.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceStatus>,
     pub consumers: Vec<ConsumerStatus>,
+}
+
+/// A stream another one copies (a mirror's origin) or gathers from (a source).
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceStatus {
+    pub name: String,
+    /// Messages of it not copied yet, as last known.
+    pub lag: u64,
+    /// How long ago it was last heard from; `None` when it never was (or the link is down).
+    pub active_ms: Option<u64>,
+}
+
+impl SourceStatus {
+    fn of(s: &jetstream::stream::SourceInfo) -> Self {
+        Self {
+            name: s.name.clone(),
+            lag: s.lag,
+            active_ms: s.active.map(|d| d.as_millis() as u64),
+        }
+    }
 }
 
 /// One consumer's state.
@@ -243,6 +269,13 @@ impl Bus {
 
     /// Create the streams, or bring their configuration up to date. Idempotent.
     pub async fn ensure_topology(&self) -> Result<()> {
+        // Each office's mirror exists before the events stream sources it.
+        for office in &self.topology.offices {
+            self.js
+                .create_or_update_stream(self.topology.mirror_stream_config(office))
+                .await
+                .map_err(err("create or update mirror"))?;
+        }
         for config in [
             self.topology.events_stream_config(),
             self.topology.alerts_stream_config(),
@@ -260,6 +293,7 @@ impl Bus {
         self.tlog_store().await?;
         self.tiles_store().await?;
         self.holds_store().await?;
+        self.correlators_store().await?;
         tracing::info!(
             events = %self.topology.events_stream,
             alerts = %self.topology.alerts_stream,
@@ -480,6 +514,8 @@ impl Bus {
                 clock_ticks,
                 agency_events: clock_ticks.map(|t| info.state.messages.saturating_sub(t)),
                 placement: info.cluster.as_ref().and_then(placement),
+                mirror: info.mirror.as_ref().map(SourceStatus::of),
+                sources: info.sources.iter().map(SourceStatus::of).collect(),
                 consumers: consumers
                     .into_iter()
                     .map(|c| ConsumerStatus {

@@ -12,7 +12,9 @@ mod bus;
 mod error;
 mod holds;
 mod identity;
+pub mod offices;
 mod options;
+mod shared;
 mod state;
 mod tlog;
 mod topology;
@@ -21,12 +23,13 @@ pub use alerts::{AlertDelivered, AlertMessage, TransitionError};
 pub use bus::{
     AlertOutcome, Bus, ConsumerStatus, DEFAULT_TIMEOUT, Delivered, HEADER_CLASSIFICATION,
     HEADER_SOURCE, HEADER_TRACEPARENT, HEADER_TYPE, PendingAck, PendingAlert, PlacementStatus,
-    ReplicaStatus, Start, Status, StreamStatus,
+    ReplicaStatus, SourceStatus, Start, Status, StreamStatus,
 };
 pub use error::{Error, ErrorKind};
 pub use holds::LegalHold;
 pub use identity::Identity;
 pub use options::{NatsOptions, NatsTls, redact};
+pub use shared::SharedEntry;
 pub use state::{CORRELATOR_STATUS, CorrelatorStatus, RULES_ACTIVE};
 pub use tlog::{StoredMessage, StreamBounds, Verification};
-pub use topology::{EVENTS_SUBJECT_PREFIX, Storage, Topology, dedup_key};
+pub use topology::{EVENTS_SUBJECT_PREFIX, Office, Storage, Topology, dedup_key};

@@ -48,6 +48,24 @@ pub struct CorrelatorStatus {
     pub shed_groups: u64,
     /// RFC 3339 wall-clock time of this report.
     pub reported_at: String,
+    /// The part of the group keys it decides (`0-of-2`), when correlators share the work.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub part: String,
+    /// Which correlator reported it, when correlators share the work.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub member: String,
+}
+
+impl CorrelatorStatus {
+    /// As stored: JSON.
+    pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(self)
+    }
+
+    /// From its stored JSON; `None` when it is not one.
+    pub fn from_json(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
 }
 
 fn storage(s: Storage) -> StorageType {
@@ -225,6 +243,19 @@ impl Bus {
             .await
             .map_err(js_err(self.is_connected(), "get correlator status"))?;
         Ok(value.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    /// What every correlator last reported: the one that decides alone (if one ever did), then
+    /// each part's, for correlators that share the work.
+    pub async fn correlator_statuses(&self) -> Result<Vec<CorrelatorStatus>> {
+        let mut out: Vec<CorrelatorStatus> = self.correlator_status().await?.into_iter().collect();
+        out.extend(
+            self.shared_entries("status.")
+                .await?
+                .iter()
+                .filter_map(|e| CorrelatorStatus::from_json(&e.value)),
+        );
+        Ok(out)
     }
 
     /// Store a checkpoint under `name`, replacing the previous one only once it is complete.

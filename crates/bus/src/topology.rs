@@ -21,6 +21,17 @@ pub enum Storage {
     Memory,
 }
 
+/// A provincial office (see the `offices` module): its name (also its JetStream domain) and the regions it serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Office {
+    /// Lowercase letters and digits (`sultra`): the office's JetStream domain and the suffix of
+    /// its streams' names.
+    pub name: String,
+    /// Region codes (`74`, `74.02`) whose events the office stores; others are not its own.
+    pub regions: Vec<String>,
+}
+
 /// The hub's streams and their settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -71,6 +82,17 @@ pub struct Topology {
     pub holds_subject_prefix: String,
     /// Object store of each log's tiles (`<log>/tile/<L>/<N>[.p/<W>]`, C2SP `tlog-tiles`).
     pub tiles_bucket: String,
+    /// Key-value bucket where correlators that share the work say who is alive and who holds
+    /// which part of the group keys (`member.<id>`, `part.<i>-of-<n>`, `status.<i>-of-<n>`).
+    pub correlators_bucket: String,
+    /// At the centre: the provincial offices whose events this hub gathers (see
+    /// the `offices` module): each office's events stream is mirrored here and the events stream
+    /// sources the mirrors.
+    pub offices: Vec<String>,
+    /// At a provincial office: which office this is. Its streams, buckets and subject prefixes
+    /// are then named after it, and its events stream takes only its regions' events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub office: Option<Office>,
 }
 
 impl Default for Topology {
@@ -98,6 +120,9 @@ impl Default for Topology {
             holds_stream: "TIMPORA_HOLDS".into(),
             holds_subject_prefix: "timpora.holds".into(),
             tiles_bucket: "TIMPORA_TLOG_TILES".into(),
+            correlators_bucket: "TIMPORA_CORRELATORS".into(),
+            offices: Vec::new(),
+            office: None,
         }
     }
 }
@@ -108,7 +133,8 @@ impl Topology {
         stream::Config {
             name: self.events_stream.clone(),
             description: Some("TIMPORA inter-agency events (pseudonymised)".into()),
-            subjects: vec![format!("{}.>", self.subject_prefix)],
+            subjects: self.event_subjects(),
+            sources: self.event_sources(),
             retention: stream::RetentionPolicy::Limits,
             storage: match self.storage {
                 Storage::File => stream::StorageType::File,
@@ -126,6 +152,15 @@ impl Topology {
         }
     }
 
+    /// The settings every record stream shares with the events stream (storage, replicas,
+    /// nothing deleted or purged), without the events stream's subjects and sources.
+    fn record_stream_config(&self) -> stream::Config {
+        stream::Config {
+            sources: None,
+            ..self.events_stream_config()
+        }
+    }
+
     /// The alerts stream's JetStream configuration: like the events stream, nothing is deleted.
     pub fn alerts_stream_config(&self) -> stream::Config {
         stream::Config {
@@ -133,7 +168,7 @@ impl Topology {
             description: Some("TIMPORA correlated alerts".into()),
             subjects: vec![format!("{}.>", self.alerts_subject_prefix)],
             max_age: Duration::from_secs(self.alerts_max_age_days * 86_400),
-            ..self.events_stream_config()
+            ..self.record_stream_config()
         }
     }
 
@@ -144,7 +179,7 @@ impl Topology {
             description: Some("TIMPORA access records: who read what, when".into()),
             subjects: vec![format!("{}.>", self.access_subject_prefix)],
             max_age: Duration::from_secs(self.access_max_age_days * 86_400),
-            ..self.events_stream_config()
+            ..self.record_stream_config()
         }
     }
 
@@ -155,7 +190,7 @@ impl Topology {
             description: Some("TIMPORA transparency log: signed, cosigned checkpoints".into()),
             subjects: vec![format!("{}.>", self.tlog_subject_prefix)],
             max_message_size: 64 * 1024,
-            ..self.events_stream_config()
+            ..self.record_stream_config()
         }
     }
 
@@ -166,7 +201,7 @@ impl Topology {
             description: Some("TIMPORA events under a legal hold, kept past retention".into()),
             subjects: vec![format!("{}.>", self.holds_subject_prefix)],
             max_age: Duration::ZERO,
-            ..self.events_stream_config()
+            ..self.record_stream_config()
         }
     }
 

@@ -53,6 +53,7 @@ async fn ensure_topology_is_idempotent_and_updates_settings() {
     assert_eq!(
         names,
         [
+            "KV_TIMPORA_CORRELATORS",
             "KV_TIMPORA_HOLDS",
             "KV_TIMPORA_RULES",
             "KV_TIMPORA_TLOG",
@@ -65,7 +66,11 @@ async fn ensure_topology_is_idempotent_and_updates_settings() {
             "TIMPORA_TLOG"
         ]
     );
-    let events = &status.streams[7];
+    let events = status
+        .streams
+        .iter()
+        .find(|s| s.name == "TIMPORA_EVENTS")
+        .unwrap();
     assert_eq!(events.duplicate_window_secs, 120);
     assert_eq!(events.messages, 1, "updating kept the events");
     // The stored record refuses deletion.

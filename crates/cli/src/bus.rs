@@ -146,6 +146,16 @@ fn print_status(status: &timpora_bus::Status) {
                 }
             );
         }
+        let heard = |src: &timpora_bus::SourceStatus| match src.active_ms {
+            Some(ms) => format!("heard from {:.1} s ago", ms as f64 / 1000.0),
+            None => "never heard from".to_owned(),
+        };
+        if let Some(m) = &s.mirror {
+            println!("  mirror of {}  behind {}  {}", m.name, m.lag, heard(m));
+        }
+        for src in &s.sources {
+            println!("  source {}  behind {}  {}", src.name, src.lag, heard(src));
+        }
         for c in &s.consumers {
             println!(
                 "  consumer {:<24} lag {:>10}  ack pending {:>6}  delivered seq {}",

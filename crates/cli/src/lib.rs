@@ -145,6 +145,15 @@ pub struct CorrelatorArgs {
     /// cap, groups dropped, position) on this address.
     #[arg(long)]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Share the work with the other correlators started with the same number: the group keys
+    /// are cut into this many parts, divided among the correlators running, and taken over from
+    /// one that stops (default: `correlator.partitions`, 1).
+    #[arg(long)]
+    pub partitions: Option<u32>,
+    /// How long a hold on a part lasts unless renewed: the takeover time after a crash
+    /// (default: `correlator.lease`, 5s).
+    #[arg(long)]
+    pub lease: Option<String>,
     #[command(flatten)]
     pub nats: NatsArgs,
 }
@@ -319,6 +328,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             c.checkpoint_every = args.checkpoint_every.unwrap_or(c.checkpoint_every.clone());
             c.state_cap = args.state_cap.unwrap_or(c.state_cap);
             c.metrics = args.metrics.or(c.metrics);
+            c.partitions = args.partitions.unwrap_or(c.partitions);
+            c.lease = args.lease.unwrap_or(c.lease.clone());
             if let Some(file) = &c.rules
                 && rules::load(file)?.is_none()
             {

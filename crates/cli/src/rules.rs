@@ -81,12 +81,15 @@ pub(crate) async fn apply(cfg: &Config, args: &ApplyArgs) -> anyhow::Result<Exit
     }
     let deadline = Instant::now() + wait;
     while Instant::now() < deadline {
-        if let Some(s) = bus.correlator_status().await?
-            && s.digest == set.digest
-        {
+        // Every correlator running (or every part, when they share the work) runs it.
+        let statuses = bus.correlator_statuses().await?;
+        let running: Vec<_> = statuses.iter().filter(|s| s.part.is_empty()).collect();
+        let parts: Vec<_> = statuses.iter().filter(|s| !s.part.is_empty()).collect();
+        let current = if parts.is_empty() { running } else { parts };
+        if !current.is_empty() && current.iter().all(|s| s.digest == set.digest) {
+            let since = current.iter().map(|s| s.since_sequence).max().unwrap_or(0);
             println!(
-                "the correlator runs it: alerts of events after stream sequence {} are decided by it",
-                s.since_sequence
+                "the correlator runs it: alerts of events after stream sequence {since} are decided by it"
             );
             return Ok(ExitCode::SUCCESS);
         }
@@ -106,7 +109,7 @@ pub(crate) async fn status(cfg: &Config, json: bool) -> anyhow::Result<ExitCode>
         .active_rules()
         .await?
         .map(|t| timpora_rules::parse(&t).map(|s| (s.version, s.digest)));
-    let status = bus.correlator_status().await?;
+    let statuses = bus.correlator_statuses().await?;
     if json {
         let (version, digest) = match &active {
             Some(Ok((v, d))) => (Some(v.as_str()), Some(d.as_str())),
@@ -114,7 +117,8 @@ pub(crate) async fn status(cfg: &Config, json: bool) -> anyhow::Result<ExitCode>
         };
         let out = serde_json::json!({
             "active": { "version": version, "digest": digest },
-            "correlator": status,
+            "correlator": statuses.iter().find(|s| s.part.is_empty()),
+            "parts": statuses.iter().filter(|s| !s.part.is_empty()).collect::<Vec<_>>(),
         });
         println!("{out}");
         return Ok(ExitCode::SUCCESS);
@@ -124,25 +128,29 @@ pub(crate) async fn status(cfg: &Config, json: bool) -> anyhow::Result<ExitCode>
         Some(Err(e)) => println!("active rule set: invalid ({e})"),
         None => println!("active rule set: none applied yet (the correlator starts with R1-R6)"),
     }
-    match status {
-        None => println!("correlator: has not reported"),
-        Some(s) => {
-            println!(
-                "correlator: runs {} (sha256 {}) since stream sequence {}; reported {}",
-                s.version,
-                s.digest.get(..12).unwrap_or(&s.digest),
-                s.since_sequence,
-                s.reported_at
-            );
-            println!(
-                "  checkpoint at sequence {}; events {}, late {}, alerts {}",
-                s.checkpoint_sequence, s.events, s.late_events, s.alerts
-            );
-            println!(
-                "  state entries {} of cap {}; groups dropped at the cap {}",
-                s.tracked, s.state_cap, s.shed_groups
-            );
-        }
+    if statuses.is_empty() {
+        println!("correlator: has not reported");
+    }
+    for s in &statuses {
+        let who = match s.part.as_str() {
+            "" => "correlator".to_owned(),
+            part => format!("part {part} (correlator {})", s.member),
+        };
+        println!(
+            "{who}: runs {} (sha256 {}) since stream sequence {}; reported {}",
+            s.version,
+            s.digest.get(..12).unwrap_or(&s.digest),
+            s.since_sequence,
+            s.reported_at
+        );
+        println!(
+            "  checkpoint at sequence {}; events {}, late {}, alerts {}",
+            s.checkpoint_sequence, s.events, s.late_events, s.alerts
+        );
+        println!(
+            "  state entries {} of cap {}; groups dropped at the cap {}",
+            s.tracked, s.state_cap, s.shed_groups
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -64,6 +64,7 @@ fn publish_subscribe_and_status_through_the_binary() {
     assert_eq!(
         names,
         [
+            "KV_TIMPORA_CORRELATORS",
             "KV_TIMPORA_HOLDS",
             "KV_TIMPORA_RULES",
             "KV_TIMPORA_TLOG",

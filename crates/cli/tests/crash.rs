@@ -224,6 +224,183 @@ async fn kill_9_at_several_points_loses_and_doubles_nothing() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (stored, total) = stored_alerts(&bus).await;
     assert_eq!(total, stored.len(), "an alert was stored twice");
+    assert_same_alerts(&stored, &expected);
+}
+
+/// `timpora correlator` sharing the work in `parts` parts, holds lasting `lease`.
+fn sharing_correlator(url: &str, dir: &std::path::Path, parts: u32, lease: &str) -> Killed {
+    Killed(
+        Command::new(env!("CARGO_BIN_EXE_timpora"))
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["correlator", "--nats-url", url, "--lateness", "5s"])
+            .args(["--checkpoint-every", "200ms", "--tick", "1s"])
+            .args(["--partitions", &parts.to_string(), "--lease", lease])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start timpora correlator"),
+    )
+}
+
+/// Each part's last status: part → (member, checkpoint sequence, position).
+async fn part_statuses(bus: &Bus) -> BTreeMap<String, (String, u64, u64)> {
+    bus.shared_entries("status.")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| timpora_bus::CorrelatorStatus::from_json(&e.value))
+        .map(|s| (s.part, (s.member, s.checkpoint_sequence, s.position)))
+        .collect()
+}
+
+/// Wait until `done` holds of the parts' statuses.
+async fn until_parts(
+    bus: &Bus,
+    what: &str,
+    done: impl Fn(&BTreeMap<String, (String, u64, u64)>) -> bool,
+) -> BTreeMap<String, (String, u64, u64)> {
+    let started = Instant::now();
+    loop {
+        let s = part_statuses(bus).await;
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{what}: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The alerts one correlator raises from the events stream as stored up to `last` (agency
+/// events and the clock ticks the correlators recorded, in stream order).
+async fn one_correlator_over(bus: &Bus, last: u64) -> BTreeMap<String, Alert> {
+    let set = timpora_rules::parse(timpora_rules::DEFAULT_RULES).unwrap();
+    let mut engine = timpora_correlate::Engine::new(set, LATENESS);
+    let mut out = BTreeMap::new();
+    let mut events = bus
+        .replay(bus.topology().filter_subject(&[]), timpora_bus::Start::All)
+        .await
+        .unwrap();
+    while let Some(d) = events.next().await {
+        let d = d.unwrap();
+        for a in engine.observe_at(&d.event, d.sequence) {
+            let a = timpora_correlator::to_proto(&a);
+            out.insert(a.id.clone(), a);
+        }
+        if d.sequence >= last {
+            break;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_correlators_share_the_work_and_one_takes_over_when_the_other_is_killed() {
+    let nats = NatsServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Bus::connect(&nats.url(), "sharing-test", Topology::default())
+        .await
+        .unwrap();
+    bus.ensure_topology().await.unwrap();
+    let end = SystemTime::now() - Duration::from_secs(200 * 86_400);
+    let events: Vec<_> = Scenario::new(Spec::small(42, 30_000, end)).collect();
+    let (first, second) = events.split_at(events.len() / 2);
+    load(&bus, first).await;
+    let loaded = bus.events_last_sequence().await.unwrap();
+
+    // Two correlators, two parts: each ends up holding one, and both work through the stream.
+    let lease = Duration::from_secs(2);
+    let _a = sharing_correlator(&nats.url(), &dir.path().join("a"), 2, "2s");
+    let mut b = sharing_correlator(&nats.url(), &dir.path().join("b"), 2, "2s");
+    let shared = until_parts(&bus, "the parts were not shared", |s| {
+        s.len() == 2
+            && s.values().all(|(_, checkpoint, _)| *checkpoint >= loaded)
+            && s.values()
+                .map(|(m, ..)| m)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                == 2
+    })
+    .await;
+    eprintln!("shared: {shared:?}");
+
+    // The second half of the scenario arrives, and one correlator is killed in the middle of
+    // it (SIGKILL: its holds are not given back, its work since its last checkpoint is lost);
+    // the rest arrives while its part has nobody.
+    let loading = tokio::spawn({
+        let (bus, second) = (bus.clone(), second.to_vec());
+        async move { load(&bus, &second).await }
+    });
+    while bus.events_last_sequence().await.unwrap() < loaded + 3_000 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    b.0.kill().unwrap();
+    b.0.wait().unwrap();
+    let killed = Instant::now();
+    loading.await.unwrap();
+    let last_event = bus.events_last_sequence().await.unwrap();
+    // The survivor takes the orphaned part over from its checkpoint.
+    until_parts(
+        &bus,
+        "the killed correlator's part was not taken over",
+        |s| {
+            s.values()
+                .map(|(m, ..)| m)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                == 1
+        },
+    )
+    .await;
+    let takeover = killed.elapsed();
+    eprintln!("part taken over {takeover:?} after the kill (lease {lease:?})");
+    assert!(
+        takeover < lease + Duration::from_secs(5),
+        "takeover took {takeover:?}"
+    );
+    until_parts(&bus, "the survivor did not finish", |s| {
+        s.values()
+            .all(|(_, checkpoint, _)| *checkpoint >= last_event)
+    })
+    .await;
+    // Settled: nothing more is raised.
+    let mut count = stored_alerts(&bus).await.1;
+    loop {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let now = stored_alerts(&bus).await.1;
+        if now == count {
+            break;
+        }
+        count = now;
+    }
+    let statuses = part_statuses(&bus).await;
+    let (stored, total) = stored_alerts(&bus).await;
+    assert_eq!(total, stored.len(), "an alert was stored twice");
+
+    // Exactly what one correlator raises from the same stream.
+    let positions: Vec<u64> = statuses.values().map(|(_, _, p)| *p).collect();
+    let (low, high) = (
+        *positions.iter().min().unwrap(),
+        *positions.iter().max().unwrap(),
+    );
+    let expected = one_correlator_over(&bus, low).await;
+    assert_eq!(
+        one_correlator_over(&bus, high).await.len(),
+        expected.len(),
+        "the clock ticks between the parts' positions decide nothing more"
+    );
+    let mut rules: Vec<&str> = expected.values().map(|a| a.rule_id.as_str()).collect();
+    rules.sort_unstable();
+    rules.dedup();
+    assert_eq!(rules, ["R1", "R2", "R3", "R4", "R5", "R6"]);
+    assert_same_alerts(&stored, &expected);
+}
+
+/// The alerts stored are exactly those expected, byte for byte.
+fn assert_same_alerts(stored: &BTreeMap<String, Alert>, expected: &BTreeMap<String, Alert>) {
     let missing: Vec<&String> = expected
         .keys()
         .filter(|k| !stored.contains_key(*k))
@@ -234,7 +411,7 @@ async fn kill_9_at_several_points_loses_and_doubles_nothing() {
         .collect();
     assert!(missing.is_empty(), "lost alerts: {missing:?}");
     assert!(extra.is_empty(), "unexpected alerts: {extra:?}");
-    for (id, alert) in &expected {
+    for (id, alert) in expected {
         assert_eq!(
             stored[id].encode_to_vec(),
             alert.encode_to_vec(),

@@ -44,7 +44,7 @@ fn every_nats_config_in_deploy_is_valid_for_nats_server() {
     for (name, issued) in [
         ("server", ca.server(&["nats-1.timpora.internal"]).unwrap()),
         ("route", ca.server(&["nats-1.timpora.internal"]).unwrap()),
-        ("leaf", ca.client("leaf-sultra").unwrap()),
+        ("leaf", ca.client(&auth::leaf_user("sultra")).unwrap()),
     ] {
         std::fs::write(tls.join(format!("{name}.pem")), &issued.cert_pem).unwrap();
         std::fs::write(tls.join(format!("{name}.key")), &issued.key_pem).unwrap();
@@ -82,7 +82,8 @@ fn every_nats_config_in_deploy_is_valid_for_nats_server() {
             "authorization.conf",
             "cluster-node.conf",
             "dev-node.conf",
-            "leaf-province.conf"
+            "leaf-province.conf",
+            "office-authorization.conf"
         ]
     );
     for conf in &checked {
@@ -94,28 +95,90 @@ fn every_nats_config_in_deploy_is_valid_for_nats_server() {
     assert!(nats_check(&tmp.path().join("dev-node.conf"), &[]).is_err());
 }
 
+/// `timpora --config <config> bus authorization --variables`, as the deployed files say they
+/// were made.
+fn generated_authorization(config: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_timpora"))
+        .arg("--config")
+        .arg(config)
+        .args(["bus", "authorization", "--variables"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn the_deployed_authorization_is_the_one_the_code_generates() {
+    let example = deploy().join("timpora.example.toml");
+    let cfg = timpora_hub::Config::load(Some(&example)).unwrap();
+    assert_eq!(cfg.bus.offices, ["sultra"]);
     let text = std::fs::read_to_string(deploy().join("nats/authorization.conf")).unwrap();
-    let expected = auth::authorization(&Topology::default(), &auth::variables());
+    let expected = auth::authorization(&cfg.bus, &auth::variables());
     assert!(
         text == expected,
         "deploy/nats/authorization.conf is out of date: regenerate it with \
-         `timpora bus authorization --variables > deploy/nats/authorization.conf`"
+         `timpora --config deploy/timpora.example.toml bus authorization --variables > deploy/nats/authorization.conf`"
     );
-    // Each identity is a user; nobody else is.
+    // Each identity is a user, and each office's leaf node (by its certificate); nobody else.
     for id in Identity::ALL {
         let var = format!("$TIMPORA_NKEY_{}", id.name().to_uppercase());
         assert_eq!(text.matches(&var).count(), 1, "{var}");
     }
     assert_eq!(text.matches("nkey:").count(), Identity::ALL.len());
+    assert_eq!(text.matches("user: \"CN=office-sultra\"").count(), 1);
+    assert_eq!(text.matches("user:").count(), 1);
+    assert!(!text.contains("password"));
     // The command that regenerates it prints exactly this.
-    let out = Command::new(env!("CARGO_BIN_EXE_timpora"))
-        .args(["bus", "authorization", "--variables"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), text);
+    assert_eq!(generated_authorization(&example), text);
+    assert_eq!(
+        generated_authorization(&example),
+        auth::authorization(
+            &Topology {
+                offices: vec!["sultra".into()],
+                ..Topology::default()
+            },
+            &auth::variables()
+        )
+    );
+
+    // The office's own users, with its stream names.
+    let office = deploy().join("timpora.office.example.toml");
+    let office_cfg = timpora_hub::Config::load(Some(&office)).unwrap();
+    assert_eq!(office_cfg.bus.events_stream, "TIMPORA_EVENTS_SULTRA");
+    let text = std::fs::read_to_string(deploy().join("nats/office-authorization.conf")).unwrap();
+    assert!(
+        text == generated_authorization(&office),
+        "deploy/nats/office-authorization.conf is out of date: regenerate it with \
+         `timpora --config deploy/timpora.office.example.toml bus authorization --variables > deploy/nats/office-authorization.conf`"
+    );
+    assert!(text.contains("TIMPORA_EVENTS_SULTRA") && !text.contains("TIMPORA_EVENTS."));
+    // The leaf node refuses to carry any record subject over its link, whatever the centre
+    // allows, and links with the certificate the centre knows it by.
+    let leaf = std::fs::read_to_string(deploy().join("nats/leaf-province.conf")).unwrap();
+    let denies = cfg.bus.leaf_remote_denies();
+    let list = denies
+        .iter()
+        .map(|d| format!("\"{d}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    assert!(
+        leaf.contains(&format!("deny_imports: [{list}]")),
+        "deny_imports: [{list}]"
+    );
+    assert!(
+        leaf.contains(&format!("deny_exports: [{list}]")),
+        "deny_exports: [{list}]"
+    );
+    assert!(
+        leaf.contains("domain: sultra") && leaf.contains("include ./office-authorization.conf")
+    );
+    let cluster = std::fs::read_to_string(deploy().join("nats/cluster-node.conf")).unwrap();
+    assert!(cluster.contains("verify_and_map: true"));
 }
 
 #[test]

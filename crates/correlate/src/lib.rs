@@ -20,6 +20,7 @@
 
 mod alert;
 mod facts;
+mod partition;
 mod shape;
 mod sharded;
 mod state;
@@ -34,6 +35,7 @@ use timpora_rules::RuleSet;
 
 pub use alert::{Alert, Correction};
 pub use facts::{Facts, Key};
+pub use partition::Partition;
 use state::{Occ, Recorded, RuleState};
 
 /// The most entries of state one event can add to one rule's state (a generous bound: an
@@ -162,6 +164,8 @@ pub struct Engine {
     evict_every: Duration,
     cap: usize,
     shed_check: u64,
+    /// The part of the group keys this engine decides (all of them when `None`).
+    partition: Option<Partition>,
 }
 
 /// Per rule, the agencies its decisions wait for.
@@ -201,7 +205,17 @@ impl Engine {
             evict_every,
             cap: usize::MAX,
             shed_check: 0,
+            partition: None,
         }
+    }
+
+    /// Decide only the groups of `partition`: engines for every part of the same count, fed the
+    /// same stream, together raise exactly the alerts one engine raises. Every engine still
+    /// reads every event (event time, the lateness of each source and the hub's clock are
+    /// the whole stream's); each keeps state for its own groups only.
+    pub fn with_partition(mut self, partition: Partition) -> Self {
+        self.partition = (partition.count > 1).then_some(partition);
+        self
     }
 
     /// Hold state for at most `cap` groups (over all rules): past it, the groups idle longest
@@ -275,6 +289,7 @@ impl Engine {
             evicted_at,
             cap: usize::MAX,
             shed_check: 0,
+            partition: None,
         })
     }
 
@@ -363,7 +378,15 @@ impl Engine {
         let version = self.set.version.as_str();
         let clock = self.clock.unwrap_or(f.time);
         for (rule, st) in self.set.rules.iter().zip(&mut self.states) {
-            let groups = f.keys(rule.group_by);
+            let all = f.keys(rule.group_by);
+            let owned: Vec<Key>;
+            let groups = match &self.partition {
+                None => all,
+                Some(p) => {
+                    owned = all.iter().filter(|k| p.owns(k)).cloned().collect();
+                    &owned
+                }
+            };
             if groups.is_empty() {
                 continue;
             }

@@ -85,6 +85,14 @@ pub struct CorrelatorConfig {
     pub state_cap: usize,
     /// Serve Prometheus metrics (`/metrics`) on this address.
     pub metrics: Option<SocketAddr>,
+    /// Into how many parts the group keys are cut for correlators that share the work: run as
+    /// many correlators as you like with the same value, and they divide the parts among
+    /// themselves. 1: one correlator decides everything. Changing it starts every part afresh
+    /// from the start of the stream (each part has its own checkpoint).
+    pub partitions: u32,
+    /// How long a correlator's hold on a part lasts unless renewed (a third of it apart): after
+    /// a crash, the others take its parts over within about this long.
+    pub lease: String,
 }
 
 impl Default for CorrelatorConfig {
@@ -96,6 +104,8 @@ impl Default for CorrelatorConfig {
             checkpoint_every: "10s".into(),
             state_cap: 5_000_000,
             metrics: None,
+            partitions: 1,
+            lease: "5s".into(),
         }
     }
 }
@@ -119,11 +129,25 @@ impl CorrelatorConfig {
             state_cap: self.state_cap,
             progress: None,
             status: None,
+            partitions: self.partitions,
+            lease: duration("correlator.lease", &self.lease)?,
         };
         if options.tick_every.is_zero() || options.checkpoint_every.is_zero() {
             return Err(Error::Config(
                 "correlator.tick and correlator.checkpoint_every must be positive".into(),
             ));
+        }
+        if !(1..=1024).contains(&self.partitions) {
+            return Err(Error::Config(format!(
+                "correlator.partitions {} must be from 1 to 1024",
+                self.partitions
+            )));
+        }
+        if options.lease < Duration::from_millis(300) {
+            return Err(Error::Config(format!(
+                "correlator.lease {:?} is too short to renew: give at least 300ms",
+                self.lease
+            )));
         }
         Ok(options)
     }
@@ -335,8 +359,15 @@ impl Config {
                 .split("__"),
         );
         let what = file.map_or_else(|| "defaults".to_owned(), |f| f.display().to_string());
-        fig.extract()
-            .map_err(|e| Error::Config(format!("invalid configuration ({what}): {e}")))
+        let mut cfg: Self = fig
+            .extract()
+            .map_err(|e| Error::Config(format!("invalid configuration ({what}): {e}")))?;
+        // An office's streams are named after it.
+        cfg.bus = cfg
+            .bus
+            .resolve()
+            .map_err(|e| Error::Config(format!("invalid configuration ({what}): [bus] {e}")))?;
+        Ok(cfg)
     }
 }
 

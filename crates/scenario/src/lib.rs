@@ -561,4 +561,36 @@ mod tests {
         // Storylines are a small part of the traffic, and so are the alerts.
         assert!(alerts.len() < 5_000 / 10, "{} alerts", alerts.len());
     }
+
+    #[test]
+    fn engines_sharing_the_group_keys_raise_exactly_what_one_engine_raises() {
+        let set = timpora_rules::parse(timpora_rules::DEFAULT_RULES).unwrap();
+        let events: Vec<Event> = Scenario::new(spec()).collect();
+        let end = SystemTime::now() + Duration::from_secs(400 * 86_400);
+        let run = |partition: timpora_correlate::Partition| {
+            let mut engine = timpora_correlate::Engine::new(set.clone(), Duration::from_secs(5))
+                .with_partition(partition);
+            let mut alerts: Vec<_> = events.iter().flat_map(|e| engine.observe(e)).collect();
+            alerts.extend(engine.tick(end));
+            (alerts, engine.tracked())
+        };
+        let (one, tracked) = run(timpora_correlate::Partition::WHOLE);
+        for count in [2, 3] {
+            let mut together = Vec::new();
+            let mut parts_tracked = 0;
+            for index in 0..count {
+                let (alerts, tracked) = run(timpora_correlate::Partition { index, count });
+                assert!(!alerts.is_empty(), "part {index} of {count} raised nothing");
+                together.extend(alerts);
+                parts_tracked += tracked;
+            }
+            let key = |a: &timpora_correlate::Alert| a.id.clone();
+            let mut a = one.clone();
+            a.sort_by_key(key);
+            together.sort_by_key(key);
+            assert_eq!(together, a, "{count} parts");
+            // Each part holds only its own groups' state.
+            assert_eq!(parts_tracked, tracked, "{count} parts");
+        }
+    }
 }

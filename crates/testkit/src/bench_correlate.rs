@@ -258,6 +258,7 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
         state_cap: 50_000_000,
         progress: Some(progress_tx),
         status: None,
+        ..Default::default()
     };
     let t = Instant::now();
     let service = tokio::spawn({

@@ -327,6 +327,7 @@ pub fn bench_topology(tag: &str) -> Topology {
         holds_bucket: format!("BENCH_HOLDS_{tag}"),
         holds_stream: format!("BENCH_HOLDS_{tag}"),
         holds_subject_prefix: format!("timpora.benchholds.{tag}"),
+        correlators_bucket: format!("BENCH_CORRELATORS_{tag}"),
         ..Default::default()
     }
 }
@@ -343,6 +344,7 @@ pub async fn remove_topology(bus: &Bus) {
         format!("KV_{}", t.rules_bucket),
         format!("KV_{}", t.tlog_bucket),
         format!("KV_{}", t.holds_bucket),
+        format!("KV_{}", t.correlators_bucket),
         format!("OBJ_{}", t.checkpoint_bucket),
         format!("OBJ_{}", t.tiles_bucket),
     ] {

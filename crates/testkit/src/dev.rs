@@ -170,7 +170,7 @@ pub fn secured_nats(
     dir: &Path,
     topology: &timpora_bus::Topology,
 ) -> anyhow::Result<(timpora_natsd::NatsServer, timpora_hub::NatsConfig)> {
-    let (mut nats, server_config) = secure(dir, topology)?;
+    let (mut nats, server_config, _) = secure(dir, topology)?;
     let server = timpora_natsd::NatsServer::builder()
         .config(server_config)
         .start()?;
@@ -183,18 +183,18 @@ pub fn secured_cluster(
     dir: &Path,
     topology: &timpora_bus::Topology,
 ) -> anyhow::Result<(timpora_natsd::Cluster, timpora_hub::NatsConfig)> {
-    let (mut nats, server_config) = secure(dir, topology)?;
+    let (mut nats, server_config, _) = secure(dir, topology)?;
     let cluster = timpora_natsd::Cluster::start_with(&server_config)?;
     nats.url = cluster.urls();
     Ok((cluster, nats))
 }
 
-/// Credentials, a CA and a server certificate in `dir`: the client settings (without a URL)
-/// and the servers' configuration.
-fn secure(
+/// Credentials, a CA and a server certificate in `dir`: the client settings (without a URL),
+/// the servers' configuration, and the CA (to issue more certificates).
+pub(crate) fn secure(
     dir: &Path,
     topology: &timpora_bus::Topology,
-) -> anyhow::Result<(timpora_hub::NatsConfig, String)> {
+) -> anyhow::Result<(timpora_hub::NatsConfig, String, DevCa)> {
     std::fs::create_dir_all(dir.join("pki"))?;
     let ca = DevCa::generate("TIMPORA test NATS CA")?;
     write(&ca_path(dir), ca.cert_pem(), false)?;
@@ -208,7 +208,7 @@ fn secure(
     };
     nats_security(&mut cfg, dir)?;
     let text = nats_server_config(&cfg, dir)?;
-    Ok((cfg.nats, text))
+    Ok((cfg.nats, text, ca))
 }
 
 /// A username and its password.

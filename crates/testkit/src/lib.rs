@@ -10,6 +10,7 @@ pub mod bench_lateness;
 pub mod dev;
 pub mod https;
 pub mod pki;
+pub mod province;
 pub mod sandbox;
 
 pub use sandbox::{Authed, Bearer, IDENTITIES, Sandbox, SandboxBuilder, fixtures, v1};

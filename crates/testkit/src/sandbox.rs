@@ -433,17 +433,17 @@ pub mod fixtures {
         }
     }
 
-    /// Through the gateway: a village warning about person `n` (`desa-1`), then a deferred
-    /// passport interview of that person with risk indicators at Kendari (`kdi-1`): R2's input.
-    pub async fn village_warning_then_interview(
+    /// Through the gateway: a village warning (`id`) from Konawe's PIMPASA officer that person
+    /// `n` plans to leave.
+    pub async fn village_warning(
         hub: &crate::sandbox::Sandbox,
+        id: &str,
         n: u32,
     ) -> anyhow::Result<()> {
         use v1::desa_service_client::DesaServiceClient;
-        use v1::imigrasi_service_client::ImigrasiServiceClient;
         let mut desa = DesaServiceClient::new(hub.as_agency("desa/74.02.05.2001").await?);
         desa.submit_community_report(SubmitCommunityReportRequest {
-            meta: Some(meta("desa-1")),
+            meta: Some(meta(id)),
             report: Some(CommunityReport {
                 village_code: "74.02.05.2001".into(),
                 reporter_role: ReporterRole::Pimpasa as i32,
@@ -453,6 +453,17 @@ pub mod fixtures {
             }),
         })
         .await?;
+        Ok(())
+    }
+
+    /// Through the gateway: a village warning about person `n` (`desa-1`), then a deferred
+    /// passport interview of that person with risk indicators at Kendari (`kdi-1`): R2's input.
+    pub async fn village_warning_then_interview(
+        hub: &crate::sandbox::Sandbox,
+        n: u32,
+    ) -> anyhow::Result<()> {
+        use v1::imigrasi_service_client::ImigrasiServiceClient;
+        village_warning(hub, "desa-1", n).await?;
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         let mut kdi = ImigrasiServiceClient::new(hub.as_agency("imigrasi/kanim-kendari").await?);
         kdi.record_passport_interview(RecordPassportInterviewRequest {

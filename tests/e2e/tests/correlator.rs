@@ -21,8 +21,7 @@ fn options() -> timpora_correlator::Options {
         tick_every: Duration::from_millis(200),
         checkpoint_every: Duration::from_millis(300),
         state_cap: 100_000,
-        progress: None,
-        status: None,
+        ..Default::default()
     }
 }
 
@@ -371,4 +370,77 @@ async fn an_alert_is_logged_as_raised_once_stored_not_at_the_next_checkpoint() {
     );
     tx.send(()).unwrap();
     task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_correlators_as_their_own_nats_user_share_the_parts_and_raise_each_alert_once() {
+    let hub = Hub::start().await.unwrap();
+    let mut stops = Vec::new();
+    let mut tasks = Vec::new();
+    for name in ["correlator-a", "correlator-b"] {
+        let bus = timpora_bus::Bus::connect(
+            hub.nats_config.options(timpora_bus::Identity::Correlator),
+            name,
+            hub.bus.topology().clone(),
+        )
+        .await
+        .unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        stops.push(tx);
+        tasks.push(tokio::spawn(async move {
+            let options = timpora_correlator::Options {
+                partitions: 2,
+                lease: Duration::from_secs(1),
+                ..options()
+            };
+            timpora_correlator::run(
+                bus,
+                Some(&timpora_testkit::sandbox::quick_rules("1s")),
+                options,
+                async {
+                    let _ = rx.await;
+                },
+            )
+            .await
+            .unwrap()
+        }));
+    }
+    // Both parts taken, by two correlators.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let members: HashSet<String> = hub
+            .bus
+            .shared_entries("status.")
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|e| timpora_bus::CorrelatorStatus::from_json(&e.value))
+            .map(|s| s.member)
+            .collect();
+        if members.len() == 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{members:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    village_warning_then_interview(&hub, 1).await.unwrap();
+    victim_repatriated_then_interview(&hub, 2).await.unwrap();
+    let alerts = wait_for(&hub, 2).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let alerts_after = hub.alerts().await.unwrap();
+    assert_eq!(alerts_after.len(), alerts.len(), "{alerts_after:?}");
+    let rules: Vec<&str> = alerts_after.iter().map(|a| a.rule_id.as_str()).collect();
+    assert_eq!(rules.len(), 2, "{rules:?}");
+    assert!(rules.contains(&"R2") && rules.contains(&"R6"), "{rules:?}");
+    for stop in stops {
+        stop.send(()).unwrap();
+    }
+    let mut alerts_raised = 0;
+    for t in tasks {
+        alerts_raised += t.await.unwrap().alerts;
+    }
+    assert_eq!(alerts_raised, 2, "each alert raised by one of the two");
+    // Each left: its parts freed and checkpointed, its membership gone.
+    let left = hub.bus.shared_entries("member.").await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
 }

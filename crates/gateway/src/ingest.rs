@@ -49,6 +49,8 @@ pub struct Preparer {
     places: Arc<Places>,
     pseudo: Arc<Pseudonymiser>,
     limits: Limits,
+    /// At a provincial office: the office, whose stream takes its regions' events only.
+    office: Option<Arc<timpora_bus::Office>>,
 }
 
 impl Ingest {
@@ -114,7 +116,15 @@ impl Preparer {
             places: Arc::default(),
             pseudo,
             limits,
+            office: None,
         }
+    }
+
+    /// Serve provincial office `office`: events of other regions are refused, with where to
+    /// send them, rather than left for no stream to store.
+    pub fn at_office(mut self, office: Option<timpora_bus::Office>) -> Self {
+        self.office = office.map(Arc::new);
+        self
     }
 
     /// Bind units to the places they may report for.
@@ -189,6 +199,20 @@ impl Preparer {
         // Well-formed: now whether this unit may report for this place.
         if let Some(why) = self.places.refusal(who, &ev.region) {
             return Err(Error::PermissionDenied(why));
+        }
+        if let Some(office) = &self.office
+            && !office
+                .regions
+                .iter()
+                .any(|r| timpora_proto::regions::within(&ev.region, r))
+        {
+            return Err(Error::PermissionDenied(format!(
+                "this is the {} provincial office's gateway, which takes events of region {} only; \
+                 send events of {} to the centre's gateway",
+                office.name,
+                office.regions.join(", "),
+                ev.region
+            )));
         }
         // A village's own report names its own village.
         if let timpora_proto::v1::event::Payload::CommunityReport(r) = &*payload

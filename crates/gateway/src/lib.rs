@@ -126,7 +126,8 @@ pub async fn serve(
     let ingest = ingest::Ingest::new(
         bus.clone(),
         ingest::Preparer::new(policy.clone(), pseudo, config.limits.clone())
-            .with_places(config.places.clone()),
+            .with_places(config.places.clone())
+            .at_office(bus.topology().office.clone()),
         rate::Rates::new(config.limits.events_per_second, config.limits.burst),
     )
     .with_stored_ids(stored_ids.clone());

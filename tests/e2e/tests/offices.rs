@@ -185,6 +185,22 @@ async fn an_office_keeps_acknowledging_while_cut_off_and_the_centre_gets_each_ev
     for i in 0..20 {
         publish_at_office(format!("o-{i}"), 100 + i).await;
     }
+    // The office takes its own province's events only, and says where the others go.
+    let mut palu =
+        EventBusServiceClient::new(office.as_agency("imigrasi/kanim-palu").await.unwrap());
+    let mut elsewhere = interview_event("p-1", 300);
+    elsewhere.region = "72.71".into();
+    let refused = palu
+        .publish(PublishRequest {
+            event: Some(elsewhere),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(
+        refused.message().contains("centre's gateway"),
+        "{refused:?}"
+    );
     // An event the centre's own gateway takes stays at the centre.
     let ack = publish(&centre, "c-1", 90).await;
     assert_eq!(ack.stream, events);

@@ -58,7 +58,7 @@ current=$(scripts/ensure-nats-current.sh)
 echo "again on $("$current" --version) at $current: the bus's security, faults and deployment"
 if cargo nextest --version >/dev/null 2>&1; then
   NATS_SERVER_BIN=$current cargo nextest run --workspace --locked --no-fail-fast -E \
-    'package(timpora-natsd) | binary(bus_permissions) | binary(offices) | binary(faults) | binary(crash) | binary(correlator) | binary(topology) | binary(outage) | binary(publish) | binary(deploy) | binary(up) | binary(hub)' \
+    'package(timpora-natsd) | binary(bus_permissions) | binary(offices) | binary(faults) | binary(crash) | binary(correlator) | binary(telemetry) | binary(topology) | binary(outage) | binary(publish) | binary(deploy) | binary(up) | binary(hub)' \
     || status=$?
 fi
 

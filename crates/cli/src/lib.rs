@@ -141,8 +141,9 @@ pub struct CorrelatorArgs {
     /// and a counter in `timpora rules status`; default 5000000).
     #[arg(long)]
     pub state_cap: Option<usize>,
-    /// Serve Prometheus metrics (`/metrics`: events, late events, alerts, state entries and
-    /// cap, groups dropped, position) on this address.
+    /// Serve telemetry on this address: `/metrics` (events, late events, alerts, state entries
+    /// and cap, groups dropped, position, lag), `/healthz` and `/readyz` (the same as
+    /// `[telemetry] listen`).
     #[arg(long)]
     pub metrics: Option<std::net::SocketAddr>,
     /// Share the work with the other correlators started with the same number: the group keys

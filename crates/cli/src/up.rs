@@ -26,7 +26,8 @@ pub struct UpArgs {
     /// Console address (default: `console.listen` from the config, 127.0.0.1:8080).
     #[arg(long)]
     pub console_listen: Option<SocketAddr>,
-    /// Serve the correlator's Prometheus metrics on this address (default: `correlator.metrics`).
+    /// Serve telemetry on this address: `/metrics` of every component, `/healthz`, `/readyz`
+    /// (default: `telemetry.listen`, or `correlator.metrics`).
     #[arg(long)]
     pub metrics: Option<SocketAddr>,
     /// The correlator's rule file, re-read on SIGHUP (default: `correlator.rules`, else R1-R6).
@@ -165,7 +166,7 @@ fn banner(hub: &timpora_hub::Hub, data_dir: &Path, demo: bool) {
         }
     }
     if let Some(addr) = hub.metrics_addr() {
-        println!("  metrics    http://{addr}/metrics (correlator)");
+        println!("  telemetry  http://{addr}/metrics, /healthz, /readyz");
     }
     let secured = match (&cfg.nats.credentials_dir, &cfg.nats.tls) {
         (Some(dir), Some(_)) => format!(

@@ -496,7 +496,8 @@ fn rules_apply_and_sighup_switch_the_running_set_and_bad_files_change_nothing() 
         "{text}"
     );
     assert!(
-        text.contains("# TYPE timpora_correlator_events_total counter"),
+        text.contains("# TYPE timpora_correlator_events counter")
+            && text.contains("\ntimpora_correlator_events_total "),
         "{text}"
     );
     assert!(text.contains("version=\"2026.12-1\""), "{text}");

@@ -77,6 +77,24 @@ fn up_serves_the_correlators_metrics_and_applies_its_rule_file_on_sighup() {
         "{text}"
     );
     assert!(text.contains("version=\"2026.12-1\""), "{text}");
+    // One endpoint for the process: the gateway's metrics too, and every component ready.
+    assert!(
+        text.contains("# TYPE timpora_gateway_jetstream_ack_seconds histogram"),
+        "{text}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let ready = loop {
+        let r = get(metrics, "/readyz");
+        if r.starts_with("HTTP/1.0 200") || std::time::Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(ready.starts_with("HTTP/1.0 200"), "{ready}");
+    assert!(
+        ready.contains("correlator: ready") && ready.contains("gateway: ready"),
+        "{ready}"
+    );
 
     // SIGHUP: an invalid file changes nothing, a valid one becomes the running set.
     std::fs::write(&rules, "version = \"x\"\n[[rule]]\nid = 1\n").unwrap();

@@ -4,6 +4,7 @@
 //! key version), publish, and answer only after JetStream stored it.
 
 use std::sync::Arc;
+use std::time::Instant;
 use std::time::SystemTime;
 
 use timpora_bus::Bus;
@@ -39,6 +40,7 @@ pub struct Ingest {
     rates: Arc<Rates>,
     /// The ids already stored: a retry is answered as a duplicate however late.
     ids: Option<crate::ids::StoredIds>,
+    metrics: crate::metrics::Metrics,
 }
 
 /// What happens to an event before it goes to the bus: the caller's rights, every field,
@@ -61,7 +63,14 @@ impl Ingest {
             preparer,
             rates: Arc::new(rates),
             ids: None,
+            metrics: crate::metrics::Metrics::default(),
         }
+    }
+
+    /// Count every answer in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Answer a retry of an id already stored as a duplicate, whenever it comes.
@@ -265,19 +274,25 @@ impl Ingest {
         paths: &Paths,
         traceparent: String,
     ) -> Sent {
+        let started = Instant::now();
         let id = ev.id.clone();
         if let Err(wait) = self.rates.take(&who.source()) {
-            return settled(who, id, Err(Error::RateLimited(wait)));
+            return self.settled(who, id, started, Err(Error::RateLimited(wait)));
         }
         match self.prepare(who, ev, paths, traceparent) {
-            Ok(prepared) => self.send_prepared(who, prepared).await,
-            Err(e) => settled(who, id, Err(e)),
+            Ok(prepared) => self.send_prepared_since(who, prepared, started).await,
+            Err(e) => self.settled(who, id, started, Err(e)),
         }
     }
 
     /// Publish an event [`Ingest::prepare`] returned (and the caller may have added to);
     /// the acknowledgement, pending.
     pub async fn send_prepared(&self, who: &Identity, prepared: Event) -> Sent {
+        self.send_prepared_since(who, prepared, Instant::now())
+            .await
+    }
+
+    async fn send_prepared_since(&self, who: &Identity, prepared: Event, started: Instant) -> Sent {
         let id = prepared.id.clone();
         if let Some(sequence) = self.stored_before(&prepared).await {
             // A retry of an event stored earlier, past JetStream's duplicate window or not.
@@ -289,39 +304,52 @@ impl Ingest {
                 r#type: prepared.r#type.clone(),
                 source: prepared.source.clone(),
             };
-            return settled(who, id, Ok(ack));
+            return self.settled(who, id, started, Ok(ack));
         }
+        let sent = Instant::now();
         match self.bus.publish(&prepared).await {
             Ok(pending) => {
                 let who = who.clone();
                 let ids = self.ids.clone();
+                let metrics = self.metrics.clone();
                 Box::pin(async move {
                     let result = pending
                         .ack()
                         .await
                         .map(|ack| ack_of(&prepared, ack))
                         .map_err(Error::from);
-                    if let (Some(ids), Ok(ack)) = (&ids, &result) {
-                        ids.stored_now(ack.sequence, &prepared.source, &prepared.id);
+                    if let Ok(ack) = &result {
+                        metrics.acknowledged(sent.elapsed());
+                        if let Some(ids) = &ids {
+                            ids.stored_now(ack.sequence, &prepared.source, &prepared.id);
+                        }
                     }
                     log_outcome(&who, &id, &result);
+                    metrics.answered(&who, &result, started.elapsed());
                     result
                 })
             }
-            Err(e) => settled(who, id, Err(e.into())),
+            Err(e) => self.settled(who, id, started, Err(e.into())),
         }
+    }
+
+    /// An outcome known at once, logged and counted now.
+    fn settled(
+        &self,
+        who: &Identity,
+        id: String,
+        started: Instant,
+        result: Result<PublishAck, Error>,
+    ) -> Sent {
+        log_outcome(who, &id, &result);
+        self.metrics.answered(who, &result, started.elapsed());
+        Box::pin(std::future::ready(result))
     }
 }
 
 /// An acknowledgement on its way: resolves once JetStream stored the event (or refused it).
 pub type Sent =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<PublishAck, Error>> + Send>>;
-
-/// An outcome known at once, logged now.
-fn settled(who: &Identity, id: String, result: Result<PublishAck, Error>) -> Sent {
-    log_outcome(who, &id, &result);
-    Box::pin(std::future::ready(result))
-}
 
 fn log_outcome(who: &Identity, id: &str, result: &Result<PublishAck, Error>) {
     match result {

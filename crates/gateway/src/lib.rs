@@ -14,6 +14,7 @@ mod error;
 pub mod identity;
 pub mod ids;
 pub mod ingest;
+mod metrics;
 mod payload;
 pub mod policy;
 pub mod pseudo;
@@ -39,6 +40,7 @@ use timpora_proto::v1;
 
 pub use error::{Error, rejection};
 pub use identity::{Authenticator, Identity, TokenConfig};
+pub use metrics::Metrics;
 pub use policy::{Action, AlertRules, Policy};
 pub use pseudo::{KeyConfig, PseudonymConfig, Pseudonymiser};
 pub use validate::{Limits, Violations};
@@ -108,12 +110,21 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, Error> {
 
 pub use timpora_proto::{H2_CONNECTION_WINDOW, H2_STREAM_WINDOW};
 
+/// What the gateway tells an operator: its metrics, and its say in the process's readiness.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub metrics: Metrics,
+    /// Ready while NATS is reachable and the streams exist.
+    pub readiness: Option<timpora_telemetry::Readiness>,
+}
+
 /// Serve the gateway on `listener` until `shutdown` completes, then drain in-flight calls.
 pub async fn serve(
     config: Config,
     bus: Bus,
     admin: Option<Bus>,
     listener: tokio::net::TcpListener,
+    observed: Observed,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), Error> {
     config.policy.validate()?;
@@ -130,7 +141,8 @@ pub async fn serve(
             .at_office(bus.topology().office.clone()),
         rate::Rates::new(config.limits.events_per_second, config.limits.burst),
     )
-    .with_stored_ids(stored_ids.clone());
+    .with_stored_ids(stored_ids.clone())
+    .with_metrics(observed.metrics.clone());
     let shared = services::Shared {
         ingest: ingest.clone(),
         bus: bus.clone(),
@@ -207,7 +219,14 @@ pub async fn serve(
         config.limits.max_request_bytes,
     );
     let check_every = Duration::from_secs(config.topology_check_secs);
-    let watcher = tokio::spawn(watch_bus(bus, admin, health, book.clone(), check_every));
+    let watcher = tokio::spawn(watch_bus(
+        bus,
+        admin,
+        health,
+        observed.readiness,
+        book.clone(),
+        check_every,
+    ));
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, tls = config.tls.is_some(), "gateway listening");
     // `serve_with_incoming` ignores the builder's TCP settings, so they are set on the incoming
@@ -233,6 +252,7 @@ async fn watch_bus(
     bus: Bus,
     admin: Option<Bus>,
     health: tonic_health::server::HealthReporter,
+    readiness: Option<timpora_telemetry::Readiness>,
     book: book::AlertBook,
     check_every: Duration,
 ) {
@@ -276,10 +296,25 @@ async fn watch_bus(
                 health.set_service_status(name, status).await;
             }
             book.set_current(up);
-            match (up, connected) {
-                (true, _) => tracing::info!("nats connected and streams present; serving"),
-                (false, false) => tracing::warn!("nats unreachable; reporting not serving"),
-                (false, true) => tracing::warn!("streams missing; reporting not serving"),
+            let why = match (up, connected) {
+                (true, _) => {
+                    tracing::info!("nats connected and streams present; serving");
+                    None
+                }
+                (false, false) => {
+                    tracing::warn!("nats unreachable; reporting not serving");
+                    Some("nats unreachable")
+                }
+                (false, true) => {
+                    tracing::warn!("streams missing; reporting not serving");
+                    Some("streams missing: run `timpora bus init`")
+                }
+            };
+            if let Some(r) = &readiness {
+                match why {
+                    None => r.ready(),
+                    Some(why) => r.not_ready(why),
+                }
             }
             last = Some(up);
         }

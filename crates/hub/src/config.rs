@@ -83,7 +83,8 @@ pub struct CorrelatorConfig {
     pub checkpoint_every: String,
     /// Most entries of state held; past it the groups idle longest are dropped.
     pub state_cap: usize,
-    /// Serve Prometheus metrics (`/metrics`) on this address.
+    /// The telemetry endpoint's address, as older configurations give it: the same as
+    /// `[telemetry] listen`, which wins when both are set.
     pub metrics: Option<SocketAddr>,
     /// Into how many parts the group keys are cut for correlators that share the work: run as
     /// many correlators as you like with the same value, and they divide the parts among
@@ -274,6 +275,15 @@ impl Default for DemoConfig {
     }
 }
 
+/// What each process tells an operator (`[telemetry]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Serve `/metrics` (every component of the process), `/healthz` (liveness) and `/readyz`
+    /// (readiness: NATS reachable, streams present, the correlator caught up) on this address.
+    pub listen: Option<SocketAddr>,
+}
+
 /// How the hub stops (`[shutdown]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -312,6 +322,8 @@ pub struct Config {
     pub demo: DemoConfig,
     /// Stopping.
     pub shutdown: ShutdownConfig,
+    /// Metrics, liveness and readiness.
+    pub telemetry: TelemetryConfig,
 }
 
 impl Config {

@@ -1,15 +1,14 @@
-//! The correlator as a hub component: the service on the events stream, its metrics endpoint,
-//! and its rule file re-read on SIGHUP.
+//! The correlator as a hub component: the service on the events stream, its metrics and
+//! readiness, and its rule file re-read on SIGHUP.
 
 use std::path::PathBuf;
 
-use timpora_bus::{Bus, CorrelatorStatus};
-use tokio::sync::watch;
+use timpora_bus::Bus;
 
 use crate::config::CorrelatorConfig;
 use crate::error::Error;
 use crate::metrics;
-use crate::stop::{Stop, bind};
+use crate::stop::Stop;
 
 /// What the component runs with, checked at build time.
 pub(crate) struct Prepared {
@@ -17,7 +16,6 @@ pub(crate) struct Prepared {
     /// The rule file's text (checked), or `None` for the built-in set.
     pub rules: Option<String>,
     pub file: Option<PathBuf>,
-    pub metrics: Option<tokio::net::TcpListener>,
 }
 
 /// Check the section, read the rule file and bind the metrics address.
@@ -27,35 +25,36 @@ pub(crate) async fn prepare(c: &CorrelatorConfig) -> Result<Prepared, Error> {
         Some(file) => Some(timpora_rules::load(Some(file))?.0),
         None => None,
     };
-    let metrics = match c.metrics {
-        Some(addr) => Some(bind(addr, "correlator metrics").await?),
-        None => None,
-    };
     Ok(Prepared {
         options,
         rules,
         file: c.rules.clone(),
-        metrics,
     })
 }
 
-/// Run until `stop`; the metrics endpoint and the SIGHUP reload live as long as the service.
-pub(crate) async fn run(bus: Bus, mut p: Prepared, stop: Stop) -> Result<(), Error> {
-    let mut metrics_server = None;
-    if let Some(listener) = p.metrics.take() {
-        let (tx, rx) = watch::channel(CorrelatorStatus::default());
-        p.options.status = Some(tx);
-        metrics_server = Some(tokio::spawn(metrics::serve(
-            listener,
-            rx,
-            stop.clone().stopped(),
-        )));
+/// Register the correlator's metrics and its say in readiness.
+pub(crate) fn observe(t: &mut timpora_telemetry::Telemetry) -> metrics::Observed {
+    metrics::Observed::register(t)
+}
+
+/// Run until `stop`, reporting to `observed` (when telemetry is on); the SIGHUP reload lives as
+/// long as the service.
+pub(crate) async fn run(
+    bus: Bus,
+    mut p: Prepared,
+    stop: Stop,
+    observed: Option<metrics::Observed>,
+) -> Result<(), Error> {
+    let mut watcher = None;
+    if let Some(o) = observed {
+        p.options.status = Some(o.status());
+        watcher = Some(tokio::spawn(metrics::watch(bus.clone(), o)));
     }
     let reloader = tokio::spawn(reload_on_hangup(bus.clone(), p.file.clone()));
     let result = timpora_correlator::run(bus, p.rules.as_deref(), p.options, stop.stopped()).await;
     reloader.abort();
-    if let Some(m) = metrics_server {
-        m.abort();
+    if let Some(w) = watcher {
+        w.abort();
     }
     result?;
     Ok(())

@@ -33,8 +33,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use config::{
-    Config, CorrelatorConfig, DemoConfig, NatsConfig, SealerConfig, ShutdownConfig, WitnessConfig,
-    duration,
+    Config, CorrelatorConfig, DemoConfig, NatsConfig, SealerConfig, ShutdownConfig,
+    TelemetryConfig, WitnessConfig, duration,
 };
 pub use error::Error;
 use stop::{Stop, bind};
@@ -184,6 +184,7 @@ pub struct Hub {
     sealer: Option<timpora_sealer::Options>,
     witness: Option<timpora_witness::Witness>,
     console: Option<tokio::net::TcpListener>,
+    telemetry: Option<tokio::net::TcpListener>,
     target: Target,
     keyring: Keyring,
 }
@@ -252,6 +253,10 @@ impl Config {
             true => Some(bind(self.console.listen, "console").await?),
             false => None,
         };
+        let telemetry = match self.telemetry.listen.or(self.correlator.metrics) {
+            Some(addr) => Some(bind(addr, "telemetry").await?),
+            None => None,
+        };
         let (target, keyring) = self.gateway_client(o.gateway_url.clone(), o.data_dir.as_deref());
         let nats = match o.nats_child {
             Some(b) => {
@@ -273,6 +278,7 @@ impl Config {
             sealer,
             witness,
             console,
+            telemetry,
             target,
             keyring,
         })
@@ -308,9 +314,9 @@ impl Hub {
         self.console_addr().map(|a| format!("{scheme}://{a}"))
     }
 
-    /// Where the correlator's metrics are served, if they are.
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, if they are.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.correlator.as_ref().and_then(|c| local(&c.metrics))
+        local(&self.telemetry)
     }
 
     /// Start the components.
@@ -320,20 +326,42 @@ impl Hub {
         let mut tasks = Vec::new();
         let cfg = self.config;
         let buses = self.buses;
+        // Every component registers what it reports before the endpoint serves it.
+        let mut telemetry = self
+            .telemetry
+            .as_ref()
+            .map(|_| timpora_telemetry::Telemetry::default());
         if let (Some(listener), Some(bus)) = (self.gateway, &buses.gateway) {
             let s = stop.clone();
+            let observed = match &mut telemetry {
+                Some(t) => timpora_gateway::Observed {
+                    metrics: timpora_gateway::Metrics::register(t.registry()),
+                    readiness: Some(t.health().component("gateway")),
+                },
+                None => timpora_gateway::Observed::default(),
+            };
             let fut = timpora_gateway::serve(
                 cfg.gateway.clone(),
                 bus.clone(),
                 buses.admin.clone(),
                 listener,
+                observed,
                 s.stopped(),
             );
             tasks.push(Task::new("gateway", true, async move { Ok(fut.await?) }));
         }
         if let (Some(p), Some(bus)) = (self.correlator, &buses.correlator) {
-            let fut = correlator::run(bus.clone(), p, stop.clone());
+            let observed = telemetry.as_mut().map(correlator::observe);
+            let fut = correlator::run(bus.clone(), p, stop.clone(), observed);
             tasks.push(Task::new("correlator", true, fut));
+        }
+        if let (Some(t), Some(listener)) = (telemetry, self.telemetry) {
+            let s = stop.clone();
+            tasks.push(Task::new("telemetry", false, async move {
+                t.serve(listener, s.stopped())
+                    .await
+                    .map_err(|e| Error::Config(format!("telemetry endpoint: {e}")))
+            }));
         }
         if let (Some(witness), Some(bus)) = (self.witness, &buses.witness) {
             let (client, s) = (bus.client().clone(), stop.clone());

@@ -52,6 +52,7 @@ pub struct SandboxBuilder {
     config: Option<Configure>,
     nats: Option<timpora_hub::NatsConfig>,
     topology: Option<Topology>,
+    telemetry: bool,
 }
 
 impl SandboxBuilder {
@@ -73,6 +74,13 @@ impl SandboxBuilder {
     /// Use these streams and subjects instead of the default ones.
     pub fn topology(mut self, t: Topology) -> Self {
         self.topology = Some(t);
+        self
+    }
+
+    /// Serve `/metrics`, `/healthz` and `/readyz` on a port of its own
+    /// ([`Sandbox::telemetry_addr`]).
+    pub fn telemetry(mut self) -> Self {
+        self.telemetry = true;
         self
     }
 
@@ -170,6 +178,11 @@ impl SandboxBuilder {
             nats: nats_config.clone(),
             bus: topology,
             gateway: config.clone(),
+            telemetry: timpora_hub::TelemetryConfig {
+                listen: self
+                    .telemetry
+                    .then(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+            },
             ..Default::default()
         };
         let hub = hub_config
@@ -179,11 +192,13 @@ impl SandboxBuilder {
             })
             .await?;
         let addr = hub.gateway_addr().context("the gateway has no address")?;
+        let telemetry_addr = hub.metrics_addr();
         Ok(Sandbox {
             nats,
             bus,
             nats_config,
             addr,
+            telemetry_addr,
             tokens,
             ca,
             config,
@@ -204,6 +219,8 @@ pub struct Sandbox {
     pub nats_config: timpora_hub::NatsConfig,
     /// Where the gateway listens.
     pub addr: SocketAddr,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (with [`SandboxBuilder::telemetry`]).
+    pub telemetry_addr: Option<SocketAddr>,
     /// The gateway's config as started.
     pub config: Config,
     tokens: HashMap<String, String>,

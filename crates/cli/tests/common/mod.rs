@@ -247,9 +247,14 @@ pub fn wait_status(dir: &Path, url: &str, pred: impl Fn(&Value) -> bool) -> Valu
 
 /// GET `/metrics` on `port`: the whole HTTP response.
 pub fn scrape(port: u16) -> String {
+    get(port, "/metrics")
+}
+
+/// GET `path` on `port`: the whole HTTP response.
+pub fn get(port: u16, path: &str) -> String {
     use std::io::{Read, Write};
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+    c.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
         .unwrap();
     let mut text = String::new();
     c.read_to_string(&mut text).unwrap();

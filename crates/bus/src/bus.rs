@@ -269,6 +269,25 @@ impl Bus {
 
     /// Create the streams, or bring their configuration up to date. Idempotent.
     pub async fn ensure_topology(&self) -> Result<()> {
+        // Two processes provisioning at once (a gateway and a correlator started together, each
+        // with admin credentials) can each see a stream missing and create it: JetStream then
+        // refuses the second ("subjects overlap", "name already in use") although the stream
+        // it wanted now exists. Looking again settles it.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.ensure_topology_once().await {
+                Err(e) if tries < 5 && raced(&e) => {
+                    tracing::debug!(error = %e, "topology changed while provisioning; looking again");
+                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One pass of [`Bus::ensure_topology`].
+    async fn ensure_topology_once(&self) -> Result<()> {
         // Each office's mirror exists before the events stream sources it.
         for office in &self.topology.offices {
             self.js
@@ -548,6 +567,12 @@ impl Bus {
             streams,
         })
     }
+}
+
+/// Whether JetStream refused to create a stream because another process created it meanwhile.
+fn raced(e: &Error) -> bool {
+    let text = e.to_string();
+    text.contains("subjects overlap") || text.contains("already in use")
 }
 
 /// A clustered stream's placement (`None` on a single server, which reports no replicas).

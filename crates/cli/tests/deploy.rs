@@ -187,6 +187,7 @@ fn the_example_config_loads_and_systemd_units_run_real_commands() {
     let cfg = timpora_hub::Config::load(Some(&example)).unwrap();
     assert_eq!(cfg.bus.replicas, 3);
     let mut units = 0;
+    let mut telemetry_ports: Vec<String> = Vec::new();
     for entry in std::fs::read_dir(deploy().join("systemd")).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -200,6 +201,14 @@ fn the_example_config_loads_and_systemd_units_run_real_commands() {
         if let Err(e) = timpora_command(&args) {
             panic!("{}: {e}", path.display());
         }
+        // Units on one host share timpora.toml: each serves telemetry on a port of its own.
+        let port = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Environment=TIMPORA_TELEMETRY__LISTEN="))
+            .unwrap_or_else(|| panic!("{}: no telemetry address", path.display()));
+        assert!(port.parse::<std::net::SocketAddr>().is_ok(), "{port}");
+        assert!(!telemetry_ports.contains(&port.to_owned()), "{port} twice");
+        telemetry_ports.push(port.to_owned());
         units += 1;
     }
     assert!(units >= 4, "{units} units");
@@ -325,7 +334,12 @@ fn the_compose_file_names_only_real_images_ports_files_and_commands() {
 #[test]
 fn the_kubernetes_manifests_name_only_real_images_ports_and_commands() {
     let cfg = timpora_hub::Config::load(Some(&deploy().join("timpora.example.toml"))).unwrap();
-    let listening = [port_of(cfg.gateway.listen), port_of(cfg.console.listen)];
+    let telemetry = cfg.telemetry.listen.expect("the example serves telemetry");
+    let listening = [
+        port_of(cfg.gateway.listen),
+        port_of(cfg.console.listen),
+        port_of(telemetry),
+    ];
     let timpora_image = format!("timpora:{}", env!("CARGO_PKG_VERSION"));
     let docs = yaml_docs(&deploy().join("k8s/timpora.yaml"));
     let mut container_ports = Vec::new();
@@ -342,6 +356,21 @@ fn the_kubernetes_manifests_name_only_real_images_ports_and_commands() {
                 let port = p["containerPort"].as_u64().unwrap();
                 assert!(listening.contains(&port), "{}: port {port}", c["name"]);
                 container_ports.push(port);
+            }
+            // Probes ask the telemetry endpoint's real paths on its port.
+            for probe in ["readinessProbe", "livenessProbe"] {
+                let get = &c[probe]["httpGet"];
+                if get.is_null() {
+                    continue;
+                }
+                assert_eq!(
+                    get["port"].as_u64(),
+                    Some(port_of(telemetry)),
+                    "{}",
+                    c["name"]
+                );
+                let path = get["path"].as_str().unwrap();
+                assert!(["/readyz", "/healthz"].contains(&path), "{path}");
             }
         }
     }

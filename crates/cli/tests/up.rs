@@ -95,6 +95,39 @@ fn up_serves_the_correlators_metrics_and_applies_its_rule_file_on_sighup() {
         ready.contains("correlator: ready") && ready.contains("gateway: ready"),
         "{ready}"
     );
+    // Every metric the deployed dashboard queries is one the hub exports (with an office's
+    // events in, so that the gateway's families have samples).
+    publish_deferred_at(dir.path(), "imigrasi/kanim-kendari", "dash-1");
+    let text = scrape(metrics);
+    let dashboard = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/grafana/timpora.json"),
+    )
+    .unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let mut queried = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for (i, _) in expr.match_indices("timpora_") {
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                queried.push(name);
+            }
+        }
+    }
+    assert!(queried.len() >= 10, "{queried:?}");
+    for name in &queried {
+        let exported = text.lines().any(|l| {
+            l.strip_prefix(name.as_str())
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        });
+        assert!(
+            exported,
+            "the dashboard queries {name}, which is not exported:\n{text}"
+        );
+    }
 
     // SIGHUP: an invalid file changes nothing, a valid one becomes the running set.
     std::fs::write(&rules, "version = \"x\"\n[[rule]]\nid = 1\n").unwrap();

@@ -128,8 +128,20 @@ async fn provision(cfg: &Config) -> Result<Option<Bus>, Error> {
         return Ok(None);
     }
     let admin = connect_waiting(cfg, Identity::Admin, "timpora-admin").await?;
-    admin.ensure_topology().await?;
-    Ok(Some(admin))
+    // JetStream may not answer in time while other processes provision too (a gateway and a
+    // correlator started together): a passing failure is tried again, for as long as
+    // `connect_waiting` waits for NATS itself.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match admin.ensure_topology().await {
+            Ok(()) => return Ok(Some(admin)),
+            Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "provisioning the topology did not finish; trying again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Each component's own connection to the bus, as its own identity.

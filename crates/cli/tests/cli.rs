@@ -56,7 +56,7 @@ fn publish_subscribe_and_status_through_the_binary() {
             .iter()
             .map(|s| s["name"].as_str().unwrap().to_owned())
             .collect();
-        if names.len() >= 10 || Instant::now() > deadline {
+        if names.len() >= 11 || Instant::now() > deadline {
             break names;
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -92,7 +92,9 @@ fn up_serves_the_correlators_metrics_and_applies_its_rule_file_on_sighup() {
     };
     assert!(ready.starts_with("HTTP/1.0 200"), "{ready}");
     assert!(
-        ready.contains("correlator: ready") && ready.contains("gateway: ready"),
+        ready.contains("correlator: ready")
+            && ready.contains("gateway: ready")
+            && ready.contains("sealer: ready"),
         "{ready}"
     );
     // Every metric the deployed dashboard queries is one the hub exports (with an office's
@@ -118,6 +120,22 @@ fn up_serves_the_correlators_metrics_and_applies_its_rule_file_on_sighup() {
         }
     }
     assert!(queried.len() >= 10, "{queried:?}");
+    assert!(
+        text.contains("timpora_sealer_lag_messages{log=\"events\"}"),
+        "{text}"
+    );
+    // An auditor's verification shows on the dashboard's host too.
+    let out = run(timpora(dir.path()).args(["audit", "verify", "--log", "events"]));
+    assert!(out.status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = scrape(metrics);
+        if text.contains("timpora_audit_last_verification_intact{log=\"events\"} 1") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     for name in &queried {
         let exported = text.lines().any(|l| {
             l.strip_prefix(name.as_str())

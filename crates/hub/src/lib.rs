@@ -367,14 +367,6 @@ impl Hub {
             let fut = correlator::run(bus.clone(), p, stop.clone(), observed);
             tasks.push(Task::new("correlator", true, fut));
         }
-        if let (Some(t), Some(listener)) = (telemetry, self.telemetry) {
-            let s = stop.clone();
-            tasks.push(Task::new("telemetry", false, async move {
-                t.serve(listener, s.stopped())
-                    .await
-                    .map_err(|e| Error::Config(format!("telemetry endpoint: {e}")))
-            }));
-        }
         if let (Some(witness), Some(bus)) = (self.witness, &buses.witness) {
             let (client, s) = (bus.client().clone(), stop.clone());
             tasks.push(Task::new("witness", true, async move {
@@ -383,12 +375,28 @@ impl Hub {
         }
         if let (Some(options), Some(bus)) = (self.sealer, &buses.sealer) {
             let (bus, s) = (bus.clone(), stop.clone());
+            let watcher = telemetry.as_mut().map(|t| {
+                let o = metrics::SealerObserved::register(t);
+                tokio::spawn(metrics::watch_sealer(bus.clone(), o))
+            });
             tasks.push(Task::new("sealer", true, async move {
-                let sealed = timpora_sealer::run(bus, options, s.stopped()).await?;
+                let sealed = timpora_sealer::run(bus, options, s.stopped()).await;
+                if let Some(w) = watcher {
+                    w.abort();
+                }
+                let sealed = sealed?;
                 for (log, s) in ["events", "alerts", "access"].iter().zip(sealed) {
                     tracing::info!(log, size = s.size, gaps = s.gaps, "sealer stopped");
                 }
                 Ok(())
+            }));
+        }
+        if let (Some(t), Some(listener)) = (telemetry, self.telemetry) {
+            let s = stop.clone();
+            tasks.push(Task::new("telemetry", false, async move {
+                t.serve(listener, s.stopped())
+                    .await
+                    .map_err(|e| Error::Config(format!("telemetry endpoint: {e}")))
             }));
         }
         if let Some(listener) = self.console {

@@ -139,3 +139,140 @@ impl Collector for CorrelatorMetrics {
         info.encode(metric.encode_family(&labels)?)
     }
 }
+
+/// Messages behind the end of a sealed stream within which the sealer counts as caught up.
+pub const SEALED_WITHIN: u64 = 10_000;
+
+/// One log as the sealer's watcher last saw it.
+#[derive(Debug, Clone, Default)]
+struct LogSeen {
+    /// Size of its latest checkpoint.
+    checkpoint: u64,
+    /// Last sequence of its stream.
+    last: u64,
+    /// Its last verification (`timpora audit verify`): intact, and the size checked.
+    verified: Option<(bool, u64)>,
+}
+
+type Logs = Arc<std::sync::Mutex<std::collections::BTreeMap<String, LogSeen>>>;
+
+/// What the sealer component reports to.
+pub struct SealerObserved {
+    logs: Logs,
+    readiness: Readiness,
+}
+
+impl SealerObserved {
+    /// Register the sealer's metrics in `t`'s registry and its readiness.
+    pub fn register(t: &mut Telemetry) -> Self {
+        let logs = Logs::default();
+        t.registry()
+            .register_collector(Box::new(SealerMetrics { logs: logs.clone() }));
+        Self {
+            logs,
+            readiness: t.health().component("sealer"),
+        }
+    }
+}
+
+/// The size a checkpoint (a C2SP signed note: origin, size, root…) covers; 0 when it names none.
+pub fn checkpoint_size(note: &[u8]) -> u64 {
+    let text = String::from_utf8_lossy(note);
+    text.lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Every two seconds: how far each log's latest checkpoint is behind its stream, and its last
+/// verification; not ready while NATS is unreachable or a log is more than [`SEALED_WITHIN`]
+/// messages behind.
+pub async fn watch_sealer(bus: Bus, o: SealerObserved) {
+    let logs: Vec<(String, String)> = bus
+        .topology()
+        .sealed_streams()
+        .iter()
+        .map(|(log, stream)| ((*log).to_owned(), (*stream).to_owned()))
+        .collect();
+    loop {
+        if !bus.is_connected() {
+            o.readiness.not_ready("nats unreachable");
+        } else {
+            let mut behind = Vec::new();
+            for (log, stream) in &logs {
+                let (Ok(bounds), Ok(note), Ok(verified)) = (
+                    bus.stream_bounds(stream).await,
+                    bus.latest_checkpoint(log).await,
+                    bus.verification(log).await,
+                ) else {
+                    continue;
+                };
+                let seen = LogSeen {
+                    checkpoint: note.as_deref().map_or(0, checkpoint_size),
+                    last: bounds.last,
+                    verified: verified.map(|v| (v.intact, v.size)),
+                };
+                let lag = seen.last.saturating_sub(seen.checkpoint);
+                if lag > SEALED_WITHIN {
+                    behind.push(format!("{log} {lag} messages behind"));
+                }
+                o.logs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(log.clone(), seen);
+            }
+            match behind.is_empty() {
+                true => o.readiness.ready(),
+                false => o
+                    .readiness
+                    .not_ready(format!("catching up: {}", behind.join(", "))),
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[derive(Debug)]
+struct SealerMetrics {
+    logs: Logs,
+}
+
+impl Collector for SealerMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let logs = self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut per_log = |name: &str,
+                           help: &str,
+                           value: &dyn Fn(&LogSeen) -> Option<u64>|
+         -> Result<(), std::fmt::Error> {
+            let kind = ConstGauge::new(0i64).metric_type();
+            let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+            for (log, seen) in &logs {
+                if let Some(v) = value(seen) {
+                    let labels = [("log", log.as_str())];
+                    ConstGauge::new(v as i64).encode(metric.encode_family(&labels)?)?;
+                }
+            }
+            Ok(())
+        };
+        per_log(
+            "sealer_checkpoint_size",
+            "Messages the log's latest signed checkpoint covers.",
+            &|s| Some(s.checkpoint),
+        )?;
+        per_log(
+            "sealer_lag_messages",
+            "Messages of the stream its log's latest checkpoint does not cover yet.",
+            &|s| Some(s.last.saturating_sub(s.checkpoint)),
+        )?;
+        per_log(
+            "audit_last_verification_intact",
+            "Whether the last `timpora audit verify` of the log found it intact (1) or not (0).",
+            &|s| s.verified.map(|(ok, _)| u64::from(ok)),
+        )?;
+        per_log(
+            "audit_last_verification_size",
+            "The checkpoint size the last verification of the log checked.",
+            &|s| s.verified.map(|(_, size)| size),
+        )
+    }
+}

@@ -77,15 +77,6 @@ async fn publish(hub: &Hub, id: &str, n: u32) -> PublishAck {
     r.ack.unwrap()
 }
 
-/// The tree size a checkpoint (a C2SP signed note: origin, size, root…) covers.
-fn checkpoint_size(note: &[u8]) -> u64 {
-    let text = String::from_utf8_lossy(note);
-    text.lines()
-        .nth(1)
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Run `f` on a task of its own; its result through the handle.
 fn background<F: std::future::Future + Send + 'static>(f: F) -> tokio::task::JoinHandle<F::Output>
 where
@@ -331,7 +322,7 @@ async fn an_office_keeps_acknowledging_while_cut_off_and_the_centre_gets_each_ev
         .latest_checkpoint("events")
         .await
         .unwrap()
-        .is_none_or(|note| checkpoint_size(&note) < last)
+        .is_none_or(|note| timpora_hub::metrics::checkpoint_size(&note) < last)
     {
         assert!(
             tokio::time::Instant::now() < deadline,

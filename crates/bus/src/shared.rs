@@ -32,30 +32,42 @@ impl Bus {
         .await
     }
 
-    /// Every key of the correlators bucket whose name starts with `prefix`, with its value.
-    pub async fn shared_entries(&self, prefix: &str) -> Result<Vec<SharedEntry>> {
+    /// Every key of the correlators bucket that `filter` matches (a subject filter within the
+    /// bucket: `>`, `status.>`, or one key), with its value. The keys are listed from the
+    /// bucket's stream (its subjects), not with a key-value watch, which would not end while
+    /// other correlators keep writing.
+    pub async fn shared_entries(&self, filter: &str) -> Result<Vec<SharedEntry>> {
         let store = self.correlators_store().await?;
-        let keys: Vec<String> = match store.keys().await {
-            Ok(keys) => keys
-                .try_collect()
-                .await
-                .map_err(js_err(self.is_connected(), "list shared keys"))?,
-            Err(e) => return Err(js_err(self.is_connected(), "list shared keys")(e)),
-        };
+        let bucket = &self.topology.correlators_bucket;
+        let stream = self
+            .js
+            .get_stream(format!("KV_{bucket}"))
+            .await
+            .map_err(js_err(self.is_connected(), "list shared keys"))?;
+        let prefix = format!("$KV.{bucket}.");
+        let subjects: Vec<String> = stream
+            .info_with_subjects(format!("{prefix}{filter}"))
+            .await
+            .map_err(js_err(self.is_connected(), "list shared keys"))?
+            .map_ok(|(subject, _)| subject)
+            .try_collect()
+            .await
+            .map_err(js_err(self.is_connected(), "list shared keys"))?;
         let mut out = Vec::new();
-        for key in keys.into_iter().filter(|k| k.starts_with(prefix)) {
+        for key in subjects.iter().filter_map(|s| s.strip_prefix(&prefix)) {
             let entry = store
-                .entry(&key)
+                .entry(key)
                 .await
                 .map_err(js_err(self.is_connected(), "read shared key"))?;
             if let Some(e) = entry.filter(|e| e.operation == kv::Operation::Put) {
                 out.push(SharedEntry {
-                    key,
+                    key: key.to_owned(),
                     value: e.value.to_vec(),
                     revision: e.revision,
                 });
             }
         }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
 

@@ -250,7 +250,7 @@ impl Bus {
     pub async fn correlator_statuses(&self) -> Result<Vec<CorrelatorStatus>> {
         let mut out: Vec<CorrelatorStatus> = self.correlator_status().await?.into_iter().collect();
         out.extend(
-            self.shared_entries("status.")
+            self.shared_entries("status.>")
                 .await?
                 .iter()
                 .filter_map(|e| CorrelatorStatus::from_json(&e.value)),

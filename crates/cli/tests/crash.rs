@@ -245,7 +245,7 @@ fn sharing_correlator(url: &str, dir: &std::path::Path, parts: u32, lease: &str)
 
 /// Each part's last status: part → (member, checkpoint sequence, position).
 async fn part_statuses(bus: &Bus) -> BTreeMap<String, (String, u64, u64)> {
-    bus.shared_entries("status.")
+    bus.shared_entries("status.>")
         .await
         .unwrap()
         .into_iter()
@@ -368,7 +368,12 @@ async fn two_correlators_share_the_work_and_one_takes_over_when_the_other_is_kil
     .await;
     // Settled: nothing more is raised.
     let mut count = stored_alerts(&bus).await.1;
+    let settling = Instant::now();
     loop {
+        assert!(
+            settling.elapsed() < Duration::from_secs(60),
+            "alerts never stopped coming"
+        );
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let now = stored_alerts(&bus).await.1;
         if now == count {

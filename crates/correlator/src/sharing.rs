@@ -123,10 +123,13 @@ pub(crate) async fn run(
             biased;
             _ = &mut shutdown => break,
             _ = rounds.tick() => {
-                if let Err(e) = me.round().await {
-                    // The bucket unreachable: the holds are renewed next round, or lapse and
-                    // the parts are taken over by someone who can reach it.
-                    tracing::warn!(error = %e, "cannot agree on the parts this round");
+                // A round that cannot finish within the lease gives up: the holds are renewed
+                // next round, or lapse and the parts are taken over by someone who can.
+                let lease = me.options.lease;
+                match tokio::time::timeout(lease, me.round()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "cannot agree on the parts this round"),
+                    Err(_) => tracing::warn!(lease_ms = lease.as_millis() as u64, "a round took longer than the lease; trying again"),
                 }
             }
         }
@@ -169,7 +172,7 @@ impl Member {
             .await?;
         let entries: BTreeMap<String, SharedEntry> = self
             .bus
-            .shared_entries("")
+            .shared_entries(">")
             .await?
             .into_iter()
             .map(|e| (e.key.clone(), e))

@@ -410,7 +410,7 @@ async fn two_correlators_as_their_own_nats_user_share_the_parts_and_raise_each_a
     loop {
         let members: HashSet<String> = hub
             .bus
-            .shared_entries("status.")
+            .shared_entries("status.>")
             .await
             .unwrap()
             .iter()
@@ -441,6 +441,6 @@ async fn two_correlators_as_their_own_nats_user_share_the_parts_and_raise_each_a
     }
     assert_eq!(alerts_raised, 2, "each alert raised by one of the two");
     // Each left: its parts freed and checkpointed, its membership gone.
-    let left = hub.bus.shared_entries("member.").await.unwrap();
+    let left = hub.bus.shared_entries("member.>").await.unwrap();
     assert!(left.is_empty(), "{left:?}");
 }

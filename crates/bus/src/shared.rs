@@ -38,14 +38,9 @@ impl Bus {
     /// other correlators keep writing.
     pub async fn shared_entries(&self, filter: &str) -> Result<Vec<SharedEntry>> {
         let store = self.correlators_store().await?;
-        let bucket = &self.topology.correlators_bucket;
-        let stream = self
-            .js
-            .get_stream(format!("KV_{bucket}"))
-            .await
-            .map_err(js_err(self.is_connected(), "list shared keys"))?;
-        let prefix = format!("$KV.{bucket}.");
-        let subjects: Vec<String> = stream
+        let prefix = store.prefix.clone();
+        let subjects: Vec<String> = store
+            .stream
             .info_with_subjects(format!("{prefix}{filter}"))
             .await
             .map_err(js_err(self.is_connected(), "list shared keys"))?

@@ -388,14 +388,24 @@ impl Bus {
     /// Store an alert once: a second publish of the same alert id, however much later (a
     /// restart, a replay), is answered [`AlertOutcome::Duplicate`] and stores nothing.
     pub async fn publish_alert(&self, alert: &timpora_proto::v1::Alert) -> Result<AlertOutcome> {
-        self.send_alert(alert).await?.outcome().await
+        self.send_alert(alert, "").await?.outcome().await
     }
 
     /// [`Bus::publish_alert`] in two steps: returns once the alert is sent; the returned
-    /// [`PendingAlert`] resolves when JetStream has stored it (or recognised it).
-    pub async fn send_alert(&self, alert: &timpora_proto::v1::Alert) -> Result<PendingAlert> {
+    /// [`PendingAlert`] resolves when JetStream has stored it (or recognised it). A
+    /// `traceparent` (the span that raised the alert) goes in its headers.
+    pub async fn send_alert(
+        &self,
+        alert: &timpora_proto::v1::Alert,
+        traceparent: &str,
+    ) -> Result<PendingAlert> {
+        let mut headers = async_nats::HeaderMap::new();
+        if !traceparent.is_empty() {
+            headers.insert(HEADER_TRACEPARENT, traceparent);
+        }
         let msg = PublishMessage::build()
             .payload(Bytes::from(alert.encode_to_vec()))
+            .headers(headers)
             .message_id(&alert.id)
             .expected_last_subject_sequence(0);
         let pending = self

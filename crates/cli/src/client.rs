@@ -129,8 +129,16 @@ pub async fn publish(cfg: &Config, data_dir: &Path, args: PublishArgs) -> anyhow
         let unit = pilot::unit_of(agency).unwrap_or(pilot::SECRETARIAT);
         let conn = args.connect.connect(cfg, data_dir, unit).await?;
         let mut client = EventBusServiceClient::new(conn);
+        // A caller's trace (`TRACEPARENT`, as other tools pass it) is continued by the hub.
+        let mut request = tonic::Request::new(futures::stream::iter(requests));
+        if let Some(tp) = std::env::var("TRACEPARENT")
+            .ok()
+            .and_then(|tp| tp.parse().ok())
+        {
+            request.metadata_mut().insert("traceparent", tp);
+        }
         let mut responses = client
-            .publish_stream(futures::stream::iter(requests))
+            .publish_stream(request)
             .await
             .context("publish stream refused")?
             .into_inner();

@@ -288,6 +288,21 @@ pub enum BenchCommand {
 }
 
 impl Command {
+    /// The `service.name` of a command that runs services, for its traces: the component, or
+    /// `timpora` for `up`, which runs them all in one process.
+    pub fn service_name(&self) -> Option<&'static str> {
+        match self {
+            Command::Up(_) => Some("timpora"),
+            Command::Gateway(_) => Some("timpora-gateway"),
+            Command::Correlator(_) => Some("timpora-correlator"),
+            Command::Sealer(SealerArgs { command: None, .. }) => Some("timpora-sealer"),
+            Command::Witness(WitnessArgs { command: None, .. }) => Some("timpora-witness"),
+            Command::Console(ConsoleArgs { command: None, .. }) => Some("timpora-console"),
+            Command::Demo(_) => Some("timpora-demo"),
+            _ => None,
+        }
+    }
+
     /// Log filter when `RUST_LOG` is unset: services log their life at `info`; command-line
     /// clients only say something when it goes wrong.
     pub fn default_log_filter(&self) -> &'static str {
@@ -306,13 +321,66 @@ impl Command {
     }
 }
 
-/// Run a parsed command line.
+/// Run a parsed command line: load the configuration, start logging (and the export of traces
+/// for a command that runs services, when `[telemetry.traces]` names an endpoint), run the
+/// command, and export the last spans.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config_path = cli.config.clone().or_else(|| {
         let p = timpora_client::dev::config_path(&cli.data_dir);
         p.exists().then_some(p)
     });
-    let mut cfg = Config::load(config_path.as_deref())?;
+    let filter = cli.command.default_log_filter();
+    let cfg = match Config::load(config_path.as_deref()) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            init_tracing(cli.log_format, filter, None);
+            return Err(e.into());
+        }
+    };
+    let traces = match (cli.command.service_name(), &cfg.telemetry.traces.endpoint) {
+        (Some(service), Some(endpoint)) => {
+            let export = timpora_telemetry::traces::Export {
+                endpoint: endpoint.clone(),
+                sampling: cfg.telemetry.traces.sampling,
+                service: service.to_owned(),
+                attributes: vec![(
+                    "service.instance.id".to_owned(),
+                    format!("{}-{}", hostname(), std::process::id()),
+                )],
+            };
+            match timpora_telemetry::traces::Exporter::start(&export) {
+                Ok(exporter) => Some(exporter),
+                Err(e) => {
+                    init_tracing(cli.log_format, filter, None);
+                    return Err(e.into());
+                }
+            }
+        }
+        _ => None,
+    };
+    init_tracing(cli.log_format, filter, traces.as_ref());
+    if traces.is_some() {
+        tracing::info!(
+            endpoint = ?cfg.telemetry.traces.endpoint,
+            sampling = cfg.telemetry.traces.sampling,
+            "exporting traces"
+        );
+    }
+    let result = command(cli, cfg).await;
+    if let Some(traces) = traces {
+        traces.shutdown().await;
+    }
+    result
+}
+
+/// This machine's name, for the traces' `service.instance.id`.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned())
+}
+
+async fn command(cli: Cli, mut cfg: Config) -> anyhow::Result<ExitCode> {
     let dir = &cli.data_dir;
     match cli.command {
         Command::Gateway(args) => {

@@ -5,6 +5,10 @@
 
 use std::io::{self, Write};
 
+use tracing_subscriber::Layer;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
 /// How logs are written (to stderr).
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum LogFormat {
@@ -12,18 +16,32 @@ pub enum LogFormat {
     Json,
 }
 
-/// Initialise logging to stderr; `RUST_LOG` sets the filter.
-pub fn init(format: LogFormat, default_filter: &str) {
+/// Initialise logging to stderr (`RUST_LOG` sets the filter) and, with `traces`, the export of
+/// the hub's spans, whatever the log filter. A log line written inside a gRPC call names the
+/// call's `trace_id` (a field of the call's span, shown in text and in JSON).
+pub fn init(
+    format: LogFormat,
+    default_filter: &str,
+    traces: Option<&timpora_telemetry::traces::Exporter>,
+) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Text => builder
+    let otel = traces.map(|t| t.layer());
+    let logs = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_ansi(false)
             .with_writer(|| Escaping(io::stderr()))
-            .init(),
-        LogFormat::Json => builder.json().with_writer(io::stderr).init(),
-    }
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(io::stderr)
+            .boxed(),
+    };
+    // A second initialisation (a test calling `run` twice) keeps the first.
+    let _ = tracing_subscriber::registry()
+        .with(otel)
+        .with(logs.with_filter(filter))
+        .try_init();
 }
 
 /// Whether `c` must not reach a text log line as it is.

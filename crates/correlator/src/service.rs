@@ -13,6 +13,7 @@ use timpora_correlate::Stats;
 use timpora_correlate::{Alert, Engine, Partition, Snapshot};
 use timpora_proto::v1;
 use timpora_rules::{DEFAULT_RULES, RuleSet, Severity};
+use timpora_telemetry::traces;
 
 /// Name of the correlator's checkpoint in the checkpoint store.
 pub const CHECKPOINT_NAME: &str = "correlator";
@@ -359,10 +360,12 @@ impl Service {
         }
     }
 
-    /// Send an alert without waiting for its acknowledgement (see [`Service::settle`]).
-    async fn send(&mut self, alert: &Alert) {
+    /// Send an alert without waiting for its acknowledgement (see [`Service::settle`]); its
+    /// headers name `span` (the alert's own, when traced).
+    async fn send(&mut self, alert: &Alert, span: &tracing::Span) {
         let alert = to_proto(alert);
-        match self.bus.send_alert(&alert).await {
+        let tp = traces::traceparent(span).unwrap_or_default();
+        match self.bus.send_alert(&alert, &tp).await {
             Ok(pending) => self
                 .inflight
                 .push_back((alert, tokio::spawn(pending.outcome()))),
@@ -415,8 +418,53 @@ impl Service {
                 return;
             }
         };
-        for alert in self.engine.observe_at(&delivered.event, delivered.sequence) {
-            self.send(&alert).await;
+        // A span per event only while traces are exported and the event's trace is kept.
+        let tp = &delivered.event.traceparent;
+        if !(traces::exporting() && traces::sampled(tp)) {
+            for alert in self.engine.observe_at(&delivered.event, delivered.sequence) {
+                self.send(&alert, &tracing::Span::none()).await;
+            }
+            self.position = delivered.sequence;
+            return;
+        }
+        let evaluating = tracing::info_span!(
+            "correlator.evaluate",
+            otel.kind = "consumer",
+            "event.type" = %delivered.event.r#type,
+            sequence = delivered.sequence,
+            alerts = tracing::field::Empty,
+        );
+        traces::continue_trace(&evaluating, tp);
+        let alerts =
+            evaluating.in_scope(|| self.engine.observe_at(&delivered.event, delivered.sequence));
+        evaluating.record("alerts", alerts.len());
+        for alert in alerts {
+            let raising = tracing::info_span!(
+                parent: &evaluating,
+                "correlator.alert",
+                "alert.id" = %alert.id,
+                "alert.rule" = %alert.rule_id,
+                "alert.severity" = ?alert.severity,
+                "alert.evidence" = alert.evidence.len(),
+            );
+            self.send(&alert, &raising).await;
+            // A link to each event of the evidence: this one's now, the others' once read.
+            traces::link(&raising, tp);
+            let others: Vec<u64> = alert
+                .evidence_sequences
+                .iter()
+                .copied()
+                .filter(|s| *s != delivered.sequence)
+                .collect();
+            let bus = self.bus.clone();
+            tokio::spawn(async move {
+                if let Ok(events) = bus.events_at(&others).await {
+                    for event in events.into_iter().flatten() {
+                        traces::link(&raising, &event.traceparent);
+                    }
+                }
+                drop(raising);
+            });
         }
         self.position = delivered.sequence;
     }

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use std::time::SystemTime;
 
+use tracing::Instrument;
+
 use timpora_bus::Bus;
 use timpora_proto::v1::{Classification, EntityKind, EntityRef, Event, PublishAck};
 use timpora_proto::{SPEC_VERSION, type_of};
@@ -279,7 +281,8 @@ impl Ingest {
         if let Err(wait) = self.rates.take(&who.source()) {
             return self.settled(who, id, started, Err(Error::RateLimited(wait)));
         }
-        match self.prepare(who, ev, paths, traceparent) {
+        let validating = tracing::info_span!("gateway.validate", agency = %who.agency);
+        match validating.in_scope(|| self.prepare(who, ev, paths, traceparent)) {
             Ok(prepared) => self.send_prepared_since(who, prepared, started).await,
             Err(e) => self.settled(who, id, started, Err(e)),
         }
@@ -292,7 +295,12 @@ impl Ingest {
             .await
     }
 
-    async fn send_prepared_since(&self, who: &Identity, prepared: Event, started: Instant) -> Sent {
+    async fn send_prepared_since(
+        &self,
+        who: &Identity,
+        mut prepared: Event,
+        started: Instant,
+    ) -> Sent {
         let id = prepared.id.clone();
         if let Some(sequence) = self.stored_before(&prepared).await {
             // A retry of an event stored earlier, past JetStream's duplicate window or not.
@@ -307,27 +315,48 @@ impl Ingest {
             return self.settled(who, id, started, Ok(ack));
         }
         let sent = Instant::now();
-        match self.bus.publish(&prepared).await {
+        // From the agency's call to JetStream's acknowledgement; the correlator's and the
+        // sealer's spans of this event are its children.
+        let publishing = tracing::info_span!(
+            "gateway.publish",
+            otel.kind = "producer",
+            messaging.system = "nats",
+            messaging.destination.name = %self.bus.topology().events_stream,
+            "event.type" = %prepared.r#type,
+            agency = %who.agency,
+        );
+        if let Some(tp) = timpora_telemetry::traces::traceparent(&publishing) {
+            prepared.traceparent = tp;
+        }
+        match self
+            .bus
+            .publish(&prepared)
+            .instrument(publishing.clone())
+            .await
+        {
             Ok(pending) => {
                 let who = who.clone();
                 let ids = self.ids.clone();
                 let metrics = self.metrics.clone();
-                Box::pin(async move {
-                    let result = pending
-                        .ack()
-                        .await
-                        .map(|ack| ack_of(&prepared, ack))
-                        .map_err(Error::from);
-                    if let Ok(ack) = &result {
-                        metrics.acknowledged(sent.elapsed());
-                        if let Some(ids) = &ids {
-                            ids.stored_now(ack.sequence, &prepared.source, &prepared.id);
+                Box::pin(
+                    async move {
+                        let result = pending
+                            .ack()
+                            .await
+                            .map(|ack| ack_of(&prepared, ack))
+                            .map_err(Error::from);
+                        if let Ok(ack) = &result {
+                            metrics.acknowledged(sent.elapsed());
+                            if let Some(ids) = &ids {
+                                ids.stored_now(ack.sequence, &prepared.source, &prepared.id);
+                            }
                         }
+                        log_outcome(&who, &id, &result);
+                        metrics.answered(&who, &result, started.elapsed());
+                        result
                     }
-                    log_outcome(&who, &id, &result);
-                    metrics.answered(&who, &result, started.elapsed());
-                    result
-                })
+                    .instrument(publishing),
+                )
             }
             Err(e) => self.settled(who, id, started, Err(e.into())),
         }

@@ -150,6 +150,7 @@ pub async fn serve(
     };
 
     let mut builder = Server::builder()
+        .trace_fn(trace::call_span)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         // Large flow-control windows let a PublishStream keep hundreds of events in flight.
         .initial_stream_window_size(Some(H2_STREAM_WINDOW))

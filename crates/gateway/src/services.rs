@@ -10,6 +10,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::Router;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use timpora_bus::Start;
 use timpora_proto::v1::event::Payload;
@@ -284,7 +285,9 @@ impl event_bus_service_server::EventBusService for EventBus {
                     else => return,
                 }
             }
-        });
+        }
+        // Each event's spans (and log lines) belong to the call's.
+        .instrument(tracing::Span::current()));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -1,5 +1,6 @@
 //! W3C trace context: continue the caller's trace (`traceparent` metadata) with a new span id,
-//! or start a new trace; the result travels in the event and its NATS headers.
+//! or start a new trace; the result travels in the event and its NATS headers. With traces
+//! exported, the span id is the call's own span's (see `timpora_telemetry::traces`).
 
 use crate::pseudo::push_hex;
 
@@ -9,8 +10,33 @@ fn valid_trace_id(s: &str) -> bool {
         && s != "0".repeat(32)
 }
 
-/// The traceparent for work done on behalf of `req`.
+/// The span of each gRPC call the gateway serves (none for health checks, which an
+/// orchestrator makes every few seconds).
+pub fn call_span(req: &tonic::codegen::http::Request<()>) -> tracing::Span {
+    let path = req.uri().path();
+    if path.starts_with("/grpc.health.") {
+        return tracing::Span::none();
+    }
+    let caller = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
+    timpora_telemetry::traces::grpc_span(path, caller)
+}
+
+/// The traceparent for work done on behalf of `req`: the call's span when traces are
+/// exported; else the caller's trace with a new span id, or a new trace (named in the call's
+/// log lines from here on).
 pub fn traceparent<T>(req: &tonic::Request<T>) -> String {
+    if let Some(tp) = timpora_telemetry::traces::traceparent(&tracing::Span::current()) {
+        return tp;
+    }
+    let tp = made_up(req);
+    timpora_telemetry::traces::record_trace_id(&tp);
+    tp
+}
+
+fn made_up<T>(req: &tonic::Request<T>) -> String {
     let incoming = req
         .metadata()
         .get("traceparent")

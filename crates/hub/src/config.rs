@@ -276,12 +276,35 @@ impl Default for DemoConfig {
 }
 
 /// What each process tells an operator (`[telemetry]`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelemetryConfig {
     /// Serve `/metrics` (every component of the process), `/healthz` (liveness) and `/readyz`
     /// (readiness: NATS reachable, streams present, the correlator caught up) on this address.
     pub listen: Option<SocketAddr>,
+    /// Export traces (`[telemetry.traces]`).
+    pub traces: TracesConfig,
+}
+
+/// Where spans go (`[telemetry.traces]`): nowhere unless an endpoint is given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracesConfig {
+    /// An OTLP/gRPC receiver (an OpenTelemetry collector, Jaeger, Tempo):
+    /// `http://collector:4317`.
+    pub endpoint: Option<String>,
+    /// The share of traces started here that are kept (0.0–1.0); a caller that sends a
+    /// `traceparent` decides for its own trace.
+    pub sampling: f64,
+}
+
+impl Default for TracesConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            sampling: 1.0,
+        }
+    }
 }
 
 /// How the hub stops (`[shutdown]`).

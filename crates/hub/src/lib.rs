@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 
 pub use config::{
     Config, CorrelatorConfig, DemoConfig, NatsConfig, SealerConfig, ShutdownConfig,
-    TelemetryConfig, WitnessConfig, duration,
+    TelemetryConfig, TracesConfig, WitnessConfig, duration,
 };
 pub use error::Error;
 use stop::{Stop, bind};

@@ -345,6 +345,26 @@ impl Log {
 }
 
 /// Whether the event in `m` mentions what one of `holds` holds.
+/// While traces are exported: a span, in the message's own trace, saying that it is sealed
+/// (its leaf index is its sequence).
+fn traced(log: &str, m: &StoredMessage) {
+    if !timpora_telemetry::traces::exporting() {
+        return;
+    }
+    let Some((_, tp)) = m
+        .headers
+        .iter()
+        .find(|(n, _)| n == timpora_bus::HEADER_TRACEPARENT)
+    else {
+        return;
+    };
+    if !timpora_telemetry::traces::sampled(tp) {
+        return;
+    }
+    let span = tracing::info_span!("sealer.append", "tlog.log" = %log, "tlog.index" = m.sequence);
+    timpora_telemetry::traces::continue_trace(&span, tp);
+}
+
 fn held(m: &StoredMessage, holds: &[LegalHold]) -> bool {
     use prost::Message as _;
     use timpora_proto::v1::{Event, event::Payload};
@@ -415,6 +435,7 @@ async fn seal(
                 Some(m) => {
                     let m = m?;
                     log.push(&m)?;
+                    traced(&log.name, &m);
                     if !holds.is_empty() && held(&m, &holds) {
                         bus.hold_copy(&m).await?;
                     }

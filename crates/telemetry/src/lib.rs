@@ -3,7 +3,10 @@
 //! metrics into (`prometheus-client`, re-exported so that every crate uses the same one);
 //! `/healthz`, liveness: the process answers; and `/readyz`, readiness: every component of the
 //! process says it can do its job now (200), or which cannot and why (503) — NATS unreachable
-//! is told apart from still catching up.
+//! is told apart from still catching up. And traces ([`traces`]): spans exported over OTLP,
+//! and the W3C trace context that joins one component's spans to the next one's.
+
+pub mod traces;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -14,6 +17,14 @@ use axum::http::StatusCode;
 use axum::routing::get;
 pub use prometheus_client;
 use prometheus_client::registry::Registry;
+
+/// What telemetry cannot do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Traces cannot be exported as configured.
+    #[error("cannot export traces to {endpoint}: {message}")]
+    Traces { endpoint: String, message: String },
+}
 
 /// The metrics registry and the readiness of a process's components, until served.
 #[derive(Debug)]

@@ -182,6 +182,7 @@ impl SandboxBuilder {
                 listen: self
                     .telemetry
                     .then(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+                ..Default::default()
             },
             ..Default::default()
         };

@@ -54,6 +54,9 @@ pub struct CorrelatorStatus {
     /// Which correlator reported it, when correlators share the work.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub member: String,
+    /// RFC 3339 wall-clock time its last checkpoint was written (empty before its first).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub checkpoint_at: String,
 }
 
 impl CorrelatorStatus {

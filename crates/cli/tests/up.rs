@@ -20,6 +20,7 @@ struct Up {
     hub: Killed,
     gateway: u16,
     nats: u16,
+    console: u16,
 }
 
 fn nats_url(port: u16) -> String {
@@ -44,7 +45,12 @@ fn up(dir: &Path, extra: &[&str], env: &[(&str, &str)], stderr: Stdio) -> Up {
     }
     let hub = Killed(cmd.spawn().unwrap());
     wait_port(gateway, "the hub");
-    Up { hub, gateway, nats }
+    Up {
+        hub,
+        gateway,
+        nats,
+        console,
+    }
 }
 
 #[test]
@@ -98,8 +104,49 @@ fn up_serves_the_correlators_metrics_and_applies_its_rule_file_on_sighup() {
         "{ready}"
     );
     // Every metric the deployed dashboard queries is one the hub exports (with an office's
-    // events in, so that the gateway's families have samples).
+    // events in, so that the gateway's families have samples, and an alert raised).
     publish_deferred_at(dir.path(), "imigrasi/kanim-kendari", "dash-1");
+    publish_deferred_at(dir.path(), "imigrasi/kanim-palu", "dash-2");
+    let alerts = wait_alerts(dir.path(), 1);
+    let rule = alerts[0]["alert"]["ruleId"].as_str().unwrap().to_owned();
+    // The console's logins, by outcome, and its open sessions; no username in the text.
+    let pw: std::collections::HashMap<String, String> =
+        timpora_client::dev::console_passwords(dir.path())
+            .into_iter()
+            .collect();
+    let wrong = console_post(
+        dir.path(),
+        hub.console,
+        "/api/login",
+        r#"{"username":"operator","password":"not-the-password"}"#,
+    );
+    assert!(wrong.starts_with("HTTP/1.0 401"), "{wrong}");
+    let right = console_post(
+        dir.path(),
+        hub.console,
+        "/api/login",
+        &serde_json::json!({"username": "operator", "password": pw["operator"]}).to_string(),
+    );
+    assert!(right.starts_with("HTTP/1.0 200"), "{right}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = scrape(metrics);
+        if text.contains(&format!(
+            "timpora_alerts{{rule=\"{rule}\",status=\"OPEN\"}} 1"
+        )) && text.contains("timpora_correlator_checkpoint_age_seconds ")
+        {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        text.contains("timpora_console_logins_total{outcome=\"failed\"} 1")
+            && text.contains("timpora_console_logins_total{outcome=\"ok\"} 1")
+            && text.contains("timpora_console_sessions_open 1"),
+        "{text}"
+    );
+    assert!(!text.contains("operator"), "{text}");
     let text = scrape(metrics);
     let dashboard = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/grafana/timpora.json"),
@@ -128,14 +175,14 @@ fn up_serves_the_correlators_metrics_and_applies_its_rule_file_on_sighup() {
     let out = run(timpora(dir.path()).args(["audit", "verify", "--log", "events"]));
     assert!(out.status.success());
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
+    let text = loop {
         let text = scrape(metrics);
         if text.contains("timpora_audit_last_verification_intact{log=\"events\"} 1") {
-            break;
+            break text;
         }
         assert!(std::time::Instant::now() < deadline, "{text}");
         std::thread::sleep(Duration::from_millis(200));
-    }
+    };
     for name in &queried {
         let exported = text.lines().any(|l| {
             l.strip_prefix(name.as_str())

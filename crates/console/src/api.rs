@@ -25,6 +25,7 @@ use timpora_proto::v1::audit_service_client::AuditServiceClient;
 use timpora_proto::v1::*;
 
 use crate::auth::{self, Account, Sessions};
+use crate::metrics::Outcome;
 use crate::tls::Peer;
 
 /// The session cookie's name over plain HTTP; over TLS it is `__Host-` prefixed, which browsers
@@ -45,6 +46,7 @@ pub(crate) struct Shared {
     pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
     /// Served over TLS: the session cookie is `Secure`.
     pub(crate) secure: bool,
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 pub(crate) type App = Arc<Shared>;
@@ -188,6 +190,7 @@ async fn login(
             password_bytes = f.password.len(),
             "console login refused: too long"
         );
+        app.metrics.login(Outcome::TooLong);
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
             format!(
@@ -200,6 +203,7 @@ async fn login(
     // At most as many hashes at once as there are permits: a caller past that is refused at
     // once rather than queued (each hash takes ~19 MiB and tens of milliseconds).
     let Ok(permit) = app.hashers.clone().try_acquire_owned() else {
+        app.metrics.login(Outcome::Busy);
         return Err(ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy; try again in a moment".into(),
@@ -208,6 +212,7 @@ async fn login(
     // Counted before the password is checked, so parallel guesses cannot outrun the lock.
     if let Err(refusal) = app.sessions.attempt(&f.username, peer.ip()) {
         tracing::warn!(user = ?f.username, address = %peer.ip(), ?refusal, "console login refused");
+        app.metrics.login(Outcome::Locked);
         return Err(ApiError(
             StatusCode::TOO_MANY_REQUESTS,
             "too many failed logins; wait a minute".into(),
@@ -232,6 +237,7 @@ async fn login(
     let Some(i) = found.filter(|_| ok) else {
         // Debug formatting: a name with line breaks or escapes cannot forge a log line.
         tracing::warn!(user = ?f.username, "console login failed");
+        app.metrics.login(Outcome::Failed);
         return Err(ApiError(
             StatusCode::UNAUTHORIZED,
             "wrong username or password".into(),
@@ -243,6 +249,8 @@ async fn login(
         .open(i)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     tracing::info!(user = %f.username, "console login");
+    app.metrics.login(Outcome::Ok);
+    app.metrics.sessions.set(app.sessions.live() as i64);
     let cookie = app.cookie(&token);
     Ok(([(header::SET_COOKIE, cookie)], Json(json!({ "ok": true }))).into_response())
 }
@@ -250,6 +258,7 @@ async fn login(
 async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Some(t) = session_token(&app, &headers) {
         app.sessions.close(t);
+        app.metrics.sessions.set(app.sessions.live() as i64);
     }
     let cookie = app.cookie("");
     ([(header::SET_COOKIE, cookie)], Json(json!({ "ok": true }))).into_response()

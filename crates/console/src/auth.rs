@@ -195,6 +195,14 @@ impl Sessions {
         }
     }
 
+    /// How many sessions are live (the expired ones dropped now).
+    pub fn live(&self) -> usize {
+        let now = Instant::now();
+        let mut map = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, s| self.alive(s, now));
+        map.len()
+    }
+
     pub fn close(&self, token: &str) {
         self.by_token
             .lock()

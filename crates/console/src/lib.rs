@@ -10,6 +10,7 @@ mod api;
 pub mod auth;
 mod config;
 mod error;
+mod metrics;
 mod tls;
 mod ui;
 
@@ -24,14 +25,17 @@ use auth::Sessions;
 pub use auth::{Account, Role};
 pub use config::{ClientCert, Config};
 pub use error::Error;
+pub use metrics::Metrics;
 pub use tls::TlsConfig;
 
 /// Serve the console on `listener` until `shutdown` completes: every read and action goes to
-/// the gateway at `gateway`, as each account's identity with its credentials from `keyring`.
+/// the gateway at `gateway`, as each account's identity with its credentials from `keyring`;
+/// logins and sessions are counted in `metrics`.
 pub async fn serve(
     config: Config,
     gateway: Target,
     keyring: Keyring,
+    metrics: Metrics,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
@@ -56,7 +60,18 @@ pub async fn serve(
         conns: Mutex::default(),
         stopping,
         secure: acceptor.is_some(),
+        metrics,
     });
+    // Sessions also end by expiring: the gauge follows them.
+    let expiring = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(15)).await;
+                state.metrics.sessions.set(state.sessions.live() as i64);
+            }
+        })
+    };
     let secure = state.secure;
     let app = router(state).into_make_service_with_connect_info::<tls::Peer>();
     let shutdown = async move {
@@ -77,6 +92,7 @@ pub async fn serve(
                 .await?
         }
     }
+    expiring.abort();
     Ok(())
 }
 

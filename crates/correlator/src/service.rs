@@ -263,6 +263,8 @@ struct Service {
     since: u64,
     /// Last position covered by a stored checkpoint; `None` when one must be written.
     checkpointed: Option<u64>,
+    /// When this process last wrote a checkpoint.
+    checkpointed_at: Option<SystemTime>,
     /// Alerts sent, oldest first, each with the task awaiting its acknowledgement (so it can be
     /// logged as stored as soon as it is, not only at the next checkpoint).
     inflight: VecDeque<(v1::Alert, Acked)>,
@@ -518,6 +520,7 @@ impl Service {
         match upload.await {
             Ok(Ok((position, entities))) => {
                 self.checkpointed = Some(position);
+                self.checkpointed_at = Some(SystemTime::now());
                 self.entities = entities;
                 self.report().await;
             }
@@ -555,6 +558,10 @@ impl Service {
                 p => p.to_string(),
             },
             member: self.member.clone(),
+            checkpoint_at: self
+                .checkpointed_at
+                .map(|t| prost_types::Timestamp::from(t).to_string())
+                .unwrap_or_default(),
         };
         if let Some(tx) = &self.options.status {
             tx.send_replace(status.clone());
@@ -675,6 +682,7 @@ pub(crate) async fn run_part(
         position: 0,
         since: 0,
         checkpointed: Some(0),
+        checkpointed_at: None,
         inflight: VecDeque::new(),
         upload: None,
         entities: 0,

@@ -223,6 +223,21 @@ impl AlertBook {
         self.current.subscribe()
     }
 
+    /// How many alerts there are by rule and status (`OPEN`, `ACKNOWLEDGED`…).
+    pub fn counts(&self) -> std::collections::BTreeMap<(String, &'static str), u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for r in self.read().records.values() {
+            let rule = r
+                .alert
+                .as_ref()
+                .map(|a| a.rule_id.clone())
+                .unwrap_or_default();
+            let status = status_name(AlertStatus::try_from(r.status).unwrap_or_default());
+            *out.entry((rule, status)).or_default() += 1;
+        }
+        out
+    }
+
     /// Take one alerts-stream message into the book (idempotent by sequence).
     pub fn apply(&self, sequence: u64, message: AlertMessage) {
         let changed = {

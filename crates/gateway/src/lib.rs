@@ -173,6 +173,7 @@ pub async fn serve(
         .build_v1()
         .map_err(|e| Error::Config(format!("reflection: {e}")))?;
     let book = book::AlertBook::default();
+    let _ = observed.metrics.book.set(book.clone());
     book.set_current(bus.is_connected());
     let follower = tokio::spawn(alerts::follow(bus.clone(), book.clone()));
     let subjects = subjects::SubjectIndex::default();

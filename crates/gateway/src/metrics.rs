@@ -4,7 +4,13 @@
 //! acknowledge. Labels carry agency and unit codes, outcomes and field paths only: never an
 //! identifier from an event, never a token.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::gauge::ConstGauge;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -13,6 +19,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use timpora_proto::v1::PublishAck;
 
+use crate::book::AlertBook;
 use crate::error::Error;
 use crate::identity::Identity;
 
@@ -44,6 +51,8 @@ pub struct Metrics {
     events: Family<EventLabels, Counter>,
     publish: Histograms,
     ack: Histogram,
+    /// The alert book, once the gateway follows the alerts stream.
+    pub(crate) book: Arc<OnceLock<AlertBook>>,
 }
 
 impl Default for Metrics {
@@ -52,7 +61,38 @@ impl Default for Metrics {
             events: Family::default(),
             publish: Family::new_with_constructor(latency),
             ack: latency(),
+            book: Arc::default(),
         }
+    }
+}
+
+/// `timpora_alerts{rule, status}`: the alerts the gateway's book holds, read at each scrape.
+#[derive(Debug)]
+struct AlertCounts(Arc<OnceLock<AlertBook>>);
+
+impl std::fmt::Debug for AlertBook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertBook").finish_non_exhaustive()
+    }
+}
+
+impl Collector for AlertCounts {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(book) = self.0.get() else {
+            return Ok(());
+        };
+        let mut metric = encoder.encode_descriptor(
+            "alerts",
+            "Alerts by rule and status (OPEN, ACKNOWLEDGED, ASSIGNED, ESCALATED, RESOLVED, \
+             WITHDRAWN), as the gateway's alert book holds them",
+            None,
+            MetricType::Gauge,
+        )?;
+        for ((rule, status), n) in book.counts() {
+            let labels = [("rule", rule.as_str()), ("status", status)];
+            ConstGauge::new(n as i64).encode(metric.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }
 
@@ -100,6 +140,7 @@ impl Metrics {
             Unit::Seconds,
             m.ack.clone(),
         );
+        registry.register_collector(Box::new(AlertCounts(m.book.clone())));
         m
     }
 

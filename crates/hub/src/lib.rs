@@ -391,6 +391,21 @@ impl Hub {
                 Ok(())
             }));
         }
+        if let Some(listener) = self.console {
+            let metrics = telemetry
+                .as_mut()
+                .map(|t| timpora_console::Metrics::register(t.registry()))
+                .unwrap_or_default();
+            let fut = timpora_console::serve(
+                cfg.console.clone(),
+                self.target.clone(),
+                self.keyring.clone(),
+                metrics,
+                listener,
+                stop.clone().stopped(),
+            );
+            tasks.push(Task::new("console", true, async move { Ok(fut.await?) }));
+        }
         if let (Some(t), Some(listener)) = (telemetry, self.telemetry) {
             let s = stop.clone();
             tasks.push(Task::new("telemetry", false, async move {
@@ -398,16 +413,6 @@ impl Hub {
                     .await
                     .map_err(|e| Error::Config(format!("telemetry endpoint: {e}")))
             }));
-        }
-        if let Some(listener) = self.console {
-            let fut = timpora_console::serve(
-                cfg.console.clone(),
-                self.target.clone(),
-                self.keyring.clone(),
-                listener,
-                stop.clone().stopped(),
-            );
-            tasks.push(Task::new("console", true, async move { Ok(fut.await?) }));
         }
         if self.components.demo {
             let (target, keyring, settings, s) =

@@ -11,6 +11,7 @@ use timpora_telemetry::prometheus_client::collector::Collector;
 use timpora_telemetry::prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use timpora_telemetry::prometheus_client::metrics::counter::ConstCounter;
 use timpora_telemetry::prometheus_client::metrics::gauge::ConstGauge;
+use timpora_telemetry::prometheus_client::registry::Unit;
 use timpora_telemetry::{Readiness, Telemetry};
 use tokio::sync::watch;
 
@@ -127,6 +128,20 @@ impl Collector for CorrelatorMetrics {
             "Events in the stream the correlator has not processed yet.",
             self.lag.load(Ordering::Relaxed),
         )?;
+        if let Ok(at) = s.checkpoint_at.parse::<prost_types::Timestamp>()
+            && let Ok(at) = std::time::SystemTime::try_from(at)
+        {
+            let age = std::time::SystemTime::now()
+                .duration_since(at)
+                .unwrap_or_default();
+            let g = ConstGauge::new(age.as_secs_f64());
+            g.encode(encoder.encode_descriptor(
+                "correlator_checkpoint_age",
+                "Time since the correlator last wrote a checkpoint.",
+                Some(&Unit::Seconds),
+                g.metric_type(),
+            )?)?;
+        }
         let info = ConstGauge::new(1i64);
         let version = s.version.replace(['"', '\\', '\n'], "_");
         let labels = [("version", version.as_str()), ("sha256", s.digest.as_str())];

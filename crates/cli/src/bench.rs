@@ -1,5 +1,6 @@
-//! `timpora bench ingest|correlate`: the benchmarks of `timpora-testkit`, each measured against
-//! raw async-nats in the same run, printed for people or as one JSON object.
+//! `timpora bench ingest|correlate|lateness|audit|soak`: the benchmarks of `timpora-testkit`
+//! (each throughput measured against raw async-nats in the same run; the soak runs the whole
+//! hub for a long time), printed for people or as one JSON object.
 
 use timpora_testkit::{bench_correlate, bench_ingest};
 
@@ -185,6 +186,43 @@ pub async fn lateness(a: LatenessArgs) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || timpora_testkit::bench_lateness::run(&settings, &set))
             .await
     })
+    .await?;
+    print(a.json, &report)
+}
+
+/// `timpora bench soak` options.
+#[derive(Debug, clap::Args)]
+pub struct SoakArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// How long to publish (`90s`, `10m`).
+    #[arg(long, default_value = "10m")]
+    pub duration: String,
+    /// Acts per second, spread over the demo scenario's units.
+    #[arg(long, default_value_t = 2_000.0)]
+    pub rate: f64,
+    /// Scenario seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Share of traces exported to the benchmark's OTLP receiver (0-1).
+    #[arg(long, default_value_t = 0.01)]
+    pub trace_sampling: f64,
+}
+
+/// `timpora bench soak`: soaks `timpora up` of this very binary.
+pub async fn soak(a: SoakArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let report = interruptible(timpora_testkit::bench_soak::run(
+        timpora_testkit::bench_soak::Settings {
+            exe,
+            duration: duration("duration", &a.duration)?,
+            rate: a.rate,
+            seed: a.seed,
+            sampling: a.trace_sampling,
+            verbose: !a.json,
+        },
+    ))
     .await?;
     print(a.json, &report)
 }

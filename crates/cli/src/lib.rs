@@ -285,6 +285,9 @@ pub enum BenchCommand {
     Lateness(bench::LatenessArgs),
     /// Audit replay and verify against a raw ordered read, and the sealer's lag at a steady rate.
     Audit(bench::AuditArgs),
+    /// The whole hub (`timpora up`, telemetry on) under a fixed rate of scenario traffic for a
+    /// long time: latency, lag, memory and every error.
+    Soak(bench::SoakArgs),
 }
 
 impl Command {
@@ -478,6 +481,7 @@ async fn command(cli: Cli, mut cfg: Config) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Correlate(args)) => bench::correlate(args).await?,
         Command::Bench(BenchCommand::Lateness(args)) => bench::lateness(args).await?,
         Command::Bench(BenchCommand::Audit(args)) => bench::audit(args).await?,
+        Command::Bench(BenchCommand::Soak(args)) => bench::soak(args).await?,
         Command::Rules(RulesCommand::Default) => print!("{}", timpora_rules::DEFAULT_RULES),
         Command::Rules(RulesCommand::Check { file }) => return rules::check(&file),
         Command::Rules(RulesCommand::Test(args)) => return backtest::run(&args),

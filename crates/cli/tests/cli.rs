@@ -288,11 +288,60 @@ fn bench_ingest_reports_every_figure() {
         "unary_p99_us",
         "raw_sync_p50_us",
         "grpc_floor_p50_us",
+        "unary_floor_ratio",
     ] {
         assert!(report[field].as_f64().unwrap() > 0.0, "{field} in {report}");
     }
     assert_eq!(report["events"], 2000);
     assert!(report["event_bytes"].as_u64().unwrap() > 100);
+}
+
+#[test]
+fn bench_soak_reports_every_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(timpora(dir.path()).args([
+        "bench",
+        "soak",
+        "--json",
+        "--duration",
+        "6s",
+        "--rate",
+        "100",
+        "--trace-sampling",
+        "1",
+    ]));
+    assert!(out.status.success());
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["sent"], 600, "{r}");
+    assert_eq!(r["stored"], 600, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    assert_eq!(r["hub_log_errors"], 0, "{r}");
+    for field in [
+        "rate_sustained",
+        "publish_p50_us",
+        "publish_p99_us",
+        "publish_max_us",
+    ] {
+        assert!(r[field].as_f64().unwrap() > 0.0, "{field} in {r}");
+    }
+    for process in ["hub_rss", "nats_rss"] {
+        for at in ["start_mib", "middle_mib", "end_mib", "end_over_middle"] {
+            assert!(
+                r[process][at].as_f64().unwrap() > 0.0,
+                "{process}.{at} in {r}"
+            );
+        }
+    }
+    for lag in ["correlator_lag", "sealer_lag", "sealer_checkpoint_lag"] {
+        assert!(
+            r[lag]["zero_after_s"].as_f64().unwrap() >= 0.0,
+            "{lag} in {r}"
+        );
+    }
+    // Telemetry was on: the hub's spans reached the benchmark's receiver, and its traffic
+    // raised alerts.
+    assert!(r["spans_received"].as_u64().unwrap() > 600, "{r}");
+    assert!(r["alerts"].as_u64().unwrap() > 0, "{r}");
 }
 
 #[test]

@@ -9,105 +9,15 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
-use opentelemetry_proto::tonic::trace::v1::Span;
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use timpora_testkit::otlp::{Span, SpanKind, attr, receiver};
 
 mod common;
 use common::*;
 
-/// What the receiver was sent.
-#[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<ExportTraceServiceRequest>>>);
-
-#[tonic::async_trait]
-impl TraceService for Received {
-    async fn export(
-        &self,
-        req: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        self.0.lock().unwrap().push(req.into_inner());
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
-
-impl Received {
-    /// Every span received, with its resource's `service.name`.
-    fn spans(&self) -> Vec<(String, Span)> {
-        let mut out = Vec::new();
-        for req in self.0.lock().unwrap().iter() {
-            for rs in &req.resource_spans {
-                let service = rs
-                    .resource
-                    .as_ref()
-                    .and_then(|r| r.attributes.iter().find(|a| a.key == "service.name"))
-                    .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
-                        Any::StringValue(s) => Some(s.clone()),
-                        _ => None,
-                    })
-                    .unwrap_or_default();
-                for ss in &rs.scope_spans {
-                    for s in &ss.spans {
-                        out.push((service.clone(), s.clone()));
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    fn everything(&self) -> String {
-        format!("{:?}", self.0.lock().unwrap())
-    }
-}
-
-/// A receiver on a port of its own, served from a thread of its own.
-fn receiver() -> (Received, u16) {
-    let received = Received::default();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-    let served = received.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(served))
-                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
-                .await
-                .unwrap();
-        });
-    });
-    (received, port)
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn attr(span: &Span, key: &str) -> Option<String> {
-    span.attributes.iter().find(|a| a.key == key).and_then(|a| {
-        match a.value.as_ref()?.value.as_ref()? {
-            Any::StringValue(s) => Some(s.clone()),
-            Any::IntValue(i) => Some(i.to_string()),
-            _ => None,
-        }
-    })
 }
 
 /// Publish one line through the binary as `identity`, in the caller's trace `traceparent`.
@@ -132,7 +42,7 @@ fn deferred(id: &str) -> String {
 
 #[test]
 fn one_trace_follows_an_event_from_the_call_to_the_alert_and_the_sealer() {
-    let (received, otlp) = receiver();
+    let (received, otlp) = receiver().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (gateway, nats, console) = hub_ports();
     let log = std::fs::File::create(dir.path().join("hub.log")).unwrap();

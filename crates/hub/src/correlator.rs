@@ -48,6 +48,7 @@ pub(crate) async fn run(
     let mut watcher = None;
     if let Some(o) = observed {
         p.options.status = Some(o.status());
+        p.options.progress = Some(o.progress());
         watcher = Some(tokio::spawn(metrics::watch(bus.clone(), o)));
     }
     let reloader = tokio::spawn(reload_on_hangup(bus.clone(), p.file.clone()));

@@ -123,7 +123,7 @@ pub async fn run(
 }
 
 /// Send one act through its agency's service; whether the gateway had it already.
-async fn send(conn: Conn, act: &Act) -> Result<bool, tonic::Status> {
+pub async fn send(conn: Conn, act: &Act) -> Result<bool, tonic::Status> {
     let ack = match act.call.clone() {
         Call::Interview(r) => {
             ImigrasiServiceClient::new(conn)

@@ -375,12 +375,15 @@ impl Hub {
         }
         if let (Some(options), Some(bus)) = (self.sealer, &buses.sealer) {
             let (bus, s) = (bus.clone(), stop.clone());
+            let mut appended = None;
             let watcher = telemetry.as_mut().map(|t| {
                 let o = metrics::SealerObserved::register(t);
+                appended = Some(o.appended.clone());
                 tokio::spawn(metrics::watch_sealer(bus.clone(), o))
             });
             tasks.push(Task::new("sealer", true, async move {
-                let sealed = timpora_sealer::run(bus, options, s.stopped()).await;
+                let sealed =
+                    timpora_sealer::run_reporting(bus, options, appended, s.stopped()).await;
                 if let Some(w) = watcher {
                     w.abort();
                 }

@@ -21,6 +21,8 @@ pub const CAUGHT_UP_WITHIN: u64 = 10_000;
 /// What the correlator component reports to.
 pub struct Observed {
     status: watch::Sender<CorrelatorStatus>,
+    /// The position after each batch of events (the status only at checkpoints).
+    progress: watch::Sender<u64>,
     lag: Arc<AtomicU64>,
     readiness: Readiness,
 }
@@ -30,12 +32,15 @@ impl Observed {
     pub fn register(t: &mut Telemetry) -> Self {
         let (status, rx) = watch::channel(CorrelatorStatus::default());
         let lag = Arc::new(AtomicU64::new(0));
+        let progress = watch::channel(0).0;
         t.registry().register_collector(Box::new(CorrelatorMetrics {
             status: rx,
+            progress: progress.subscribe(),
             lag: lag.clone(),
         }));
         Self {
             status,
+            progress,
             lag,
             readiness: t.health().component("correlator"),
         }
@@ -45,17 +50,23 @@ impl Observed {
     pub fn status(&self) -> watch::Sender<CorrelatorStatus> {
         self.status.clone()
     }
+
+    /// Where the service sends its position as it goes.
+    pub fn progress(&self) -> watch::Sender<u64> {
+        self.progress.clone()
+    }
 }
 
 /// Every second: how far behind the end of the stream the correlator is, and whether it is
 /// ready.
 pub async fn watch(bus: Bus, o: Observed) {
     let status = o.status.subscribe();
+    let progress = o.progress.subscribe();
     loop {
         if !bus.is_connected() {
             o.readiness.not_ready("nats unreachable");
         } else if let Ok(last) = bus.events_last_sequence().await {
-            let position = status.borrow().position;
+            let position = (*progress.borrow()).max(status.borrow().position);
             let lag = last.saturating_sub(position);
             o.lag.store(lag, Ordering::Relaxed);
             if lag > CAUGHT_UP_WITHIN {
@@ -72,12 +83,14 @@ pub async fn watch(bus: Bus, o: Observed) {
 #[derive(Debug)]
 struct CorrelatorMetrics {
     status: watch::Receiver<CorrelatorStatus>,
+    progress: watch::Receiver<u64>,
     lag: Arc<AtomicU64>,
 }
 
 impl Collector for CorrelatorMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let s = self.status.borrow().clone();
+        let mut s = self.status.borrow().clone();
+        s.position = s.position.max(*self.progress.borrow());
         let mut counter = |name: &str, help: &str, value: u64| -> Result<(), std::fmt::Error> {
             let c = ConstCounter::new(value);
             c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)
@@ -163,6 +176,8 @@ pub const SEALED_WITHIN: u64 = 10_000;
 struct LogSeen {
     /// Size of its latest checkpoint.
     checkpoint: u64,
+    /// Leaves the sealer has appended (when it runs in this process).
+    appended: Option<u64>,
     /// Last sequence of its stream.
     last: u64,
     /// Its last verification (`timpora audit verify`): intact, and the size checked.
@@ -175,6 +190,8 @@ type Logs = Arc<std::sync::Mutex<std::collections::BTreeMap<String, LogSeen>>>;
 pub struct SealerObserved {
     logs: Logs,
     readiness: Readiness,
+    /// The sealer's leaves per log, as it appends them.
+    pub appended: timpora_sealer::Appended,
 }
 
 impl SealerObserved {
@@ -186,6 +203,7 @@ impl SealerObserved {
         Self {
             logs,
             readiness: t.health().component("sealer"),
+            appended: timpora_sealer::Appended::default(),
         }
     }
 }
@@ -222,8 +240,15 @@ pub async fn watch_sealer(bus: Bus, o: SealerObserved) {
                 ) else {
                     continue;
                 };
+                let appended = o
+                    .appended
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(log)
+                    .copied();
                 let seen = LogSeen {
                     checkpoint: note.as_deref().map_or(0, checkpoint_size),
+                    appended,
                     last: bounds.last,
                     verified: verified.map(|v| (v.intact, v.size)),
                 };
@@ -278,6 +303,11 @@ impl Collector for SealerMetrics {
             "sealer_lag_messages",
             "Messages of the stream its log's latest checkpoint does not cover yet.",
             &|s| Some(s.last.saturating_sub(s.checkpoint)),
+        )?;
+        per_log(
+            "sealer_consumer_lag_messages",
+            "Messages of the stream the sealer has not appended to its log yet.",
+            &|s| s.appended.map(|a| s.last.saturating_sub(a)),
         )?;
         per_log(
             "audit_last_verification_intact",

@@ -129,6 +129,19 @@ pub async fn run(
     options: Options,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Vec<Sealed>, Error> {
+    run_reporting(bus, options, None, shutdown).await
+}
+
+/// How many leaves each log (by name) has so far, as sealing goes: its consumer position.
+pub type Appended = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>;
+
+/// [`run`], keeping `appended` up to date with every message appended.
+pub async fn run_reporting(
+    bus: Bus,
+    options: Options,
+    appended: Option<Appended>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Vec<Sealed>, Error> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let streams = bus.topology().sealed_streams();
     let mut tasks: FuturesUnordered<_> = streams
@@ -137,7 +150,14 @@ pub async fn run(
         .map(|(i, (log, stream))| {
             let (bus, options, stop) = (bus.clone(), options.clone(), stop_rx.clone());
             let (log, stream) = ((*log).to_owned(), (*stream).to_owned());
-            let task = tokio::spawn(seal(bus, options, log.clone(), stream, stop));
+            let task = tokio::spawn(seal(
+                bus,
+                options,
+                log.clone(),
+                stream,
+                appended.clone(),
+                stop,
+            ));
             async move {
                 let r = task.await.unwrap_or_else(|e| {
                     Err(Error::Tampered {
@@ -407,6 +427,7 @@ async fn seal(
     options: Options,
     name: String,
     stream: String,
+    appended: Option<Appended>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Sealed, Error> {
     let mut log = Log::restore(bus.clone(), &options, name, stream).await?;
@@ -436,6 +457,11 @@ async fn seal(
                     let m = m?;
                     log.push(&m)?;
                     traced(&log.name, &m);
+                    if let Some(a) = &appended {
+                        a.lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(log.name.clone(), log.tree.size());
+                    }
                     if !holds.is_empty() && held(&m, &holds) {
                         bus.hold_copy(&m).await?;
                     }

@@ -75,6 +75,9 @@ pub struct Report {
     pub latency_ratio: f64,
     /// An empty gRPC round trip (health check) on the same channel: the transport's floor.
     pub grpc_floor_p50_us: u64,
+    /// `unary_p50_us / (grpc_floor_p50_us + raw_sync_p50_us)`: a unary publish against the
+    /// floor of an empty gRPC round trip plus a raw JetStream round trip (target ≤ 1.25).
+    pub unary_floor_ratio: f64,
 }
 
 /// A valid, synthetic departure check: every `i` a different traveller, companion and recruiter.
@@ -265,6 +268,11 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
             .round()
             / 1000.0,
         grpc_floor_p50_us: floor.value_at_quantile(0.5),
+        unary_floor_ratio: (unary.value_at_quantile(0.5) as f64
+            / (floor.value_at_quantile(0.5) + raw_sync.value_at_quantile(0.5)) as f64
+            * 1000.0)
+            .round()
+            / 1000.0,
     };
     Ok(report)
 }
@@ -300,8 +308,8 @@ impl std::fmt::Display for Report {
         )?;
         write!(
             f,
-            "  floor       empty gRPC round trip (health check) p50 {} us",
-            self.grpc_floor_p50_us
+            "  floor       empty gRPC round trip (health check) p50 {} us   unary p50 / (gRPC floor + raw sync) {:.3} (target <= 1.25)",
+            self.grpc_floor_p50_us, self.unary_floor_ratio
         )
     }
 }

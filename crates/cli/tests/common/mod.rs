@@ -253,36 +253,16 @@ pub fn scrape(port: u16) -> String {
 /// POST JSON `body` to the console's `path` on `port` over HTTPS, trusting the development CA
 /// of `dir` (as its page does): the whole response.
 pub fn console_post(dir: &Path, port: u16, path: &str, body: &str) -> String {
-    use std::io::{Read, Write};
-    use tokio_rustls::rustls;
-    use tokio_rustls::rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::CertificateDer::pem_file_iter(dir.join("pki/ca.pem")).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
-    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    tls.write_all(
-        format!(
+    timpora_testkit::https::request(
+        dir,
+        port,
+        &format!(
             "POST {path} HTTP/1.0\r\nHost: localhost\r\nx-timpora-console: 1\r\n\
              Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
-        )
-        .as_bytes(),
+        ),
     )
-    .unwrap();
-    let mut out = Vec::new();
-    // The server may close without a TLS close_notify: what came is the response.
-    let _ = tls.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
+    .unwrap()
 }
 
 /// GET `path` on `port`: the whole HTTP response.

@@ -107,6 +107,12 @@ impl Topology {
                     format!("{}.>", t.access_subject_prefix),
                 ]);
                 p.publish_deny.push(format!("{}.hub.>", t.subject_prefix));
+                // At the centre: how each office's mirror stands (counts, not content).
+                p.publish.extend(
+                    t.offices
+                        .iter()
+                        .map(|o| format!("$JS.API.STREAM.INFO.{}", t.mirror_stream(o))),
+                );
                 vec![
                     t.events_stream.clone(),
                     t.alerts_stream.clone(),

@@ -235,6 +235,44 @@ impl Topology {
     }
 }
 
+/// How the centre's mirror of one provincial office stands: what an engineer on call asks
+/// first when an office's events are late.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfficeLink {
+    /// The office.
+    pub office: String,
+    /// Messages of the office's stream the mirror does not hold yet.
+    pub lag: u64,
+    /// Since the mirror last heard from the office (`None`: never, or not now).
+    pub since_contact: Option<std::time::Duration>,
+}
+
+impl crate::Bus {
+    /// At the centre: each provincial office's mirror, as NATS reports it.
+    pub async fn office_links(&self) -> Result<Vec<OfficeLink>> {
+        let t = self.topology();
+        let mut out = Vec::with_capacity(t.offices.len());
+        for office in &t.offices {
+            let mut s = self
+                .jetstream()
+                .get_stream(t.mirror_stream(office))
+                .await
+                .map_err(crate::error::err("get mirror stream"))?;
+            let info = s
+                .info()
+                .await
+                .map_err(crate::error::err("mirror stream info"))?;
+            let mirror = info.mirror.as_ref();
+            out.push(OfficeLink {
+                office: office.clone(),
+                lag: mirror.map_or(0, |m| m.lag),
+                since_contact: mirror.and_then(|m| m.active),
+            });
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -208,6 +208,9 @@ pub struct SoakArgs {
     /// Share of traces exported to the benchmark's OTLP receiver (0-1).
     #[arg(long, default_value_t = 0.01)]
     pub trace_sampling: f64,
+    /// The correlator's rule file (default: the built-in set).
+    #[arg(long)]
+    pub rules: Option<std::path::PathBuf>,
 }
 
 /// `timpora bench soak`: soaks `timpora up` of this very binary.
@@ -220,6 +223,7 @@ pub async fn soak(a: SoakArgs) -> anyhow::Result<()> {
             rate: a.rate,
             seed: a.seed,
             sampling: a.trace_sampling,
+            rules: a.rules.map(std::path::absolute).transpose()?,
             verbose: !a.json,
         },
     ))

@@ -174,6 +174,12 @@ pub async fn serve(
         .map_err(|e| Error::Config(format!("reflection: {e}")))?;
     let book = book::AlertBook::default();
     let _ = observed.metrics.book.set(book.clone());
+    let offices = (!bus.topology().offices.is_empty()).then(|| {
+        tokio::spawn(metrics::watch_offices(
+            bus.clone(),
+            observed.metrics.offices.clone(),
+        ))
+    });
     book.set_current(bus.is_connected());
     let follower = tokio::spawn(alerts::follow(bus.clone(), book.clone()));
     let subjects = subjects::SubjectIndex::default();
@@ -240,6 +246,9 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     watcher.abort();
+    if let Some(o) = offices {
+        o.abort();
+    }
     follower.abort();
     indexer.abort();
     tracing::info!("gateway stopped");

@@ -53,7 +53,11 @@ pub struct Metrics {
     ack: Histogram,
     /// The alert book, once the gateway follows the alerts stream.
     pub(crate) book: Arc<OnceLock<AlertBook>>,
+    /// At the centre: how each provincial office's mirror stands, as last read.
+    pub(crate) offices: Offices,
 }
+
+pub(crate) type Offices = Arc<std::sync::Mutex<Vec<timpora_bus::offices::OfficeLink>>>;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -62,6 +66,7 @@ impl Default for Metrics {
             publish: Family::new_with_constructor(latency),
             ack: latency(),
             book: Arc::default(),
+            offices: Offices::default(),
         }
     }
 }
@@ -73,6 +78,55 @@ struct AlertCounts(Arc<OnceLock<AlertBook>>);
 impl std::fmt::Debug for AlertBook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AlertBook").finish_non_exhaustive()
+    }
+}
+
+/// `timpora_office_…{office}`: each provincial office's mirror at the centre.
+#[derive(Debug)]
+struct OfficeLinks(Offices);
+
+impl Collector for OfficeLinks {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let links = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if links.is_empty() {
+            return Ok(());
+        }
+        let messages = Unit::Other("messages".into());
+        let mut metric = encoder.encode_descriptor(
+            "office_mirror_lag",
+            "Messages of a provincial office's events stream the centre's mirror does not hold yet",
+            Some(&messages),
+            MetricType::Gauge,
+        )?;
+        for l in &links {
+            let labels = [("office", l.office.as_str())];
+            ConstGauge::new(l.lag as i64).encode(metric.encode_family(&labels)?)?;
+        }
+        let mut metric = encoder.encode_descriptor(
+            "office_since_contact",
+            "Time since the centre's mirror last heard from a provincial office (absent while \
+             it never has)",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
+        )?;
+        for l in &links {
+            if let Some(d) = l.since_contact {
+                let labels = [("office", l.office.as_str())];
+                ConstGauge::new(d.as_secs_f64()).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every five seconds, at the centre: read each provincial office's mirror into `offices`.
+pub(crate) async fn watch_offices(bus: timpora_bus::Bus, offices: Offices) {
+    loop {
+        match bus.office_links().await {
+            Ok(links) => *offices.lock().unwrap_or_else(|e| e.into_inner()) = links,
+            Err(e) => tracing::debug!(error = %e, "office mirrors not read"),
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }
 
@@ -141,6 +195,7 @@ impl Metrics {
             m.ack.clone(),
         );
         registry.register_collector(Box::new(AlertCounts(m.book.clone())));
+        registry.register_collector(Box::new(OfficeLinks(m.offices.clone())));
         m
     }
 

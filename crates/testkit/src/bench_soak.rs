@@ -40,6 +40,8 @@ pub struct Settings {
     pub seed: u64,
     /// Share of traces exported.
     pub sampling: f64,
+    /// The correlator's rule file (the default set otherwise).
+    pub rules: Option<PathBuf>,
     /// Say what is happening on stderr.
     pub verbose: bool,
 }
@@ -52,6 +54,29 @@ pub struct Rss {
     pub end_mib: f64,
     /// `end / middle` (target ≤ 1.2).
     pub end_over_middle: f64,
+}
+
+/// What the hub keeps for as long as it runs, or for as long as the rules' windows (days).
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct Held {
+    /// Events in the stream: the gateway keeps a 16-byte digest and a sequence of each id (a
+    /// retry is a duplicate however late), and up to 500 sequences per subject; the sealer
+    /// keeps every hash of the events log's Merkle tree.
+    pub events: u64,
+    /// The correlator's state entries (the events within its rules' windows).
+    pub state_entries: u64,
+    /// Alerts in the gateway's alert book.
+    pub alerts: u64,
+}
+
+fn held(text: &str) -> Held {
+    let read = |name: &str, labels: &str| metric(text, name, labels).unwrap_or(0.0) as u64;
+    Held {
+        events: read("timpora_sealer_checkpoint_size", "log=\"events\"")
+            + read("timpora_sealer_lag_messages", "log=\"events\""),
+        state_entries: read("timpora_correlator_state_entries", ""),
+        alerts: read("timpora_alerts", ""),
+    }
 }
 
 /// One lag, as the hub's metrics showed it.
@@ -75,6 +100,8 @@ pub struct Lag {
 pub struct Report {
     pub duration_s: f64,
     pub rate_target: f64,
+    /// The rule file, when not the default set.
+    pub rules: Option<PathBuf>,
     /// Acts acknowledged per second of publishing.
     pub rate_sustained: f64,
     pub sent: u64,
@@ -88,6 +115,11 @@ pub struct Report {
     pub publish_max_us: u64,
     /// How far behind its due time the latest send went, ms (the client keeping up).
     pub behind_schedule_max_ms: f64,
+    /// Where the time of the slowest goes, from the hub's own histograms (bucket bounds, so
+    /// "at most"): the gateway's answer from arrival (`timpora_gateway_publish_seconds`), and
+    /// of it JetStream's acknowledgement (`timpora_gateway_jetstream_ack_seconds`), p99, ms.
+    pub gateway_p99_ms_at_most: f64,
+    pub jetstream_ack_p99_ms_at_most: f64,
     /// `timpora_correlator_lag_events`.
     pub correlator_lag: Lag,
     /// `timpora_sealer_consumer_lag_messages{log="events"}`.
@@ -99,6 +131,12 @@ pub struct Report {
     pub trace_sampling: f64,
     /// Spans the OTLP receiver got.
     pub spans_received: usize,
+    /// What the hub holds in memory by design, at the middle and at the end: what its growth
+    /// is made of.
+    pub held_middle: Held,
+    pub held_end: Held,
+    /// The hub's resident memory growth from the middle to the end, per event stored then.
+    pub hub_rss_bytes_per_event: f64,
     /// The `timpora up` process (gateway, correlator, sealer, witness, console).
     pub hub_rss: Rss,
     /// Its `nats-server` child.
@@ -172,6 +210,43 @@ fn metric(text: &str, name: &str, labels: &str) -> Option<f64> {
         }
     }
     found
+}
+
+/// The upper bound of the bucket holding quantile `q` of histogram `name` (every label set
+/// summed), in the histogram's unit.
+fn bucket_quantile(text: &str, name: &str, q: f64) -> Option<f64> {
+    let prefix = format!("{name}_bucket{{");
+    let mut buckets: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        let Some(le) = labels
+            .split(',')
+            .find_map(|l| l.strip_prefix("le=\""))
+            .map(|l| l.trim_end_matches('"'))
+        else {
+            continue;
+        };
+        let bound = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().ok()?
+        };
+        let count: f64 = value.split_whitespace().next()?.parse().ok()?;
+        let e = buckets.entry(bound.to_bits()).or_insert((bound, 0.0));
+        e.1 += count;
+    }
+    let mut sorted: Vec<(f64, f64)> = buckets.into_values().collect();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = sorted.last()?.1;
+    sorted
+        .into_iter()
+        .find(|(_, cumulative)| *cumulative >= q * total)
+        .map(|(bound, _)| bound)
 }
 
 /// The correlator's lag, and the sealer's (appended, and under a signed checkpoint) of the
@@ -279,7 +354,11 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
         (free_port()?, free_port()?, free_port()?, free_port()?);
     let (spans, otlp) = crate::otlp::receiver()?;
     let log = dir.path().join("hub.log");
-    let child = tokio::process::Command::new(&a.exe)
+    let mut command = tokio::process::Command::new(&a.exe);
+    if let Some(rules) = &a.rules {
+        command.env("TIMPORA_CORRELATOR__RULES", rules);
+    }
+    let child = command
         .arg("--data-dir")
         .arg(dir.path())
         .args(["--log-format", "json", "up"])
@@ -353,6 +432,7 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
     let end = began + a.duration;
     let middle = began + a.duration / 2;
     let mut middle_done = false;
+    let mut held_middle = Held::default();
     let mut behind = Duration::ZERO;
     let mut sent = 0u64;
     let step = Duration::from_secs_f64(1.0 / a.rate);
@@ -370,6 +450,7 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
             for (r, p) in &mut rss {
                 r.middle_mib = rss_mib(*p);
             }
+            held_middle = held(&watched.lock().await.last_text);
         }
         let Some(act) = demo.next() else { break };
         let conn = match conns.get(act.identity) {
@@ -466,6 +547,7 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
     let report = Report {
         duration_s: a.duration.as_secs_f64(),
         rate_target: a.rate,
+        rules: a.rules.clone(),
         rate_sustained: (stored as f64 / publishing).round(),
         sent,
         stored,
@@ -476,12 +558,26 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
         publish_p99_us: latency.value_at_quantile(0.99),
         publish_max_us: latency.max(),
         behind_schedule_max_ms: (behind.as_secs_f64() * 1e5).round() / 100.0,
+        gateway_p99_ms_at_most: bucket_quantile(&text, "timpora_gateway_publish_seconds", 0.99)
+            .map_or(0.0, |s| (s * 1e5).round() / 100.0),
+        jetstream_ack_p99_ms_at_most: bucket_quantile(
+            &text,
+            "timpora_gateway_jetstream_ack_seconds",
+            0.99,
+        )
+        .map_or(0.0, |s| (s * 1e5).round() / 100.0),
         correlator_lag: lag(w.correlator_worst.max(at_end.0), at_end.0, correlator_zero),
         sealer_lag: lag(w.sealer_worst.max(at_end.1), at_end.1, sealer_zero),
         sealer_checkpoint_lag: lag(w.checkpoint_worst.max(at_end.2), at_end.2, checkpoint_zero),
         alerts: metric(&text, "timpora_alerts", "").unwrap_or(0.0) as u64,
         trace_sampling: a.sampling,
         spans_received: spans.count(),
+        held_middle,
+        held_end: held(&text),
+        hub_rss_bytes_per_event: {
+            let events = held(&text).events.saturating_sub(held_middle.events).max(1);
+            ((rss[0].0.end_mib - rss[0].0.middle_mib) * 1_048_576.0 / events as f64).round()
+        },
         hub_rss: rss[0].0,
         nats_rss: rss[1].0,
         hub_log_errors,
@@ -538,6 +634,17 @@ impl std::fmt::Display for Report {
                     .map_or("not within 120 s".to_owned(), |z| format!("{z} s"))
             )?;
         }
+        writeln!(
+            f,
+            "  held       middle: {} events, {} state entries, {} alerts   end: {} events, {} state entries, {} alerts   hub rss growth {} bytes per event",
+            self.held_middle.events,
+            self.held_middle.state_entries,
+            self.held_middle.alerts,
+            self.held_end.events,
+            self.held_end.state_entries,
+            self.held_end.alerts,
+            self.hub_rss_bytes_per_event
+        )?;
         for (name, r) in [("hub", &self.hub_rss), ("nats-server", &self.nats_rss)] {
             writeln!(
                 f,
@@ -560,6 +667,22 @@ impl std::fmt::Display for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_bucket_of_a_quantile_across_label_sets() {
+        let text = "x_seconds_bucket{agency=\"a\",le=\"0.001\"} 50\n\
+                    x_seconds_bucket{agency=\"a\",le=\"0.002\"} 98\n\
+                    x_seconds_bucket{agency=\"a\",le=\"+Inf\"} 100\n\
+                    x_seconds_bucket{agency=\"b\",le=\"0.001\"} 0\n\
+                    x_seconds_bucket{agency=\"b\",le=\"0.002\"} 0\n\
+                    x_seconds_bucket{agency=\"b\",le=\"+Inf\"} 100\n";
+        assert_eq!(bucket_quantile(text, "x_seconds", 0.4), Some(0.002));
+        assert_eq!(
+            bucket_quantile(text, "x_seconds", 0.99),
+            Some(f64::INFINITY)
+        );
+        assert_eq!(bucket_quantile(text, "y_seconds", 0.5), None);
+    }
 
     #[test]
     fn reads_a_metric_by_name_and_labels() {

@@ -65,6 +65,32 @@ async fn until_holds(bus: &Bus, stream: &str, n: usize, within: Duration) {
 }
 
 /// Publish an interview event with id `id` at `hub` as Kendari: its acknowledgement.
+/// The centre's metrics of the sultra office's mirror: (seconds since contact, messages
+/// behind), once `pred` holds of them.
+async fn until_metric(centre: &Hub, what: &str, pred: impl Fn(f64, u64) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let (_, text) = centre.telemetry_get("/metrics").await.unwrap();
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}{{office=\"sultra\"}} ")))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        if let (Some(since), Some(lag)) = (
+            value("timpora_office_since_contact_seconds"),
+            value("timpora_office_mirror_lag_messages"),
+        ) && pred(since, lag as u64)
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the office's mirror never showed {what}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 async fn publish(hub: &Hub, id: &str, n: u32) -> PublishAck {
     let mut c = EventBusServiceClient::new(hub.as_agency("imigrasi/kanim-kendari").await.unwrap());
     let r = c
@@ -98,6 +124,7 @@ async fn an_office_keeps_acknowledging_while_cut_off_and_the_centre_gets_each_ev
     let centre = Hub::builder()
         .nats(province.centre_nats.clone())
         .topology(province.centre_topology.clone())
+        .telemetry()
         .start()
         .await
         .unwrap();
@@ -215,6 +242,9 @@ async fn an_office_keeps_acknowledging_while_cut_off_and_the_centre_gets_each_ev
         "nothing crossed a cut link"
     );
 
+    // The centre's dashboard says how long it has not heard from the office.
+    until_metric(&centre, "cut off", |since, _| since >= 5.0).await;
+
     // Restored, then cut and restored again and again while the office publishes: nats-server
     // re-sends sourced messages when a link comes back (2.9), which must not store any twice.
     province.link.restore();
@@ -239,6 +269,8 @@ async fn an_office_keeps_acknowledging_while_cut_off_and_the_centre_gets_each_ev
     let village = ["desa/74.02.05.2001/w-1", "desa/74.02.05.2001/w-2"];
     let expected = office_count + village.len() + 2; // and the centre's c-1, i-2
     until_holds(&centre.bus, &events, expected, Duration::from_secs(60)).await;
+    // Linked again: the centre hears from the office and holds all it has.
+    until_metric(&centre, "in contact", |since, lag| since < 5.0 && lag == 0).await;
     // Anything re-sent would come after: give it time to show.
     tokio::time::sleep(Duration::from_secs(3)).await;
 

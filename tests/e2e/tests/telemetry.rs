@@ -11,25 +11,10 @@ use timpora_e2e::Hub;
 use timpora_e2e::fixtures::*;
 use timpora_e2e::v1::event_bus_service_client::EventBusServiceClient;
 use timpora_e2e::v1::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// GET `path` from the telemetry endpoint: (status code, body).
 async fn get(hub: &Hub, path: &str) -> (u16, String) {
-    let mut c = tokio::net::TcpStream::connect(hub.telemetry_addr.unwrap())
-        .await
-        .unwrap();
-    c.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut text = String::new();
-    c.read_to_string(&mut text).await.unwrap();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (code, body.to_owned())
+    hub.telemetry_get(path).await.unwrap()
 }
 
 /// Wait until `/readyz` answers `code`; its body.

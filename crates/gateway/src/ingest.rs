@@ -281,7 +281,12 @@ impl Ingest {
         if let Err(wait) = self.rates.take(&who.source()) {
             return self.settled(who, id, started, Err(Error::RateLimited(wait)));
         }
-        let validating = tracing::info_span!("gateway.validate", agency = %who.agency);
+        // Spans of their own only while traces are exported: the call's span carries the
+        // trace id of every log line already, and a stream publishes thousands a second.
+        let validating = match timpora_telemetry::traces::exporting() {
+            true => tracing::info_span!("gateway.validate", agency = %who.agency),
+            false => tracing::Span::none(),
+        };
         match validating.in_scope(|| self.prepare(who, ev, paths, traceparent)) {
             Ok(prepared) => self.send_prepared_since(who, prepared, started).await,
             Err(e) => self.settled(who, id, started, Err(e)),
@@ -317,14 +322,17 @@ impl Ingest {
         let sent = Instant::now();
         // From the agency's call to JetStream's acknowledgement; the correlator's and the
         // sealer's spans of this event are its children.
-        let publishing = tracing::info_span!(
-            "gateway.publish",
-            otel.kind = "producer",
-            messaging.system = "nats",
-            messaging.destination.name = %self.bus.topology().events_stream,
-            "event.type" = %prepared.r#type,
-            agency = %who.agency,
-        );
+        let publishing = match timpora_telemetry::traces::exporting() {
+            true => tracing::info_span!(
+                "gateway.publish",
+                otel.kind = "producer",
+                messaging.system = "nats",
+                messaging.destination.name = %self.bus.topology().events_stream,
+                "event.type" = %prepared.r#type,
+                agency = %who.agency,
+            ),
+            false => tracing::Span::none(),
+        };
         if let Some(tp) = timpora_telemetry::traces::traceparent(&publishing) {
             prepared.traceparent = tp;
         }

@@ -422,25 +422,28 @@ impl Service {
         };
         // A span per event only while traces are exported and the event's trace is kept.
         let tp = &delivered.event.traceparent;
-        if !(traces::exporting() && traces::sampled(tp)) {
-            for alert in self.engine.observe_at(&delivered.event, delivered.sequence) {
-                self.send(&alert, &tracing::Span::none()).await;
-            }
-            self.position = delivered.sequence;
-            return;
+        let traced = traces::exporting() && traces::sampled(tp);
+        let evaluating = match traced {
+            true => tracing::info_span!(
+                "correlator.evaluate",
+                otel.kind = "consumer",
+                "event.type" = %delivered.event.r#type,
+                sequence = delivered.sequence,
+                alerts = tracing::field::Empty,
+            ),
+            false => tracing::Span::none(),
+        };
+        if traced {
+            traces::continue_trace(&evaluating, tp);
         }
-        let evaluating = tracing::info_span!(
-            "correlator.evaluate",
-            otel.kind = "consumer",
-            "event.type" = %delivered.event.r#type,
-            sequence = delivered.sequence,
-            alerts = tracing::field::Empty,
-        );
-        traces::continue_trace(&evaluating, tp);
         let alerts =
             evaluating.in_scope(|| self.engine.observe_at(&delivered.event, delivered.sequence));
         evaluating.record("alerts", alerts.len());
         for alert in alerts {
+            if !traced {
+                self.send(&alert, &tracing::Span::none()).await;
+                continue;
+            }
             let raising = tracing::info_span!(
                 parent: &evaluating,
                 "correlator.alert",

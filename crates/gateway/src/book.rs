@@ -171,6 +171,12 @@ pub struct AlertBook {
     current: watch::Sender<bool>,
 }
 
+impl std::fmt::Debug for AlertBook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertBook").finish_non_exhaustive()
+    }
+}
+
 impl Default for AlertBook {
     fn default() -> Self {
         Self {

@@ -8,13 +8,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::gauge::ConstGauge;
-
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use timpora_proto::v1::PublishAck;
@@ -71,16 +69,6 @@ impl Default for Metrics {
     }
 }
 
-/// `timpora_alerts{rule, status}`: the alerts the gateway's book holds, read at each scrape.
-#[derive(Debug)]
-struct AlertCounts(Arc<OnceLock<AlertBook>>);
-
-impl std::fmt::Debug for AlertBook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AlertBook").finish_non_exhaustive()
-    }
-}
-
 /// `timpora_office_…{office}`: each provincial office's mirror at the centre.
 #[derive(Debug)]
 struct OfficeLinks(Offices);
@@ -129,6 +117,10 @@ pub(crate) async fn watch_offices(bus: timpora_bus::Bus, offices: Offices) {
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }
+
+/// `timpora_alerts{rule, status}`: the alerts the gateway's book holds, read at each scrape.
+#[derive(Debug)]
+struct AlertCounts(Arc<OnceLock<AlertBook>>);
 
 impl Collector for AlertCounts {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {

@@ -4,12 +4,6 @@
 
 use crate::pseudo::push_hex;
 
-fn valid_trace_id(s: &str) -> bool {
-    s.len() == 32
-        && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-        && s != "0".repeat(32)
-}
-
 /// The span of each gRPC call the gateway serves (none for health checks, which an
 /// orchestrator makes every few seconds).
 pub fn call_span(req: &tonic::codegen::http::Request<()>) -> tracing::Span {
@@ -41,16 +35,12 @@ fn made_up<T>(req: &tonic::Request<T>) -> String {
         .metadata()
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let parts: Vec<&str> = v.split('-').collect();
-            match parts.as_slice() {
-                ["00", trace, span, flags]
-                    if valid_trace_id(trace) && span.len() == 16 && flags.len() == 2 =>
-                {
-                    Some(((*trace).to_owned(), (*flags).to_owned()))
-                }
-                _ => None,
-            }
+        .and_then(timpora_telemetry::traces::parse)
+        .map(|caller| {
+            (
+                caller.trace_id().to_string(),
+                format!("{:02x}", caller.trace_flags().to_u8()),
+            )
         });
     let mut random = [0u8; 24];
     if getrandom::fill(&mut random).is_err() {

@@ -57,6 +57,12 @@ impl Observed {
     }
 }
 
+/// Where the correlator is: its progress after each batch, or its last status report if that
+/// is further (a restart reports its checkpoint before the first batch).
+fn position(status: &CorrelatorStatus, progress: u64) -> u64 {
+    status.position.max(progress)
+}
+
 /// Every second: how far behind the end of the stream the correlator is, and whether it is
 /// ready.
 pub async fn watch(bus: Bus, o: Observed) {
@@ -66,7 +72,7 @@ pub async fn watch(bus: Bus, o: Observed) {
         if !bus.is_connected() {
             o.readiness.not_ready("nats unreachable");
         } else if let Ok(last) = bus.events_last_sequence().await {
-            let position = (*progress.borrow()).max(status.borrow().position);
+            let position = position(&status.borrow(), *progress.borrow());
             let lag = last.saturating_sub(position);
             o.lag.store(lag, Ordering::Relaxed);
             if lag > CAUGHT_UP_WITHIN {
@@ -90,7 +96,7 @@ struct CorrelatorMetrics {
 impl Collector for CorrelatorMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut s = self.status.borrow().clone();
-        s.position = s.position.max(*self.progress.borrow());
+        s.position = position(&s, *self.progress.borrow());
         let mut counter = |name: &str, help: &str, value: u64| -> Result<(), std::fmt::Error> {
             let c = ConstCounter::new(value);
             c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)

@@ -364,7 +364,6 @@ impl Log {
     }
 }
 
-/// Whether the event in `m` mentions what one of `holds` holds.
 /// While traces are exported: a span, in the message's own trace, saying that it is sealed
 /// (its leaf index is its sequence).
 fn traced(log: &str, m: &StoredMessage) {
@@ -385,6 +384,7 @@ fn traced(log: &str, m: &StoredMessage) {
     timpora_telemetry::traces::continue_trace(&span, tp);
 }
 
+/// Whether the event in `m` mentions what one of `holds` holds.
 fn held(m: &StoredMessage, holds: &[LegalHold]) -> bool {
     use prost::Message as _;
     use timpora_proto::v1::{Event, event::Payload};
@@ -458,9 +458,13 @@ async fn seal(
                     log.push(&m)?;
                     traced(&log.name, &m);
                     if let Some(a) = &appended {
-                        a.lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(log.name.clone(), log.tree.size());
+                        let mut a = a.lock().unwrap_or_else(|e| e.into_inner());
+                        match a.get_mut(&log.name) {
+                            Some(size) => *size = log.tree.size(),
+                            None => {
+                                a.insert(log.name.clone(), log.tree.size());
+                            }
+                        }
                     }
                     if !holds.is_empty() && held(&m, &holds) {
                         bus.hold_copy(&m).await?;

@@ -66,18 +66,18 @@ impl Exporter {
         };
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| fail(format!("no async runtime: {e}")))?;
-        let inner = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(export.endpoint.clone())
-            .with_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| fail(e.to_string()))?;
         if !(0.0..=1.0).contains(&export.sampling) {
             return Err(fail(format!(
                 "sampling {} is not between 0 and 1",
                 export.sampling
             )));
         }
+        let inner = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(export.endpoint.clone())
+            .with_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
         let resource = opentelemetry_sdk::Resource::builder_empty()
             .with_service_name(export.service.clone())
             .with_attributes([
@@ -265,14 +265,15 @@ pub fn grpc_span(path: &str, traceparent: Option<&str>) -> tracing::Span {
     if let Some(tp) = traceparent {
         continue_trace(&span, tp);
     }
-    let id = traceparent_of_span_or(&span, traceparent);
+    let id = trace_id_of(&span, traceparent);
     if let Some(id) = id {
         span.record("trace_id", id.as_str());
     }
     span
 }
 
-fn traceparent_of_span_or(span: &tracing::Span, given: Option<&str>) -> Option<String> {
+/// The trace id `span` is in, or else the one `given` names.
+fn trace_id_of(span: &tracing::Span, given: Option<&str>) -> Option<String> {
     let cx = span.context();
     let sc = cx.span().span_context().clone();
     if sc.is_valid() {
@@ -325,7 +326,7 @@ mod tests {
         );
         assert_eq!(traceparent(&span), None);
         assert_eq!(
-            traceparent_of_span_or(
+            trace_id_of(
                 &span,
                 Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
             )

@@ -24,7 +24,6 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use timpora_client::Conn;
 use timpora_scenario::demo::Demo;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Mutex;
 
 /// What to run.
@@ -174,15 +173,11 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(timpora_natsd::free_port()?)
 }
 
-/// GET `path` on 127.0.0.1:`port`; the body.
+/// GET `path` from the hub's telemetry endpoint on 127.0.0.1:`port`; the body of a 200.
 async fn get(port: u16, path: &str) -> anyhow::Result<String> {
-    let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    c.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-        .await?;
-    let mut text = String::new();
-    c.read_to_string(&mut text).await?;
-    anyhow::ensure!(text.starts_with("HTTP/1.0 200"), "{path}: {text}");
-    Ok(text)
+    let (code, body) = crate::sandbox::http_get(([127, 0, 0, 1], port).into(), path).await?;
+    anyhow::ensure!(code == 200, "{path}: {code} {body}");
+    Ok(body)
 }
 
 /// The sum of every sample of metric `name` whose labels contain `labels`.
@@ -544,6 +539,7 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
         at_end_s: (end as f64 / a.rate * 1000.0).round() / 1000.0,
         zero_after_s: zero.map(|z| (z * 100.0).round() / 100.0),
     };
+    let held_end = held(&text);
     let report = Report {
         duration_s: a.duration.as_secs_f64(),
         rate_target: a.rate,
@@ -573,9 +569,9 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
         trace_sampling: a.sampling,
         spans_received: spans.count(),
         held_middle,
-        held_end: held(&text),
+        held_end,
         hub_rss_bytes_per_event: {
-            let events = held(&text).events.saturating_sub(held_middle.events).max(1);
+            let events = held_end.events.saturating_sub(held_middle.events).max(1);
             ((rss[0].0.end_mib - rss[0].0.middle_mib) * 1_048_576.0 / events as f64).round()
         },
         hub_rss: rss[0].0,

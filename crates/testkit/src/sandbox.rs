@@ -230,26 +230,31 @@ pub struct Sandbox {
     running: Option<Running>,
 }
 
+/// GET `path` over plain HTTP/1.0 from `addr` (a telemetry endpoint): (status code, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(addr).await?;
+    c.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await?;
+    let mut text = String::new();
+    c.read_to_string(&mut text).await?;
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    Ok((code, body.to_owned()))
+}
+
 impl Sandbox {
     /// GET `path` from the telemetry endpoint (started with [`SandboxBuilder::telemetry`]):
     /// (status code, body).
     pub async fn telemetry_get(&self, path: &str) -> anyhow::Result<(u16, String)> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let addr = self
             .telemetry_addr
             .ok_or_else(|| anyhow::anyhow!("the sandbox serves no telemetry"))?;
-        let mut c = tokio::net::TcpStream::connect(addr).await?;
-        c.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
-            .await?;
-        let mut text = String::new();
-        c.read_to_string(&mut text).await?;
-        let code = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        Ok((code, body.to_owned()))
+        http_get(addr, path).await
     }
 
     /// Start a plaintext sandbox with development tokens.

@@ -83,6 +83,7 @@ async fn logs(nats: &NatsServer, max_messages: Option<i64>) -> Logs {
             every_messages: 1000,
             every: Duration::from_millis(100),
             witnesses: vec![wkey.witness_verifier()],
+            witness_memory: timpora_sealer::WITNESS_MEMORY,
         },
         policy: AuditPolicy {
             quorum: 1,

@@ -214,18 +214,31 @@ impl Classify for DirectGetErrorKind {
 }
 
 /// A JetStream error whose kind async-nats does not give in a form [`Classify`] knows (key-value
-/// and object stores): transient while the connection is down (`connected` false), refused
+/// and object stores): transient while the connection is down (`connected` false) or when a
+/// request in it timed out or found JetStream not answering (a loaded server), refused
 /// otherwise.
 pub(crate) fn js_err<E: std::error::Error + Send + Sync + 'static>(
     connected: bool,
     op: &'static str,
 ) -> impl FnOnce(E) -> Error {
-    let kind = if connected {
-        ErrorKind::Refused
-    } else {
-        ErrorKind::Unavailable
-    };
-    move |e| Error::new(kind, op, e)
+    move |e| {
+        let kind = if !connected || passing(&e) {
+            ErrorKind::Unavailable
+        } else {
+            ErrorKind::Refused
+        };
+        Error::new(kind, op, e)
+    }
+}
+
+/// Whether an async-nats error, or one it wraps, is a request that timed out or had no
+/// responder. Its kinds nest (a bucket's error wraps a stream request's), and only their debug
+/// form names the innermost one.
+fn passing(e: &dyn std::error::Error) -> bool {
+    let debug = format!("{e:?}");
+    ["TimedOut", "NoResponders", "JetStreamUnavailable"]
+        .iter()
+        .any(|k| debug.contains(k))
 }
 
 /// Map an async-nats error of a classified kind, naming the operation.
@@ -275,5 +288,25 @@ mod tests {
         let down = Error::msg(ErrorKind::Unavailable, "publish", "not connected");
         assert!(down.is_transient());
         assert!(down.to_string().starts_with("nats is unavailable"));
+    }
+
+    #[test]
+    fn a_store_error_wrapping_a_timed_out_request_is_transient_while_connected() {
+        use async_nats::jetstream::context::{
+            CreateKeyValueError, CreateKeyValueErrorKind, CreateStreamError,
+        };
+        let timed_out = CreateKeyValueError::with_source(
+            CreateKeyValueErrorKind::JetStream,
+            CreateStreamError::new(CreateStreamErrorKind::TimedOut),
+        );
+        let e = js_err(true, "create object store")(timed_out);
+        assert!(e.is_transient(), "{e}");
+        let refused = CreateKeyValueError::new(CreateKeyValueErrorKind::InvalidStoreName);
+        assert_eq!(
+            js_err(true, "create object store")(refused).kind(),
+            ErrorKind::Refused
+        );
+        let down = CreateKeyValueError::new(CreateKeyValueErrorKind::InvalidStoreName);
+        assert!(js_err(false, "create object store")(down).is_transient());
     }
 }

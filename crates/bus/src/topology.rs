@@ -40,7 +40,11 @@ pub struct Topology {
     pub events_stream: String,
     /// JetStream replicas (1 for a single server, 3 for a production cluster).
     pub replicas: usize,
-    /// Window within which a repeated event id is recognised as a duplicate, in seconds.
+    /// Window within which JetStream itself recognises a repeated event id as a duplicate, in
+    /// seconds (default 120, NATS's own). Each gateway indexes every stored id, so a retry is a
+    /// duplicate however late it comes; this window covers two gateways receiving the same
+    /// retry at once. `nats-server` holds every id of the window in memory: at 2,000 events/s
+    /// a ten-minute window is 1.2 million ids.
     pub duplicate_window_secs: u64,
     /// How long events are kept, in days; 0 keeps them forever. Events under a legal hold are
     /// copied to the holds stream before retention can remove them.
@@ -100,7 +104,7 @@ impl Default for Topology {
         Self {
             events_stream: "TIMPORA_EVENTS".into(),
             replicas: 1,
-            duplicate_window_secs: 600,
+            duplicate_window_secs: 120,
             max_age_days: 0,
             alerts_max_age_days: 0,
             access_max_age_days: 0,
@@ -287,7 +291,7 @@ mod tests {
     fn events_stream_refuses_deletion_and_keeps_the_duplicate_window() {
         let c = Topology::default().events_stream_config();
         assert!(c.deny_delete && c.deny_purge);
-        assert_eq!(c.duplicate_window, Duration::from_secs(600));
+        assert_eq!(c.duplicate_window, Duration::from_secs(120));
         assert_eq!(c.subjects, vec!["timpora.events.>".to_owned()]);
     }
 }

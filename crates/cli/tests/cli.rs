@@ -225,7 +225,7 @@ fn cli_errors_are_clear() {
     assert!(!unreachable.status.success());
     assert!(String::from_utf8_lossy(&unreachable.stderr).contains("is nats-server running"));
     let printed = run(timpora(dir.path()).args(["config", "print"]));
-    assert!(String::from_utf8_lossy(&printed.stdout).contains("duplicate_window_secs = 600"));
+    assert!(String::from_utf8_lossy(&printed.stdout).contains("duplicate_window_secs = 120"));
 
     // The console: no accounts, a malformed hash, a short password are clear errors.
     let port = free_port().unwrap();
@@ -613,19 +613,11 @@ fn alerts_commands_list_show_and_act_through_the_binary() {
         url.rsplit(':').next().and_then(|p| p.parse().ok()),
     )
     .unwrap();
-    let _gateway = Killed(
-        timpora(dir.path())
-            .arg("gateway")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let _correlator = Killed(
-        timpora(dir.path())
-            .args(["correlator", "--lateness", "1s"])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let _gateway = Logged::spawn(timpora(dir.path()).arg("gateway"), dir.path(), "gateway");
+    let _correlator = Logged::spawn(
+        timpora(dir.path()).args(["correlator", "--lateness", "1s"]),
+        dir.path(),
+        "correlator",
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {

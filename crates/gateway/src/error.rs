@@ -21,6 +21,10 @@ pub enum Error {
     /// The caller publishes faster than its limit allows; it may try again after this long.
     #[error("publishing too fast; try again in {} ms", .0.as_millis().max(1))]
     RateLimited(std::time::Duration),
+    /// The gateway cannot take this now (it is still starting); nothing was acknowledged, and
+    /// the same call may be tried again.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// The bus failed; nothing was acknowledged.
     #[error(transparent)]
     Bus(#[from] timpora_bus::Error),
@@ -55,6 +59,7 @@ impl From<Error> for Status {
                 ),
                 ErrorDetails::with_retry_info(Some(wait)),
             ),
+            Error::Unavailable(m) => Status::unavailable(m),
             Error::Bus(e) => match e.kind() {
                 // Worth retrying with the same id: nothing was acknowledged.
                 ErrorKind::Unavailable => Status::unavailable(e.to_string()),

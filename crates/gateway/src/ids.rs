@@ -78,6 +78,13 @@ impl StoredIds {
         inner.position >= inner.target
     }
 
+    /// How far the index has read the events stream, and where the stream ended when the
+    /// gateway started (complete once the first reaches the second).
+    pub fn progress(&self) -> (u64, u64) {
+        let inner = self.0.read().unwrap_or_else(|e| e.into_inner());
+        (inner.position, inner.target)
+    }
+
     /// Ids known.
     pub fn len(&self) -> usize {
         self.0

@@ -42,6 +42,8 @@ pub struct Ingest {
     rates: Arc<Rates>,
     /// The ids already stored: a retry is answered as a duplicate however late.
     ids: Option<crate::ids::StoredIds>,
+    /// How long a publish waits for `ids` to know every id stored before the gateway started.
+    index_wait: std::time::Duration,
     metrics: crate::metrics::Metrics,
 }
 
@@ -65,6 +67,7 @@ impl Ingest {
             preparer,
             rates: Arc::new(rates),
             ids: None,
+            index_wait: std::time::Duration::from_secs(10),
             metrics: crate::metrics::Metrics::default(),
         }
     }
@@ -82,14 +85,24 @@ impl Ingest {
     }
 
     /// Where `ev`'s id was stored already, waiting (a little) for the index to know every id
-    /// stored before the gateway started.
-    async fn stored_before(&self, ev: &Event) -> Option<u64> {
-        let ids = self.ids.as_ref()?;
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !ids.complete() && tokio::time::Instant::now() < deadline {
+    /// stored before the gateway started. Still reading after that: unavailable (the caller
+    /// retries), since JetStream's own duplicate window is minutes long and a retry of an
+    /// older event would otherwise be stored a second time.
+    async fn stored_before(&self, ev: &Event) -> Result<Option<u64>, Error> {
+        let Some(ids) = self.ids.as_ref() else {
+            return Ok(None);
+        };
+        let deadline = tokio::time::Instant::now() + self.index_wait;
+        while !ids.complete() {
+            if tokio::time::Instant::now() >= deadline {
+                let (read, of) = ids.progress();
+                return Err(Error::Unavailable(format!(
+                    "the gateway is still reading the ids stored before it started ({read} of {of}); try again shortly"
+                )));
+            }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        ids.stored(&ev.source, &ev.id)
+        Ok(ids.stored(&ev.source, &ev.id))
     }
 
     /// Check, validate and pseudonymise `ev` from `who`; the result is what will be stored.
@@ -307,7 +320,11 @@ impl Ingest {
         started: Instant,
     ) -> Sent {
         let id = prepared.id.clone();
-        if let Some(sequence) = self.stored_before(&prepared).await {
+        let stored = match self.stored_before(&prepared).await {
+            Ok(stored) => stored,
+            Err(e) => return self.settled(who, id, started, Err(e)),
+        };
+        if let Some(sequence) = stored {
             // A retry of an event stored earlier, past JetStream's duplicate window or not.
             let ack = PublishAck {
                 event_id: prepared.id.clone(),
@@ -524,6 +541,43 @@ mod tests {
 
     fn who(s: &str) -> Identity {
         Identity::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_publish_before_the_stored_ids_are_read_is_unavailable_and_stores_nothing() {
+        let nats = timpora_natsd::NatsServer::start().unwrap();
+        let bus = Bus::connect(&nats.url(), "t", timpora_bus::Topology::default())
+            .await
+            .unwrap();
+        bus.ensure_topology().await.unwrap();
+        // An index that must read up to sequence 5 before it knows every stored id, and that
+        // nothing feeds.
+        let ids = crate::ids::StoredIds::until(5);
+        let mut ingest =
+            Ingest::new(bus.clone(), preparer(), Rates::new(100, 100)).with_stored_ids(ids.clone());
+        ingest.index_wait = std::time::Duration::from_millis(200);
+        let kdi = who("imigrasi/kanim-kendari");
+        let ev = ingest
+            .prepare(&kdi, departure(NIK, "MY"), &BUS, String::new())
+            .unwrap();
+        let refused = ingest
+            .send_prepared(&kdi, ev.clone())
+            .await
+            .await
+            .unwrap_err();
+        let status = tonic::Status::from(refused);
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        assert!(status.message().contains("0 of 5"), "{status:?}");
+        assert_eq!(
+            bus.events_last_sequence().await.unwrap(),
+            0,
+            "nothing stored"
+        );
+        // Once the index has read that far, the same call is stored.
+        ids.follow(5, "x", "y");
+        let ack = ingest.send_prepared(&kdi, ev).await.await.unwrap();
+        assert!(!ack.duplicate);
+        assert_eq!(ack.sequence, 1);
     }
 
     const BUS: Paths = Paths {

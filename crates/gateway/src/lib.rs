@@ -231,7 +231,7 @@ pub async fn serve(
         bus,
         admin,
         health,
-        observed.readiness,
+        observed.readiness.map(|r| (r, stored_ids)),
         book.clone(),
         check_every,
     ));
@@ -258,12 +258,14 @@ pub async fn serve(
 /// Report the services as not serving, and the alert book as not current, while NATS is
 /// unreachable or a stream is missing and cannot be re-created; every `check_every` (when not
 /// zero) make sure the streams exist, re-creating them when they do not and `admin` (a
-/// connection as the admin identity, which only an all-in-one hub has) can.
+/// connection as the admin identity, which only an all-in-one hub has) can. Readiness is also
+/// withheld while the index of stored ids reads the events stream (publishes are refused
+/// then, see `ingest`).
 async fn watch_bus(
     bus: Bus,
     admin: Option<Bus>,
     health: tonic_health::server::HealthReporter,
-    readiness: Option<timpora_telemetry::Readiness>,
+    readiness: Option<(timpora_telemetry::Readiness, ids::StoredIds)>,
     book: book::AlertBook,
     check_every: Duration,
 ) {
@@ -307,27 +309,23 @@ async fn watch_bus(
                 health.set_service_status(name, status).await;
             }
             book.set_current(up);
-            let why = match (up, connected) {
-                (true, _) => {
-                    tracing::info!("nats connected and streams present; serving");
-                    None
-                }
-                (false, false) => {
-                    tracing::warn!("nats unreachable; reporting not serving");
-                    Some("nats unreachable")
-                }
-                (false, true) => {
-                    tracing::warn!("streams missing; reporting not serving");
-                    Some("streams missing: run `timpora bus init`")
-                }
-            };
-            if let Some(r) = &readiness {
-                match why {
-                    None => r.ready(),
-                    Some(why) => r.not_ready(why),
-                }
+            match (up, connected) {
+                (true, _) => tracing::info!("nats connected and streams present; serving"),
+                (false, false) => tracing::warn!("nats unreachable; reporting not serving"),
+                (false, true) => tracing::warn!("streams missing; reporting not serving"),
             }
             last = Some(up);
+        }
+        if let Some((r, ids)) = &readiness {
+            let (read, of) = ids.progress();
+            match (up, connected) {
+                (false, false) => r.not_ready("nats unreachable"),
+                (false, true) => r.not_ready("streams missing: run `timpora bus init`"),
+                (true, _) if read < of => {
+                    r.not_ready(format!("reading stored event ids: {read} of {of}"))
+                }
+                (true, _) => r.ready(),
+            }
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

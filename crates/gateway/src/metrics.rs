@@ -211,6 +211,7 @@ impl Metrics {
             Err(Error::PermissionDenied(_)) => ("denied", String::new()),
             Err(Error::RateLimited(_)) => ("rate_limited", String::new()),
             Err(Error::Bus(e)) if e.is_transient() => ("unavailable", String::new()),
+            Err(Error::Unavailable(_)) => ("unavailable", String::new()),
             Err(_) => ("failed", String::new()),
         };
         self.events

@@ -1,21 +1,30 @@
 //! Which stored events mention which subject (a person's or recruiter's token, a licence
 //! number): an index kept up to date from the events stream, for subjects' pages. It holds
-//! stream sequences only, never events; the newest [`PER_SUBJECT`] per subject.
+//! stream sequences only, never events; the newest [`PER_SUBJECT`] per subject. It grows with
+//! every subject ever seen (most persons appear once or twice), so each is kept small: a 128-bit
+//! digest of the subject and a slice of exactly its sequences — about 90 bytes a subject.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
+use sha2::{Digest, Sha256};
 use timpora_bus::{Bus, Start};
 use timpora_proto::v1::{EntityKind, Event};
 
 /// Events kept per subject (the newest).
 pub const PER_SUBJECT: usize = 500;
 
+/// One subject's events: their sequences, oldest first, and whether older ones were let go.
+struct Seen {
+    sequences: Box<[u64]>,
+    truncated: bool,
+}
+
 #[derive(Default)]
 struct Inner {
-    by_subject: HashMap<String, (VecDeque<u64>, bool)>,
+    by_subject: HashMap<u128, Seen>,
     /// The last stream sequence taken in.
     position: u64,
 }
@@ -23,6 +32,13 @@ struct Inner {
 /// The index; cheap to clone (shared).
 #[derive(Clone, Default)]
 pub struct SubjectIndex(Arc<RwLock<Inner>>);
+
+fn digest(subject: &str) -> u128 {
+    let d = Sha256::digest(subject.as_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&d[..16]);
+    u128::from_be_bytes(first)
+}
 
 impl SubjectIndex {
     /// Take the event stored at `sequence` in (once: sequences at or before the last are
@@ -44,15 +60,21 @@ impl SubjectIndex {
                 .any(|k| e.kind == *k as i32)
         });
         for e in subjects {
-            let (list, truncated) = inner.by_subject.entry(e.id.clone()).or_default();
-            if list.back() == Some(&sequence) {
+            let seen = inner.by_subject.entry(digest(&e.id)).or_insert(Seen {
+                sequences: Box::new([]),
+                truncated: false,
+            });
+            if seen.sequences.last() == Some(&sequence) {
                 continue;
             }
-            list.push_back(sequence);
-            if list.len() > PER_SUBJECT {
-                list.pop_front();
-                *truncated = true;
-            }
+            // Re-allocated at its exact size: most subjects hold one or two sequences.
+            let drop = usize::from(seen.sequences.len() >= PER_SUBJECT);
+            seen.truncated |= drop == 1;
+            seen.sequences = seen.sequences[drop..]
+                .iter()
+                .copied()
+                .chain([sequence])
+                .collect();
         }
     }
 
@@ -62,8 +84,8 @@ impl SubjectIndex {
         let inner = self.0.read().unwrap_or_else(|e| e.into_inner());
         inner
             .by_subject
-            .get(subject)
-            .map(|(l, t)| (l.iter().copied().collect(), *t))
+            .get(&digest(subject))
+            .map(|s| (s.sequences.to_vec(), s.truncated))
             .unwrap_or_default()
     }
 

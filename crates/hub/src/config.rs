@@ -210,6 +210,7 @@ impl SealerConfig {
             every_messages: self.every_messages,
             every,
             witnesses: self.witnesses.clone(),
+            witness_memory: timpora_sealer::WITNESS_MEMORY,
         })
     }
 }
@@ -422,7 +423,7 @@ mod tests {
         let c = Config::load(Some(&p)).unwrap();
         assert_eq!(c.nats.url, "nats://10.0.0.1:4222");
         assert_eq!(c.bus.replicas, 3);
-        assert_eq!(c.bus.duplicate_window_secs, 600);
+        assert_eq!(c.bus.duplicate_window_secs, 120);
         assert_eq!(
             c.correlator.options().unwrap().lateness,
             Duration::from_secs(2)

@@ -129,14 +129,19 @@ async fn provision(cfg: &Config) -> Result<Option<Bus>, Error> {
     }
     let admin = connect_waiting(cfg, Identity::Admin, "timpora-admin").await?;
     // JetStream may not answer in time while other processes provision too (a gateway and a
-    // correlator started together): a passing failure is tried again, for as long as
-    // `connect_waiting` waits for NATS itself.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    // correlator started together) or its server is loaded: a passing failure is tried again,
+    // for as long as `connect_waiting` waits for NATS itself.
+    let mut tries = 0u32;
     loop {
         match admin.ensure_topology().await {
             Ok(()) => return Ok(Some(admin)),
-            Err(e) if e.is_transient() && tokio::time::Instant::now() < deadline => {
-                tracing::warn!(error = %e, "provisioning the topology did not finish; trying again");
+            Err(e) if e.is_transient() => {
+                tries += 1;
+                // Said at the first failure and every tenth after: the wait is visible
+                // without flooding the log.
+                if tries % 10 == 1 {
+                    tracing::warn!(error = %e, tries, "provisioning the topology did not finish; trying again");
+                }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Err(e) => return Err(e.into()),

@@ -61,6 +61,10 @@ pub struct Options {
     /// The witnesses asked to cosign each checkpoint: their cosignature verifier keys
     /// (`<name>+<id>+<key>`); a witness that does not answer in time is skipped, loudly.
     pub witnesses: Vec<String>,
+    /// Leaves behind the newest checkpoint whose lower hashes stay in memory for a witness that
+    /// is behind ([`WITNESS_MEMORY`]); a witness further behind gets its proof from the stored
+    /// tiles.
+    pub witness_memory: u64,
 }
 
 impl Options {
@@ -207,6 +211,8 @@ struct Log {
     /// Each witness: its name, a policy that checks its cosignature, and the size it was last
     /// known to have cosigned.
     witnesses: Vec<(String, Policy, u64)>,
+    /// Leaves kept in memory for a witness that is behind (`Options::witness_memory`).
+    witness_memory: u64,
     /// Whether the log has a checkpoint (an empty log gets one of size 0 at the start, so that
     /// every log always has a signed statement of what it holds).
     published: bool,
@@ -214,6 +220,10 @@ struct Log {
 
 /// How long a witness has to answer.
 const WITNESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Leaves behind the newest checkpoint whose lower hashes the sealer keeps, by default, for a
+/// witness that is behind (64 MiB at most).
+pub const WITNESS_MEMORY: u64 = 1 << 20;
 
 impl Log {
     /// The log as its latest checkpoint and tiles left it, checked against each other.
@@ -238,6 +248,7 @@ impl Log {
             tree: Tree::new(),
             sealed: Sealed::default(),
             witnesses,
+            witness_memory: options.witness_memory,
             published: false,
         };
         let Some(note) = log.bus.latest_checkpoint(&log.name).await? else {
@@ -300,6 +311,19 @@ impl Log {
         self.bus.publish_checkpoint(&self.name, &note).await?;
         self.sealed.checkpoint = size;
         self.published = true;
+        // The lower hashes of the tiles just stored are on the bus now; those a witness that
+        // is behind still needs for its proof stay, up to `witness_memory` leaves.
+        let behind = self
+            .witnesses
+            .iter()
+            .map(|(_, _, known)| *known)
+            .min()
+            .unwrap_or(size);
+        self.tree.forget(
+            behind
+                .max(size.saturating_sub(self.witness_memory))
+                .min(size),
+        );
         tracing::info!(log = %self.name, size, gaps = self.sealed.gaps, "checkpoint published");
         Ok(())
     }
@@ -308,10 +332,24 @@ impl Log {
     async fn witnessed(&mut self, note: Vec<u8>) -> Vec<u8> {
         let size = self.tree.size();
         let mut cosigned = note.clone();
+        // The whole tree, read back from the stored tiles, if a witness's proof needs hashes
+        // this one forgot (read once per checkpoint).
+        let mut whole: Option<Tree> = None;
         for (name, policy, known) in &mut self.witnesses {
             // At most twice: a witness that has another size says which (409).
             for _ in 0..2 {
-                let Ok(proof) = self.tree.consistency((*known).min(size), size) else {
+                let old = (*known).min(size);
+                let proof = match self.tree.consistency(old, size) {
+                    Ok(proof) => Some(proof),
+                    Err(_) => {
+                        if whole.is_none() {
+                            whole = kept_tree(&self.bus, &self.name, size).await.ok().flatten();
+                        }
+                        whole.as_ref().and_then(|t| t.consistency(old, size).ok())
+                    }
+                };
+                let Some(proof) = proof else {
+                    tracing::warn!(log = %self.name, witness = %name, old, "no consistency proof for the witness");
                     break;
                 };
                 let request = timpora_witness::Request {

@@ -29,6 +29,7 @@ fn options(key: &Key) -> Options {
         every_messages: 7,
         every: Duration::from_millis(200),
         witnesses: Vec::new(),
+        witness_memory: timpora_sealer::WITNESS_MEMORY,
     }
 }
 

@@ -53,19 +53,7 @@ async fn seal_to(bus: &Bus, options: &Options, size: u64) -> Vec<u8> {
         0,
     )
     .unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    let note = loop {
-        if let Some(note) = bus.latest_checkpoint("events").await.unwrap()
-            && own.verify(&note).unwrap().checkpoint.size() >= size
-        {
-            break note;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no checkpoint at {size}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let note = checkpoint_at(bus, &own, size, |_| true).await;
     tx.send(()).unwrap();
     task.await.unwrap().unwrap();
     note
@@ -92,6 +80,7 @@ async fn checkpoints_carry_the_witness_cosignature_and_a_fork_is_refused() {
         every_messages: 5,
         every: Duration::from_millis(200),
         witnesses: vec![wkey.witness_verifier()],
+        witness_memory: timpora_sealer::WITNESS_MEMORY,
     };
     let policy = Policy::new(&logs[0], &[wkey.witness_verifier()], 1).unwrap();
 
@@ -160,4 +149,100 @@ async fn checkpoints_carry_the_witness_cosignature_and_a_fork_is_refused() {
     wstop2.send(()).unwrap();
     served.await.unwrap().unwrap();
     served2.await.unwrap().unwrap();
+}
+
+/// The latest events checkpoint once it covers `size` and `done` holds for it.
+async fn checkpoint_at(
+    bus: &Bus,
+    own: &Policy,
+    size: u64,
+    done: impl Fn(&[u8]) -> bool,
+) -> Vec<u8> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(note) = bus.latest_checkpoint("events").await.unwrap()
+            && own.verify(&note).unwrap().checkpoint.size() >= size
+            && done(&note)
+        {
+            return note;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no such checkpoint at {size}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_witness_back_after_the_sealer_forgot_its_size_cosigns_with_a_proof_from_the_tiles() {
+    let state = tempfile::tempdir().unwrap();
+    let sealer = Key::generate("sealer").unwrap();
+    let wkey = Key::generate("kejaksaan.test-witness").unwrap();
+    let logs: Vec<String> = ["events", "alerts", "access"]
+        .iter()
+        .map(|l| {
+            sealer
+                .renamed(&timpora_sealer::origin("test", l))
+                .unwrap()
+                .log_verifier()
+        })
+        .collect();
+    // Nothing kept in memory for a witness that is behind: its proof must come from the tiles.
+    let options = Options {
+        deployment: "test".into(),
+        key: sealer.clone(),
+        every_messages: 100,
+        every: Duration::from_millis(200),
+        witnesses: vec![wkey.witness_verifier()],
+        witness_memory: 0,
+    };
+    let own = Policy::new(&logs[0], &[], 0).unwrap();
+    let policy = Policy::new(&logs[0], &[wkey.witness_verifier()], 1).unwrap();
+    let cosigned = |note: &[u8]| policy.verify(note).is_ok();
+    let nats = NatsServer::start().unwrap();
+    let bus = hub(&nats).await;
+    let (stop, rx) = oneshot::channel::<()>();
+    let sealing = tokio::spawn(timpora_sealer::run(bus.clone(), options.clone(), async {
+        let _ = rx.await;
+    }));
+    let serve = |bus: &Bus| {
+        let (tx, rx) = oneshot::channel::<()>();
+        let witness = Witness::open(wkey.clone(), &logs, state.path()).unwrap();
+        let served = tokio::spawn(timpora_witness::serve(
+            bus.client().clone(),
+            witness,
+            async {
+                let _ = rx.await;
+            },
+        ));
+        (tx, served)
+    };
+
+    let (wstop, served) = serve(&bus);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    publish(&bus, 20, "a").await;
+    checkpoint_at(&bus, &own, 20, cosigned).await;
+    wstop.send(()).unwrap();
+    served.await.unwrap().unwrap();
+
+    // Away while the log grows by three tiles: checkpoints go on, uncosigned, and the sealer
+    // lets the lower hashes of the stored tiles go.
+    publish(&bus, 800, "b").await;
+    let away = checkpoint_at(&bus, &own, 820, |_| true).await;
+    assert!(
+        policy.verify(&away).is_err(),
+        "cosigned by a stopped witness"
+    );
+
+    // Back: it holds size 20, which the sealer no longer has in memory.
+    let (wstop, served) = serve(&bus);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    publish(&bus, 5, "c").await;
+    let back = checkpoint_at(&bus, &own, 825, cosigned).await;
+    assert_eq!(policy.verify(&back).unwrap().cosignatures.len(), 1);
+    wstop.send(()).unwrap();
+    served.await.unwrap().unwrap();
+    stop.send(()).unwrap();
+    sealing.await.unwrap().unwrap();
 }

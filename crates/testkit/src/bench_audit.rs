@@ -163,6 +163,7 @@ pub async fn run(a: Settings) -> anyhow::Result<Report> {
         every_messages: 1000,
         every: Duration::from_secs(1),
         witnesses: vec![witness.witness_verifier()],
+        witness_memory: timpora_sealer::WITNESS_MEMORY,
     };
     let (sstop, srx) = tokio::sync::oneshot::channel::<()>();
     let t = Instant::now();

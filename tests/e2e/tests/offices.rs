@@ -182,6 +182,7 @@ async fn an_office_keeps_acknowledging_while_cut_off_and_the_centre_gets_each_ev
             every_messages: 16,
             every: Duration::from_millis(200),
             witnesses: Vec::new(),
+            witness_memory: timpora_sealer::WITNESS_MEMORY,
         };
         timpora_sealer::run(sealer_bus, options, async {
             let _ = sealer_stopped.await;

@@ -20,6 +20,34 @@ impl Drop for Killed {
     }
 }
 
+/// A child killed when the test ends whose standard error goes to a file, printed if the test
+/// fails: what a gateway or correlator said is there to read when CI fails.
+pub struct Logged {
+    child: Killed,
+    log: std::path::PathBuf,
+}
+
+impl Logged {
+    /// Spawn `cmd` with its standard error in `<dir>/<name>.log`.
+    pub fn spawn(cmd: &mut Command, dir: &Path, name: &str) -> Logged {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Killed(cmd.stderr(file).spawn().unwrap());
+        Logged { child, log }
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
+        if std::thread::panicking() {
+            let said = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("--- {} ---\n{said}", self.log.display());
+        }
+    }
+}
+
 /// Wait until something listens on `port` of 127.0.0.1.
 pub fn wait_port(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);

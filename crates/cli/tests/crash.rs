@@ -228,19 +228,32 @@ async fn kill_9_at_several_points_loses_and_doubles_nothing() {
 }
 
 /// `timpora correlator` sharing the work in `parts` parts, holds lasting `lease`.
-fn sharing_correlator(url: &str, dir: &std::path::Path, parts: u32, lease: &str) -> Killed {
-    Killed(
-        Command::new(env!("CARGO_BIN_EXE_timpora"))
-            .arg("--data-dir")
-            .arg(dir)
-            .args(["correlator", "--nats-url", url, "--lateness", "5s"])
-            .args(["--checkpoint-every", "200ms", "--tick", "1s"])
-            .args(["--partitions", &parts.to_string(), "--lease", lease])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start timpora correlator"),
-    )
+fn sharing_correlator(url: &str, dir: &std::path::Path, parts: u32, lease: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_timpora"));
+    c.arg("--data-dir")
+        .arg(dir)
+        .args(["correlator", "--nats-url", url, "--lateness", "5s"])
+        .args(["--checkpoint-every", "200ms", "--tick", "1s"])
+        .args(["--partitions", &parts.to_string(), "--lease", lease])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null());
+    c
+}
+
+/// The series of `name` on the metrics endpoint at `addr`, by their `part` label.
+async fn by_part(addr: std::net::SocketAddr, name: &str) -> BTreeMap<String, f64> {
+    let (status, text) = timpora_testkit::sandbox::http_get(addr, "/metrics")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let prefix = format!("{name}{{part=\"");
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|l| {
+            let (part, value) = l.split_once("\"} ")?;
+            Some((part.to_owned(), value.parse().ok()?))
+        })
+        .collect()
 }
 
 /// Each part's last status: part → (member, checkpoint sequence, position).
@@ -313,8 +326,18 @@ async fn two_correlators_share_the_work_and_one_takes_over_when_the_other_is_kil
 
     // Two correlators, two parts: each ends up holding one, and both work through the stream.
     let lease = Duration::from_secs(2);
-    let _a = sharing_correlator(&nats.url(), &dir.path().join("a"), 2, "2s");
-    let mut b = sharing_correlator(&nats.url(), &dir.path().join("b"), 2, "2s");
+    let metrics = std::net::SocketAddr::from(([127, 0, 0, 1], timpora_natsd::free_port().unwrap()));
+    let _a = Killed(
+        sharing_correlator(&nats.url(), &dir.path().join("a"), 2, "2s")
+            .args(["--metrics", &metrics.to_string()])
+            .spawn()
+            .expect("start timpora correlator"),
+    );
+    let mut b = Killed(
+        sharing_correlator(&nats.url(), &dir.path().join("b"), 2, "2s")
+            .spawn()
+            .expect("start timpora correlator"),
+    );
     let shared = until_parts(&bus, "the parts were not shared", |s| {
         s.len() == 2
             && s.values().all(|(_, checkpoint, _)| *checkpoint >= loaded)
@@ -366,6 +389,40 @@ async fn two_correlators_share_the_work_and_one_takes_over_when_the_other_is_kil
             .all(|(_, checkpoint, _)| *checkpoint >= last_event)
     })
     .await;
+    // The survivor's metrics endpoint reports both parts it now holds, each caught up, and it
+    // is ready.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let lag = by_part(metrics, "timpora_correlator_lag_events").await;
+        let events = by_part(metrics, "timpora_correlator_events_total").await;
+        let parts: Vec<&str> = lag.keys().map(String::as_str).collect();
+        if parts == ["0-of-2", "1-of-2"] && lag.values().all(|l| *l == 0.0) {
+            assert!(
+                events.len() == 2 && events.values().all(|n| *n > 0.0),
+                "{events:?}"
+            );
+            let entries = by_part(metrics, "timpora_correlator_state_entries").await;
+            assert_eq!(entries.len(), 2, "{entries:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "parts on the metrics endpoint: {lag:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Readiness follows every second.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ready, why) = timpora_testkit::sandbox::http_get(metrics, "/readyz")
+            .await
+            .unwrap();
+        if ready == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{why}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     // Settled: nothing more is raised.
     let mut count = stored_alerts(&bus).await.1;
     let settling = Instant::now();

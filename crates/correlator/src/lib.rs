@@ -26,7 +26,8 @@ mod service;
 mod sharing;
 
 pub use service::{
-    CHECKPOINT_NAME, Error, Options, checkpoint_name, encode_checkpoint, status_key, to_proto,
+    CHECKPOINT_NAME, Error, Options, PartReports, checkpoint_name, encode_checkpoint, status_key,
+    to_proto,
 };
 
 /// Run until `shutdown` completes; the engine's counters at the end. `initial` is a rule file's

@@ -1,9 +1,10 @@
 //! One correlator engine on the stream: reading it in order from its checkpoint, storing each
 //! alert once, checkpointing, switching rule sets; and the clock ticks it records.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::stream::BoxStream;
@@ -74,6 +75,9 @@ pub struct Options {
     pub progress: Option<tokio::sync::watch::Sender<u64>>,
     /// Receives each status report (at start, at each checkpoint and rule-set switch).
     pub status: Option<tokio::sync::watch::Sender<CorrelatorStatus>>,
+    /// Where a correlator sharing the work reports each part it holds, as `progress` and
+    /// `status` report the whole work of one that does not.
+    pub parts: Option<PartReports>,
     /// Into how many parts the group keys are cut, for correlators that share the work (see
     /// the `sharing` module); 1: this correlator decides every group alone.
     pub partitions: u32,
@@ -91,9 +95,63 @@ impl Default for Options {
             state_cap: 5_000_000,
             progress: None,
             status: None,
+            parts: None,
             partitions: 1,
             lease: Duration::from_secs(5),
         }
+    }
+}
+
+/// The parts a correlator sharing the work holds now, each with its status reports and its
+/// progress; a part leaves when it is handed over. Cheap to clone (shared).
+#[derive(Debug, Clone, Default)]
+pub struct PartReports(Arc<std::sync::Mutex<BTreeMap<String, PartReport>>>);
+
+/// One held part's reports.
+#[derive(Debug)]
+struct PartReport {
+    status: tokio::sync::watch::Sender<CorrelatorStatus>,
+    progress: tokio::sync::watch::Sender<u64>,
+}
+
+impl PartReports {
+    /// Where part `part` (`0-of-4`) reports while this correlator holds it.
+    pub(crate) fn open(
+        &self,
+        part: &str,
+    ) -> (
+        tokio::sync::watch::Sender<CorrelatorStatus>,
+        tokio::sync::watch::Sender<u64>,
+    ) {
+        let report = PartReport {
+            status: tokio::sync::watch::channel(CorrelatorStatus::default()).0,
+            progress: tokio::sync::watch::channel(0).0,
+        };
+        let senders = (report.status.clone(), report.progress.clone());
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(part.to_owned(), report);
+        senders
+    }
+
+    /// Part `part` is no longer held here.
+    pub(crate) fn close(&self, part: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(part);
+    }
+
+    /// Each part held, in order: its name, its last status report and its progress (the last
+    /// stream sequence processed).
+    pub fn held(&self) -> Vec<(String, CorrelatorStatus, u64)> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(p, r)| (p.clone(), r.status.borrow().clone(), *r.progress.borrow()))
+            .collect()
     }
 }
 

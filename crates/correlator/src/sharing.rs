@@ -109,12 +109,6 @@ pub(crate) async fn run(
         member = %me.id, parts = me.options.partitions, lease_ms = me.options.lease.as_millis() as u64,
         "correlator sharing the work"
     );
-    if me.options.status.is_some() {
-        tracing::warn!(
-            "a correlator sharing the work reports each part in `timpora rules status`, not on its \
-             metrics endpoint yet"
-        );
-    }
     let mut shutdown = pin!(shutdown);
     let mut rounds = tokio::time::interval((me.options.lease / 3).max(Duration::from_millis(50)));
     rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -209,6 +203,9 @@ impl Member {
             if renewed.is_none() {
                 tracing::warn!(part = %p, "part taken over by another correlator; stopping it");
                 self.held.remove(&p.index);
+                if let Some(parts) = &self.options.parts {
+                    parts.close(&p.to_string());
+                }
             }
         }
         // A part whose engine stopped by itself (an error) is given up, for another to take.
@@ -289,10 +286,17 @@ impl Member {
     fn start(&mut self, p: Partition) {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (bus, initial, member) = (self.bus.clone(), self.initial.clone(), self.id.clone());
+        // One part's progress and status are not the correlator's: they are the part's.
+        let (status, progress) = match &self.options.parts {
+            Some(parts) => {
+                let (s, p) = parts.open(&p.to_string());
+                (Some(s), Some(p))
+            }
+            None => (None, None),
+        };
         let options = Options {
-            // One part's progress and status are not the correlator's.
-            progress: None,
-            status: None,
+            progress,
+            status,
             ..self.options.clone()
         };
         let task = tokio::spawn(async move {
@@ -312,6 +316,9 @@ impl Member {
 
     /// Wait for a part's engine to stop; its counters added up.
     async fn finished(&mut self, p: Partition, mut task: Task<Result<Stats, Error>>) {
+        if let Some(parts) = &self.options.parts {
+            parts.close(&p.to_string());
+        }
         match (&mut task.0).await {
             Ok(Ok(s)) => {
                 self.stats.events += s.events;

@@ -130,6 +130,7 @@ impl CorrelatorConfig {
             state_cap: self.state_cap,
             progress: None,
             status: None,
+            parts: None,
             partitions: self.partitions,
             lease: duration("correlator.lease", &self.lease)?,
         };

@@ -32,9 +32,9 @@ pub(crate) async fn prepare(c: &CorrelatorConfig) -> Result<Prepared, Error> {
     })
 }
 
-/// Register the correlator's metrics and its say in readiness.
-pub(crate) fn observe(t: &mut timpora_telemetry::Telemetry) -> metrics::Observed {
-    metrics::Observed::register(t)
+/// Register the correlator's metrics and its say in readiness (by part when `sharing`).
+pub(crate) fn observe(t: &mut timpora_telemetry::Telemetry, sharing: bool) -> metrics::Observed {
+    metrics::Observed::register(t, sharing)
 }
 
 /// Run until `stop`, reporting to `observed` (when telemetry is on); the SIGHUP reload lives as
@@ -49,6 +49,7 @@ pub(crate) async fn run(
     if let Some(o) = observed {
         p.options.status = Some(o.status());
         p.options.progress = Some(o.progress());
+        p.options.parts = Some(o.parts());
         watcher = Some(tokio::spawn(metrics::watch(bus.clone(), o)));
     }
     let reloader = tokio::spawn(reload_on_hangup(bus.clone(), p.file.clone()));

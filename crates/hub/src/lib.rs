@@ -368,7 +368,8 @@ impl Hub {
             tasks.push(Task::new("gateway", true, async move { Ok(fut.await?) }));
         }
         if let (Some(p), Some(bus)) = (self.correlator, &buses.correlator) {
-            let observed = telemetry.as_mut().map(correlator::observe);
+            let sharing = p.options.partitions > 1;
+            let observed = telemetry.as_mut().map(|t| correlator::observe(t, sharing));
             let fut = correlator::run(bus.clone(), p, stop.clone(), observed);
             tasks.push(Task::new("correlator", true, fut));
         }

@@ -1,12 +1,15 @@
 //! The correlator's metrics (from its status reports, read at each scrape) and its say in
 //! readiness: not ready while NATS is unreachable, or while it is more than
-//! [`CAUGHT_UP_WITHIN`] events behind the end of the stream.
+//! [`CAUGHT_UP_WITHIN`] events behind the end of the stream. A correlator sharing the work
+//! reports each part it holds, under a `part` label (`0-of-4`), and is behind as far as its
+//! furthest part.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use timpora_bus::{Bus, CorrelatorStatus};
+use timpora_correlator::PartReports;
 use timpora_telemetry::prometheus_client::collector::Collector;
 use timpora_telemetry::prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use timpora_telemetry::prometheus_client::metrics::counter::ConstCounter;
@@ -23,25 +26,34 @@ pub struct Observed {
     status: watch::Sender<CorrelatorStatus>,
     /// The position after each batch of events (the status only at checkpoints).
     progress: watch::Sender<u64>,
-    lag: Arc<AtomicU64>,
+    /// The parts held, when correlators share the work.
+    parts: PartReports,
+    sharing: bool,
+    /// The events stream's last sequence, as last read.
+    last: Arc<AtomicU64>,
     readiness: Readiness,
 }
 
 impl Observed {
-    /// Register the correlator's metrics in `t`'s registry and its readiness.
-    pub fn register(t: &mut Telemetry) -> Self {
+    /// Register the correlator's metrics in `t`'s registry and its readiness; `sharing`: the
+    /// correlator shares the work with others (it reports by part).
+    pub fn register(t: &mut Telemetry, sharing: bool) -> Self {
         let (status, rx) = watch::channel(CorrelatorStatus::default());
-        let lag = Arc::new(AtomicU64::new(0));
+        let last = Arc::new(AtomicU64::new(0));
         let progress = watch::channel(0).0;
+        let parts = PartReports::default();
         t.registry().register_collector(Box::new(CorrelatorMetrics {
             status: rx,
             progress: progress.subscribe(),
-            lag: lag.clone(),
+            parts: sharing.then(|| parts.clone()),
+            last: last.clone(),
         }));
         Self {
             status,
             progress,
-            lag,
+            parts,
+            sharing,
+            last,
             readiness: t.health().component("correlator"),
         }
     }
@@ -55,6 +67,11 @@ impl Observed {
     pub fn progress(&self) -> watch::Sender<u64> {
         self.progress.clone()
     }
+
+    /// Where a correlator sharing the work reports its parts.
+    pub fn parts(&self) -> PartReports {
+        self.parts.clone()
+    }
 }
 
 /// Where the correlator is: its progress after each batch, or its last status report if that
@@ -63,18 +80,45 @@ fn position(status: &CorrelatorStatus, progress: u64) -> u64 {
     status.position.max(progress)
 }
 
-/// Every second: how far behind the end of the stream the correlator is, and whether it is
-/// ready.
+/// What the metrics show: the whole work (`part` `None`), or each part held, with where it is.
+fn views(
+    whole: (&watch::Receiver<CorrelatorStatus>, &watch::Receiver<u64>),
+    parts: Option<&PartReports>,
+) -> Vec<(Option<String>, CorrelatorStatus)> {
+    match parts {
+        None => {
+            let mut s = whole.0.borrow().clone();
+            s.position = position(&s, *whole.1.borrow());
+            vec![(None, s)]
+        }
+        Some(parts) => parts
+            .held()
+            .into_iter()
+            .map(|(p, mut s, progress)| {
+                s.position = position(&s, progress);
+                (Some(p), s)
+            })
+            .collect(),
+    }
+}
+
+/// Every second: the end of the stream, how far behind it the correlator (or its furthest
+/// part) is, and whether it is ready.
 pub async fn watch(bus: Bus, o: Observed) {
     let status = o.status.subscribe();
     let progress = o.progress.subscribe();
+    let parts = o.sharing.then(|| o.parts.clone());
     loop {
         if !bus.is_connected() {
             o.readiness.not_ready("nats unreachable");
         } else if let Ok(last) = bus.events_last_sequence().await {
-            let position = position(&status.borrow(), *progress.borrow());
-            let lag = last.saturating_sub(position);
-            o.lag.store(lag, Ordering::Relaxed);
+            o.last.store(last, Ordering::Relaxed);
+            // Sharing and holding no part: nothing of this correlator's is behind.
+            let lag = views((&status, &progress), parts.as_ref())
+                .iter()
+                .map(|(_, s)| last.saturating_sub(s.position))
+                .max()
+                .unwrap_or(0);
             if lag > CAUGHT_UP_WITHIN {
                 o.readiness
                     .not_ready(format!("catching up: {lag} events behind"));
@@ -90,87 +134,169 @@ pub async fn watch(bus: Bus, o: Observed) {
 struct CorrelatorMetrics {
     status: watch::Receiver<CorrelatorStatus>,
     progress: watch::Receiver<u64>,
-    lag: Arc<AtomicU64>,
+    parts: Option<PartReports>,
+    last: Arc<AtomicU64>,
+}
+
+/// One metric family with a series per view, labelled by part when there are parts.
+fn family<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    (name, help, unit): (&str, &str, Option<&Unit>),
+    views: &[(Option<String>, CorrelatorStatus)],
+    value: impl Fn(&CorrelatorStatus) -> Option<M>,
+) -> Result<(), std::fmt::Error> {
+    let series: Vec<_> = views
+        .iter()
+        .filter_map(|(p, s)| value(s).map(|m| (p, m)))
+        .collect();
+    let Some((_, first)) = series.first() else {
+        return Ok(());
+    };
+    let mut metric = encoder.encode_descriptor(name, help, unit, first.metric_type())?;
+    for (part, m) in &series {
+        match part {
+            Some(p) => m.encode(metric.encode_family(&[("part", p.as_str())])?)?,
+            None => return m.encode(metric),
+        }
+    }
+    Ok(())
 }
 
 impl Collector for CorrelatorMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let mut s = self.status.borrow().clone();
-        s.position = position(&s, *self.progress.borrow());
-        let mut counter = |name: &str, help: &str, value: u64| -> Result<(), std::fmt::Error> {
-            let c = ConstCounter::new(value);
-            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)
+        let views = views((&self.status, &self.progress), self.parts.as_ref());
+        let last = self.last.load(Ordering::Relaxed);
+        let e = &mut encoder;
+        let counter = |f: fn(&CorrelatorStatus) -> u64| {
+            move |s: &CorrelatorStatus| Some(ConstCounter::new(f(s)))
         };
-        counter("correlator_events", "Events evaluated.", s.events)?;
-        counter(
-            "correlator_late_events",
-            "Events later than the allowed lateness (counted, still used).",
-            s.late_events,
-        )?;
-        counter("correlator_alerts", "Alerts raised.", s.alerts)?;
-        counter(
-            "correlator_shed_groups",
-            "Groups dropped because the state cap was reached.",
-            s.shed_groups,
-        )?;
-        let mut gauge = |name: &str, help: &str, value: u64| -> Result<(), std::fmt::Error> {
-            let g = ConstGauge::new(value as i64);
-            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)
+        let gauge = |f: fn(&CorrelatorStatus) -> u64| {
+            move |s: &CorrelatorStatus| Some(ConstGauge::new(f(s) as i64))
         };
-        gauge(
-            "correlator_state_entries",
-            "Entries of state held.",
-            s.tracked,
+        family(
+            e,
+            ("correlator_events", "Events evaluated.", None),
+            &views,
+            counter(|s| s.events),
         )?;
-        gauge(
-            "correlator_state_cap",
-            "Most entries of state held before the groups idle longest are dropped.",
-            s.state_cap,
+        family(
+            e,
+            (
+                "correlator_late_events",
+                "Events later than the allowed lateness (counted, still used).",
+                None,
+            ),
+            &views,
+            counter(|s| s.late_events),
         )?;
-        gauge(
-            "correlator_state_entities",
-            "Distinct entities with state, at the last checkpoint.",
-            s.entities,
+        family(
+            e,
+            ("correlator_alerts", "Alerts raised.", None),
+            &views,
+            counter(|s| s.alerts),
         )?;
-        gauge(
-            "correlator_position",
-            "Last events-stream sequence processed.",
-            s.position,
+        family(
+            e,
+            (
+                "correlator_shed_groups",
+                "Groups dropped because the state cap was reached.",
+                None,
+            ),
+            &views,
+            counter(|s| s.shed_groups),
         )?;
-        gauge(
-            "correlator_checkpoint_sequence",
-            "Last events-stream sequence covered by a checkpoint.",
-            s.checkpoint_sequence,
+        family(
+            e,
+            ("correlator_state_entries", "Entries of state held.", None),
+            &views,
+            gauge(|s| s.tracked),
         )?;
-        gauge(
-            "correlator_lag_events",
-            "Events in the stream the correlator has not processed yet.",
-            self.lag.load(Ordering::Relaxed),
+        family(
+            e,
+            (
+                "correlator_state_cap",
+                "Most entries of state held before the groups idle longest are dropped.",
+                None,
+            ),
+            &views,
+            gauge(|s| s.state_cap),
         )?;
-        if let Ok(at) = s.checkpoint_at.parse::<prost_types::Timestamp>()
-            && let Ok(at) = std::time::SystemTime::try_from(at)
-        {
-            let age = std::time::SystemTime::now()
-                .duration_since(at)
-                .unwrap_or_default();
-            let g = ConstGauge::new(age.as_secs_f64());
-            g.encode(encoder.encode_descriptor(
+        family(
+            e,
+            (
+                "correlator_state_entities",
+                "Distinct entities with state, at the last checkpoint.",
+                None,
+            ),
+            &views,
+            gauge(|s| s.entities),
+        )?;
+        family(
+            e,
+            (
+                "correlator_position",
+                "Last events-stream sequence processed.",
+                None,
+            ),
+            &views,
+            gauge(|s| s.position),
+        )?;
+        family(
+            e,
+            (
+                "correlator_checkpoint_sequence",
+                "Last events-stream sequence covered by a checkpoint.",
+                None,
+            ),
+            &views,
+            gauge(|s| s.checkpoint_sequence),
+        )?;
+        family(
+            e,
+            (
+                "correlator_lag_events",
+                "Events in the stream the correlator has not processed yet.",
+                None,
+            ),
+            &views,
+            |s| Some(ConstGauge::new(last.saturating_sub(s.position) as i64)),
+        )?;
+        family(
+            e,
+            (
                 "correlator_checkpoint_age",
                 "Time since the correlator last wrote a checkpoint.",
                 Some(&Unit::Seconds),
-                g.metric_type(),
-            )?)?;
-        }
+            ),
+            &views,
+            |s| {
+                let at = s.checkpoint_at.parse::<prost_types::Timestamp>().ok()?;
+                let at = std::time::SystemTime::try_from(at).ok()?;
+                let age = std::time::SystemTime::now()
+                    .duration_since(at)
+                    .unwrap_or_default();
+                Some(ConstGauge::new(age.as_secs_f64()))
+            },
+        )?;
+        // The running rule set (the same for every part, once they have all switched).
+        let mut sets: Vec<(String, String)> = views
+            .iter()
+            .map(|(_, s)| (s.version.replace(['"', '\\', '\n'], "_"), s.digest.clone()))
+            .collect();
+        sets.sort();
+        sets.dedup();
         let info = ConstGauge::new(1i64);
-        let version = s.version.replace(['"', '\\', '\n'], "_");
-        let labels = [("version", version.as_str()), ("sha256", s.digest.as_str())];
         let mut metric = encoder.encode_descriptor(
             "correlator_rule_set",
             "Running rule set.",
             None,
             info.metric_type(),
         )?;
-        info.encode(metric.encode_family(&labels)?)
+        for (version, digest) in &sets {
+            let labels = [("version", version.as_str()), ("sha256", digest.as_str())];
+            info.encode(metric.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }
 

@@ -189,14 +189,7 @@ fn up(dir: &Path, extra: &[&str], env: &[(&str, &str)], (gw, np, cp): (u16, u16,
 /// The newest transition stored on the bus for an alert, read as the auditor of the hub in
 /// data directory `dir`.
 async fn last_transition(dir: &Path, alert: &str) -> AlertTransition {
-    let cfg = timpora_hub::Config::load(Some(&dir.join("timpora.toml"))).unwrap();
-    let bus = timpora_bus::Bus::connect(
-        cfg.nats.options(timpora_bus::Identity::Auditor),
-        "test",
-        cfg.bus.clone(),
-    )
-    .await
-    .unwrap();
+    let (bus, _) = common::auditor_bus(dir).await;
     let js = bus.jetstream();
     let stream = js.get_stream("TIMPORA_ALERTS").await.unwrap();
     let m = stream

@@ -73,7 +73,7 @@ impl Shared {
     }
 
     /// The gateway connection of `identity`, made once.
-    async fn conn(&self, identity: &str) -> Result<Conn, ApiError> {
+    pub(crate) async fn conn(&self, identity: &str) -> Result<Conn, ApiError> {
         let mut conns = self.conns.lock().await;
         let conn = match conns.get(identity) {
             Some(c) => c.clone(),
@@ -113,7 +113,7 @@ pub(crate) fn routes(router: Router<App>) -> Router<App> {
 }
 
 /// An API failure: a status and a message for the page.
-pub(crate) struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -148,16 +148,28 @@ fn session_token<'a>(app: &App, headers: &'a HeaderMap) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// The logged-in account, or 401.
-pub(crate) fn account<'a>(app: &'a App, headers: &HeaderMap) -> Result<&'a Account, ApiError> {
+/// The logged-in account, whatever its role, or 401.
+pub(crate) fn signed_in<'a>(app: &'a App, headers: &HeaderMap) -> Result<&'a Account, ApiError> {
     session_token(app, headers)
         .and_then(|t| app.sessions.account(t))
         .and_then(|i| app.accounts.get(i))
         .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "not logged in".into()))
 }
 
+/// The logged-in account of the operations pages, or 401; a village account gets 403.
+pub(crate) fn account<'a>(app: &'a App, headers: &HeaderMap) -> Result<&'a Account, ApiError> {
+    let a = signed_in(app, headers)?;
+    if a.role == crate::auth::Role::Village {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "a village account reports for its village and sees no operations page".into(),
+        ));
+    }
+    Ok(a)
+}
+
 /// Changes must come from the console's own scripts (a custom header no form can send).
-fn from_script(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn from_script(headers: &HeaderMap) -> Result<(), ApiError> {
     if headers.get("x-timpora-console").is_some() {
         Ok(())
     } else {
@@ -265,7 +277,7 @@ async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
 }
 
 async fn me(State(app): State<App>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let a = account(&app, &headers)?;
+    let a = signed_in(&app, &headers)?;
     Ok(Json(json!({
         "username": a.username,
         "displayName": a.display_name,

@@ -21,6 +21,9 @@ pub enum Role {
     Supervisor,
     /// Reads alerts and the access records; changes nothing.
     Auditor,
+    /// A village (its head, its PIMPASA officer): reports what it sees for its own village
+    /// (identity `desa/<village code>`), and sees nothing of the operations pages.
+    Village,
 }
 
 impl Role {
@@ -30,6 +33,7 @@ impl Role {
             Role::Operator => "operator",
             Role::Supervisor => "supervisor",
             Role::Auditor => "auditor",
+            Role::Village => "village",
         }
     }
     pub fn may_act(self) -> bool {

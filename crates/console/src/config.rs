@@ -98,6 +98,15 @@ impl Config {
                     a.username
                 ));
             }
+            // A village account reports as its village, and only a village account does.
+            let village = a.identity.starts_with("desa/");
+            if (a.role == crate::auth::Role::Village) != village {
+                return invalid(format!(
+                    "console account {}: the village role goes with a village identity \
+                     (desa/<village code>, e.g. desa/74.02.05.2001), and only with one",
+                    a.username
+                ));
+            }
         }
         Ok(())
     }
@@ -108,5 +117,42 @@ impl Config {
         self.clients.iter().fold(keyring, |k, c| {
             k.certificate(&c.identity, c.cert.clone(), c.key.clone())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+
+    fn with(role: Role, identity: &str) -> Config {
+        Config {
+            accounts: vec![Account {
+                username: "u".into(),
+                display_name: "U".into(),
+                role,
+                identity: identity.into(),
+                password_hash: crate::auth::hash_password("pw").unwrap(),
+            }],
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn the_village_role_goes_with_a_village_identity_and_only_with_one() {
+        with(Role::Village, "desa/74.02.05.2001")
+            .validate()
+            .unwrap();
+        with(Role::Operator, "ops/timpora-kendari")
+            .validate()
+            .unwrap();
+        for (role, identity) in [
+            (Role::Village, "ops/timpora-kendari"),
+            (Role::Operator, "desa/74.02.05.2001"),
+            (Role::Auditor, "desa/74.02.05.2001"),
+        ] {
+            let e = with(role, identity).validate().unwrap_err().to_string();
+            assert!(e.contains("village role"), "{e}");
+        }
     }
 }

@@ -9,6 +9,7 @@
 mod api;
 pub mod auth;
 mod config;
+mod desa;
 mod error;
 mod metrics;
 mod tls;
@@ -103,7 +104,7 @@ const HASHERS: usize = 2;
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
 fn router(state: api::App) -> Router {
-    api::routes(ui::assets(Router::new()))
+    desa::routes(api::routes(ui::assets(Router::new())))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response_with_state(
             state.secure,

@@ -7,7 +7,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
-use crate::api::{App, account};
+use crate::api::{App, signed_in};
+use crate::auth::Role;
 
 pub(crate) const APP_HTML: &str = include_str!("assets/app.html");
 pub(crate) const LOGIN_HTML: &str = include_str!("assets/login.html");
@@ -89,24 +90,28 @@ fn asset(body: &'static str, kind: &'static str) -> Response {
 }
 
 async fn page(State(app): State<App>, headers: HeaderMap) -> Response {
-    match account(&app, &headers) {
+    match signed_in(&app, &headers) {
+        Ok(a) if a.role == Role::Village => forbidden(a, "operations page"),
         Ok(_) => html(APP_HTML),
         Err(_) => Redirect::to("/login").into_response(),
     }
 }
 
 async fn audit_page(State(app): State<App>, headers: HeaderMap) -> Response {
-    match account(&app, &headers) {
+    match signed_in(&app, &headers) {
         Ok(a) if a.role.may_audit() => html(APP_HTML),
-        Ok(a) => {
-            tracing::warn!(user = %a.username, "audit page refused");
-            (
-                StatusCode::FORBIDDEN,
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                include_str!("assets/forbidden.html"),
-            )
-                .into_response()
-        }
+        Ok(a) => forbidden(a, "audit page"),
         Err(_) => Redirect::to("/login").into_response(),
     }
+}
+
+/// 403: `a` may not open this page.
+fn forbidden(a: &crate::auth::Account, what: &str) -> Response {
+    tracing::warn!(user = %a.username, page = what, "page refused");
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        include_str!("assets/forbidden.html"),
+    )
+        .into_response()
 }

@@ -233,16 +233,28 @@ pub fn console_accounts() -> anyhow::Result<(Vec<Account>, Vec<Credential>)> {
             pilot::SECRETARIAT,
         ),
         ("auditor", "Auditor (dev)", Role::Auditor, pilot::AUDITOR),
-    ] {
+    ]
+    .into_iter()
+    .map(|(u, d, r, i)| (u.to_owned(), d.to_owned(), r, i))
+    // One account per demo village, reporting as that village: `desa-74.02.05.2001`.
+    .chain(pilot::IDENTITIES.iter().filter_map(|id| {
+        let code = id.strip_prefix("desa/")?;
+        Some((
+            format!("desa-{code}"),
+            format!("Desa {code} (dev)"),
+            Role::Village,
+            *id,
+        ))
+    })) {
         let password = random_hex(8)?;
         accounts.push(Account {
-            username: username.into(),
-            display_name: display.into(),
+            username: username.clone(),
+            display_name: display,
             role,
             identity: identity.into(),
             password_hash: timpora_console::auth::hash_password(&password)?,
         });
-        passwords.push((username.to_owned(), password));
+        passwords.push((username, password));
     }
     Ok((accounts, passwords))
 }
@@ -354,11 +366,23 @@ mod tests {
         init(dir.path(), false, listen, "nats://127.0.0.1:4222").unwrap();
         let cfg = Config::load(Some(&config_path(dir.path()))).unwrap();
         assert_eq!(cfg.gateway.tokens.len(), pilot::IDENTITIES.len());
-        assert_eq!(cfg.console.accounts.len(), 3);
+        let villages = pilot::IDENTITIES
+            .iter()
+            .filter(|i| i.starts_with("desa/"))
+            .count();
+        assert_eq!(cfg.console.accounts.len(), 3 + villages);
+        assert!(
+            cfg.console
+                .accounts
+                .iter()
+                .any(|a| a.username == "desa-74.02.05.2001"
+                    && a.role == Role::Village
+                    && a.identity == "desa/74.02.05.2001")
+        );
         assert_eq!(cfg.gateway.alerts.units.len(), pilot::ASSIGNABLE.len());
         cfg.console.validate().unwrap();
         let passwords = timpora_client::dev::console_passwords(dir.path());
-        assert_eq!(passwords.len(), 3);
+        assert_eq!(passwords.len(), 3 + villages);
         for (account, (user, password)) in cfg.console.accounts.iter().zip(&passwords) {
             assert_eq!(&account.username, user);
             assert!(timpora_console::auth::verify_password(

@@ -333,3 +333,17 @@ pub fn up_quiet_with(dir: &Path, (gw, np, cp): (u16, u16, u16), env: &[(&str, &P
     wait_port(gw, "the hub");
     Killed(child)
 }
+
+/// The bus of the hub in data directory `dir`, as its auditor (reads every stream), and the
+/// hub's configuration.
+pub async fn auditor_bus(dir: &Path) -> (timpora_bus::Bus, timpora_hub::Config) {
+    let cfg = timpora_hub::Config::load(Some(&dir.join("timpora.toml"))).unwrap();
+    let bus = timpora_bus::Bus::connect(
+        cfg.nats.options(timpora_bus::Identity::Auditor),
+        "test",
+        cfg.bus.clone(),
+    )
+    .await
+    .unwrap();
+    (bus, cfg)
+}

@@ -24,7 +24,7 @@ use crate::auth::Role;
 /// and are not kept, logged or echoed.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct ReportForm {
+struct ReportForm {
     /// Made on the phone when the report was written: a resend of it is the same report.
     id: String,
     /// When it was seen (RFC 3339); now when absent.
@@ -61,10 +61,10 @@ struct RecruiterForm {
     name: String,
 }
 
-/// An enum value by its name without the type's prefix (`VILLAGE_HEAD`); unknown names become
+/// An enum value by its name without the type's prefix (`VILLAGE_HEAD`); an unknown name is
 /// the unspecified value, which the gateway refuses with the field named.
-fn named<E>(prefix: &str, name: &str, from: fn(&str) -> Option<E>) -> Option<E> {
-    from(&format!("{prefix}{}", name.trim().to_ascii_uppercase()))
+fn named<E: Default>(prefix: &str, name: &str, from: fn(&str) -> Option<E>) -> E {
+    from(&format!("{prefix}{}", name.trim().to_ascii_uppercase())).unwrap_or_default()
 }
 
 impl ReportForm {
@@ -77,18 +77,16 @@ impl ReportForm {
                 .parse::<prost_types::Timestamp>()
                 .map_err(|_| vec![("meta.time".to_owned(), "not an RFC 3339 time".to_owned())])?,
         };
-        let kind = named(
+        let kind: CommunityReportKind = named(
             "COMMUNITY_REPORT_KIND_",
             &self.kind,
             CommunityReportKind::from_str_name,
-        )
-        .unwrap_or(CommunityReportKind::Unspecified);
-        let role = named(
+        );
+        let role: ReporterRole = named(
             "REPORTER_ROLE_",
             &self.reporter_role,
             ReporterRole::from_str_name,
-        )
-        .unwrap_or(ReporterRole::Unspecified);
+        );
         Ok(SubmitCommunityReportRequest {
             meta: Some(EventMeta {
                 id: self.id,

@@ -49,7 +49,7 @@ pub(crate) async fn run(
     if let Some(o) = observed {
         p.options.status = Some(o.status());
         p.options.progress = Some(o.progress());
-        p.options.parts = Some(o.parts());
+        p.options.parts = o.parts();
         watcher = Some(tokio::spawn(metrics::watch(bus.clone(), o)));
     }
     let reloader = tokio::spawn(reload_on_hangup(bus.clone(), p.file.clone()));

@@ -27,8 +27,7 @@ pub struct Observed {
     /// The position after each batch of events (the status only at checkpoints).
     progress: watch::Sender<u64>,
     /// The parts held, when correlators share the work.
-    parts: PartReports,
-    sharing: bool,
+    parts: Option<PartReports>,
     /// The events stream's last sequence, as last read.
     last: Arc<AtomicU64>,
     readiness: Readiness,
@@ -41,18 +40,17 @@ impl Observed {
         let (status, rx) = watch::channel(CorrelatorStatus::default());
         let last = Arc::new(AtomicU64::new(0));
         let progress = watch::channel(0).0;
-        let parts = PartReports::default();
+        let parts = sharing.then(PartReports::default);
         t.registry().register_collector(Box::new(CorrelatorMetrics {
             status: rx,
             progress: progress.subscribe(),
-            parts: sharing.then(|| parts.clone()),
+            parts: parts.clone(),
             last: last.clone(),
         }));
         Self {
             status,
             progress,
             parts,
-            sharing,
             last,
             readiness: t.health().component("correlator"),
         }
@@ -69,7 +67,7 @@ impl Observed {
     }
 
     /// Where a correlator sharing the work reports its parts.
-    pub fn parts(&self) -> PartReports {
+    pub fn parts(&self) -> Option<PartReports> {
         self.parts.clone()
     }
 }
@@ -107,14 +105,13 @@ fn views(
 pub async fn watch(bus: Bus, o: Observed) {
     let status = o.status.subscribe();
     let progress = o.progress.subscribe();
-    let parts = o.sharing.then(|| o.parts.clone());
     loop {
         if !bus.is_connected() {
             o.readiness.not_ready("nats unreachable");
         } else if let Ok(last) = bus.events_last_sequence().await {
             o.last.store(last, Ordering::Relaxed);
             // Sharing and holding no part: nothing of this correlator's is behind.
-            let lag = views((&status, &progress), parts.as_ref())
+            let lag = views((&status, &progress), o.parts.as_ref())
                 .iter()
                 .map(|(_, s)| last.saturating_sub(s.position))
                 .max()
@@ -167,90 +164,56 @@ impl Collector for CorrelatorMetrics {
         let views = views((&self.status, &self.progress), self.parts.as_ref());
         let last = self.last.load(Ordering::Relaxed);
         let e = &mut encoder;
-        let counter = |f: fn(&CorrelatorStatus) -> u64| {
-            move |s: &CorrelatorStatus| Some(ConstCounter::new(f(s)))
-        };
-        let gauge = |f: fn(&CorrelatorStatus) -> u64| {
-            move |s: &CorrelatorStatus| Some(ConstGauge::new(f(s) as i64))
-        };
-        family(
-            e,
-            ("correlator_events", "Events evaluated.", None),
-            &views,
-            counter(|s| s.events),
-        )?;
-        family(
-            e,
+        type Field = fn(&CorrelatorStatus) -> u64;
+        let counters: [(&str, &str, Field); 4] = [
+            ("correlator_events", "Events evaluated.", |s| s.events),
             (
                 "correlator_late_events",
                 "Events later than the allowed lateness (counted, still used).",
-                None,
+                |s| s.late_events,
             ),
-            &views,
-            counter(|s| s.late_events),
-        )?;
-        family(
-            e,
-            ("correlator_alerts", "Alerts raised.", None),
-            &views,
-            counter(|s| s.alerts),
-        )?;
-        family(
-            e,
+            ("correlator_alerts", "Alerts raised.", |s| s.alerts),
             (
                 "correlator_shed_groups",
                 "Groups dropped because the state cap was reached.",
-                None,
+                |s| s.shed_groups,
             ),
-            &views,
-            counter(|s| s.shed_groups),
-        )?;
-        family(
-            e,
-            ("correlator_state_entries", "Entries of state held.", None),
-            &views,
-            gauge(|s| s.tracked),
-        )?;
-        family(
-            e,
+        ];
+        for (name, help, f) in counters {
+            family(e, (name, help, None), &views, |s| {
+                Some(ConstCounter::new(f(s)))
+            })?;
+        }
+        let gauges: [(&str, &str, Field); 5] = [
+            ("correlator_state_entries", "Entries of state held.", |s| {
+                s.tracked
+            }),
             (
                 "correlator_state_cap",
                 "Most entries of state held before the groups idle longest are dropped.",
-                None,
+                |s| s.state_cap,
             ),
-            &views,
-            gauge(|s| s.state_cap),
-        )?;
-        family(
-            e,
             (
                 "correlator_state_entities",
                 "Distinct entities with state, at the last checkpoint.",
-                None,
+                |s| s.entities,
             ),
-            &views,
-            gauge(|s| s.entities),
-        )?;
-        family(
-            e,
             (
                 "correlator_position",
                 "Last events-stream sequence processed.",
-                None,
+                |s| s.position,
             ),
-            &views,
-            gauge(|s| s.position),
-        )?;
-        family(
-            e,
             (
                 "correlator_checkpoint_sequence",
                 "Last events-stream sequence covered by a checkpoint.",
-                None,
+                |s| s.checkpoint_sequence,
             ),
-            &views,
-            gauge(|s| s.checkpoint_sequence),
-        )?;
+        ];
+        for (name, help, f) in gauges {
+            family(e, (name, help, None), &views, |s| {
+                Some(ConstGauge::new(f(s) as i64))
+            })?;
+        }
         family(
             e,
             (

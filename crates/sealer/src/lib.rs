@@ -336,24 +336,33 @@ impl Log {
         // this one forgot (read once per checkpoint).
         let mut whole: Option<Tree> = None;
         for (name, policy, known) in &mut self.witnesses {
+            // Whether the witness said its size this round (409).
+            let mut answered = false;
             // At most twice: a witness that has another size says which (409).
             for _ in 0..2 {
                 let old = (*known).min(size);
-                let proof = match self.tree.consistency(old, size) {
-                    Ok(proof) => Some(proof),
+                let (old, proof) = match self.tree.consistency(old, size) {
+                    Ok(proof) => (old, proof),
+                    // Forgotten here: first a request from the new size, which needs no proof
+                    // and which a witness elsewhere answers with its size, so that the tiles
+                    // are read back only for a witness that answers, not at every checkpoint
+                    // while one is away.
+                    Err(_) if !answered => (size, Vec::new()),
                     Err(_) => {
                         if whole.is_none() {
                             whole = kept_tree(&self.bus, &self.name, size).await.ok().flatten();
                         }
-                        whole.as_ref().and_then(|t| t.consistency(old, size).ok())
+                        match whole.as_ref().and_then(|t| t.consistency(old, size).ok()) {
+                            Some(proof) => (old, proof),
+                            None => {
+                                tracing::warn!(log = %self.name, witness = %name, old, "no consistency proof for the witness");
+                                break;
+                            }
+                        }
                     }
                 };
-                let Some(proof) = proof else {
-                    tracing::warn!(log = %self.name, witness = %name, old, "no consistency proof for the witness");
-                    break;
-                };
                 let request = timpora_witness::Request {
-                    old: (*known).min(size),
+                    old,
                     proof,
                     note: note.clone(),
                 };
@@ -376,7 +385,10 @@ impl Log {
                     }
                     Ok(Ok(timpora_witness::Answer::Refused(409, has))) => {
                         match has.parse::<u64>() {
-                            Ok(has) if has <= size && has != *known => *known = has,
+                            Ok(has) if has <= size && has != old => {
+                                *known = has;
+                                answered = true;
+                            }
                             _ => {
                                 tracing::error!(log = %self.name, witness = %name, has = %has, "witness holds a size this log cannot prove from");
                                 break;

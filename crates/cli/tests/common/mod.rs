@@ -39,8 +39,7 @@ impl Logged {
 
 impl Drop for Logged {
     fn drop(&mut self) {
-        let _ = self.child.0.kill();
-        let _ = self.child.0.wait();
+        // (The child is killed as `child` drops, after this.)
         if std::thread::panicking() {
             let said = std::fs::read_to_string(&self.log).unwrap_or_default();
             eprintln!("--- {} ---\n{said}", self.log.display());

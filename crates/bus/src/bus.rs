@@ -62,6 +62,19 @@ pub struct Delivered {
     pub event: Event,
 }
 
+/// An event as stored, with when and where: what [`Bus::stored_since`] reads.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    /// Its stream sequence.
+    pub sequence: u64,
+    /// When the stream stored it.
+    pub stored: time::OffsetDateTime,
+    /// The subject it was stored on.
+    pub subject: String,
+    /// The event; `None` when only headers were read.
+    pub event: Option<Event>,
+}
+
 /// What `timpora bus status` shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -477,6 +490,72 @@ impl Bus {
                 Ok(Delivered { sequence, event })
             })
             .boxed())
+    }
+
+    /// Call `each` with every event stored on subjects matching `filter` at or after `since`,
+    /// oldest first; with `headers_only`, without the events (to count them). A read of what
+    /// is stored now: it ends at the last one, it does not wait for more. How many were read.
+    pub async fn stored_since(
+        &self,
+        filter: &str,
+        since: time::OffsetDateTime,
+        headers_only: bool,
+        mut each: impl FnMut(StoredEvent),
+    ) -> Result<u64> {
+        let stream = self
+            .js
+            .get_stream(&self.topology.events_stream)
+            .await
+            .map_err(err("get events stream"))?;
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: filter.to_owned(),
+                deliver_policy: Start::Time(since).deliver_policy(),
+                headers_only,
+                ..Default::default()
+            })
+            .await
+            .map_err(err("create consumer"))?;
+        // What the consumer starts with is all there is to read; with nothing, nothing comes.
+        let total = consumer.cached_info().num_pending;
+        if total == 0 {
+            return Ok(0);
+        }
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(err("read from consumer"))?;
+        let mut read = 0;
+        while read < total {
+            let next = tokio::time::timeout(DEFAULT_TIMEOUT, messages.next())
+                .await
+                .map_err(|_| {
+                    Error::msg(ErrorKind::Unavailable, "read events", "timed out reading")
+                })?;
+            let Some(m) = next else { break };
+            let m = m.map_err(err("read events"))?;
+            let info = m
+                .info()
+                .map_err(|e| Error::msg(ErrorKind::Malformed, "read events", e.to_string()))?;
+            let (sequence, stored, pending) = (info.stream_sequence, info.published, info.pending);
+            let event = match headers_only {
+                true => None,
+                false => Some(
+                    Event::decode(m.payload.clone()).map_err(|e| Error::malformed(sequence, e))?,
+                ),
+            };
+            read += 1;
+            each(StoredEvent {
+                sequence,
+                stored,
+                subject: m.subject.to_string(),
+                event,
+            });
+            if pending == 0 {
+                break;
+            }
+        }
+        Ok(read)
     }
 
     /// The events stream's last sequence (0 when empty).

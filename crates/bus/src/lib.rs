@@ -23,7 +23,7 @@ pub use alerts::{AlertDelivered, AlertMessage, TransitionError};
 pub use bus::{
     AlertOutcome, Bus, ConsumerStatus, DEFAULT_TIMEOUT, Delivered, HEADER_CLASSIFICATION,
     HEADER_SOURCE, HEADER_TRACEPARENT, HEADER_TYPE, PendingAck, PendingAlert, PlacementStatus,
-    ReplicaStatus, SourceStatus, Start, Status, StreamStatus,
+    ReplicaStatus, SourceStatus, Start, Status, StoredEvent, StreamStatus,
 };
 pub use error::{Error, ErrorKind};
 pub use holds::LegalHold;

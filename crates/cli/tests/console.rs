@@ -52,18 +52,38 @@ fn chromedriver() -> (Killed, u16) {
 /// A headless chromium that trusts the console of the development set-up in `dir` (its key,
 /// pinned: nothing else is trusted that the system does not trust).
 async fn browser(driver: u16, dir: &Path, width: u32, height: u32) -> Client {
+    session(driver, dir, width, height, None).await
+}
+
+/// A phone: the screen `width` CSS pixels wide (a desktop window cannot be that narrow), at
+/// twice the density, with touch.
+async fn phone(driver: u16, dir: &Path, width: u32, height: u32) -> Client {
+    let emulation = json!({
+        "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2.0, "touch": true },
+    });
+    session(driver, dir, 500, height, Some(emulation)).await
+}
+
+async fn session(
+    driver: u16,
+    dir: &Path,
+    width: u32,
+    height: u32,
+    mobile: Option<serde_json::Value>,
+) -> Client {
     let chromium = find_program(&["chromium", "chromium-browser"]);
     let pin = timpora_testkit::https::spki_pin(dir).unwrap();
     let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     format!("--window-size={width},{height}"), "--lang=id",
-                     format!("--ignore-certificate-errors-spki-list={pin}")],
-        }),
-    );
+    let mut options = json!({
+        "binary": chromium,
+        "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 format!("--window-size={width},{height}"), "--lang=id",
+                 format!("--ignore-certificate-errors-spki-list={pin}")],
+    });
+    if let Some(m) = mobile {
+        options["mobileEmulation"] = m;
+    }
+    caps.insert("goog:chromeOptions".into(), options);
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
     ClientBuilder::new(connector)
         .capabilities(caps)
@@ -495,6 +515,14 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
     a.goto(&format!("{base}/overview")).await.unwrap();
     let overview = wait_text(&a, "#overview tbody", 20, |t| t.contains("Konawe")).await;
     assert!(overview.contains("Kota Palu"), "{overview}");
+    // And the reports each village sent in the last 30 days (the demo's villages report).
+    let villages = wait_text(&a, "#village-reports tbody", 20, |t| !t.is_empty()).await;
+    assert!(
+        villages
+            .split_whitespace()
+            .any(|w| w.starts_with('(') && w.ends_with(')') && w.matches('.').count() == 3),
+        "no village code: {villages}"
+    );
     screenshot(&a, "overview.png").await;
 
     // English is one click away.
@@ -600,4 +628,367 @@ async fn the_console_says_it_is_not_live_while_its_stream_from_the_gateway_is_br
     }
     a.close().await.unwrap();
     drop(hub);
+}
+
+/// A DevTools protocol command, sent through chromedriver (`goog/cdp/execute`).
+#[derive(Debug)]
+struct Cdp(serde_json::Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.0.to_string()))
+    }
+}
+
+/// Switch the page's network off or on, as DevTools' network emulation does.
+async fn network(c: &Client, online: bool) {
+    c.issue_cmd(Cdp(json!({ "cmd": "Network.enable", "params": {} })))
+        .await
+        .unwrap();
+    c.issue_cmd(Cdp(json!({
+        "cmd": "Network.emulateNetworkConditions",
+        "params": { "offline": !online, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1 },
+    })))
+    .await
+    .unwrap();
+}
+
+/// Run `script` in the page and return what it returns.
+async fn js(c: &Client, script: &str) -> serde_json::Value {
+    c.execute(script, vec![]).await.unwrap()
+}
+
+/// Wait until `script` returns true in the page.
+async fn wait_js(c: &Client, script: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while js(c, script).await != json!(true) {
+        assert!(Instant::now() < deadline, "{script}: not true in {secs}s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Fill the village form: what was seen, then each `(field id, text)`.
+async fn fill(c: &Client, kind: &str, fields: &[(&str, &str)]) {
+    let choice = format!("input[name=kind][value={kind}]");
+    // In the middle of the screen, as a thumb would scroll it (not under the page's bar).
+    js(
+        c,
+        &format!(
+            "document.querySelector('{choice}').scrollIntoView({{block: 'center'}}); return null;"
+        ),
+    )
+    .await;
+    c.find(Locator::Css(&choice))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    for (id, text) in fields {
+        let input = c.find(Locator::Id(id)).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(text).await.unwrap();
+    }
+}
+
+async fn send(c: &Client) {
+    c.find(Locator::Id("send"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The ids of the reports listed under `list` (`waiting`, `history`), in order.
+async fn listed(c: &Client, list: &str) -> Vec<String> {
+    let v = js(
+        c,
+        &format!("return [...document.querySelectorAll('#{list} li')].map(l => l.dataset.id);"),
+    )
+    .await;
+    serde_json::from_value(v).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_village_head_reports_from_a_phone_online_and_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (gw, np, cp) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
+    let _hub = up(d, &[], &[], (gw, np, cp));
+    wait_port(cp, "the console");
+    let base = format!("https://127.0.0.1:{cp}");
+    let pw = passwords(d);
+    let (_driver, dport) = chromedriver();
+    // A phone: 360 px wide.
+    let c = phone(dport, d, 360, 740).await;
+    let user = "desa-74.02.05.2001";
+    login(&c, &base, user, &pw[user]).await;
+
+    // Logging in leads to the village's own page, in Indonesian, fitting the screen.
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#report"))
+        .await
+        .unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/desa/");
+    assert_eq!(text(&c, "#send").await, "Kirim laporan");
+    assert!(text(&c, "#village").await.contains("74.02.05.2001"));
+    assert_eq!(
+        js(
+            &c,
+            "return [window.innerWidth, document.documentElement.scrollWidth];"
+        )
+        .await,
+        json!([360, 360]),
+        "the page is not the phone's width"
+    );
+    // Every button and choice is large enough for a thumb (48 CSS pixels high at least).
+    let small = js(
+        &c,
+        "return [...document.querySelectorAll('button, .choice, input:not([type=radio]), select, textarea')]            .filter(e => e.offsetParent && e.getBoundingClientRect().height < 40)            .map(e => e.id || e.className || e.tagName);",
+    )
+    .await;
+    assert_eq!(small, json!([]), "too small for a thumb");
+    // The page's weight as first loaded (nothing cached yet), and of every file it keeps.
+    let weight = js(
+        &c,
+        "const e = [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')]; \
+         return e.reduce((s, x) => s + x.transferSize, 0);",
+    )
+    .await
+    .as_u64()
+    .unwrap();
+    let files = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             Promise.all(['/desa/', '/desa/app.js', '/desa/app.css', '/desa/sw.js', \
+               '/desa/manifest.webmanifest', '/desa/icon.svg'] \
+               .map(f => fetch(f, {cache: 'no-store'}).then(r => r.arrayBuffer()).then(b => b.byteLength))) \
+             .then(s => done(s.reduce((a, b) => a + b, 0)));",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_u64()
+        .unwrap();
+    println!(
+        "village page weight: {weight} bytes transferred at first load, {files} bytes of files kept offline"
+    );
+    assert!(weight > 0 && weight < 100_000, "{weight} bytes");
+    assert!(files < 100_000, "{files} bytes");
+    // The service worker holds the page before the network goes.
+    wait_js(&c, "return !!navigator.serviceWorker.controller;", 20).await;
+
+    // A report: what was seen, who, briefly. The receipt names the hub's reference.
+    fill(
+        &c,
+        "RECRUITER_ACTIVITY",
+        &[
+            ("nik", "7402055203950001"),
+            ("phone", "+6281234567891"),
+            ("rname", "Pak Rahmat"),
+            ("summary", "orang dari kota menawarkan kerja di kebun sawit"),
+        ],
+    )
+    .await;
+    send(&c).await;
+    let reference = wait_text(&c, "#receipt-reference", 20, |t| !t.is_empty()).await;
+    assert!(text(&c, "#receipt").await.contains("diterima"));
+    screenshot(&c, "desa-receipt.png").await;
+    let first = listed(&c, "history").await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    let events = common::stored_events(d, "timpora.events.desa.").await;
+    assert_eq!(events.len(), 1);
+    let (seq, ev) = &events[0];
+    assert_eq!(seq.to_string(), reference);
+    assert_eq!(ev.id, first[0]);
+    assert_eq!(ev.source, "desa/74.02.05.2001");
+    let Some(timpora_proto::v1::event::Payload::CommunityReport(r)) = &ev.payload else {
+        panic!("{ev:?}")
+    };
+    assert!(r.persons[0].token.starts_with("psn_") && r.recruiters[0].token.starts_with("rec_"));
+    let on_bus = format!("{ev:?}");
+    for raw in ["7402055203950001", "6281234567891", "Pak Rahmat"] {
+        assert!(!on_bus.contains(raw), "{raw} on the bus");
+    }
+    // Acknowledged: nothing of the residents or recruiters stays on the phone.
+    let kept = js(&c, "return JSON.stringify(localStorage);").await;
+    for raw in ["7402055203950001", "6281234567891", "Pak Rahmat"] {
+        assert!(!kept.to_string().contains(raw), "{raw} kept on the phone");
+    }
+
+    // The hub's field errors, next to their fields, in Indonesian; nothing stored.
+    fill(
+        &c,
+        "RESIDENT_PLANNING_DEPARTURE",
+        &[
+            ("nik", "7402050113900001"),
+            ("summary", "katanya hubungi 0812 3456 7890 untuk daftar"),
+        ],
+    )
+    .await;
+    send(&c).await;
+    let nik = wait_text(&c, ".err[data-for='person.nik']", 20, |t| !t.is_empty()).await;
+    assert_eq!(nik, "bulan lahir dalam NIK harus 01-12");
+    let summary = text(&c, ".err[data-for='summary']").await;
+    assert!(summary.starts_with("jangan menulis NIK"), "{summary}");
+    screenshot(&c, "desa-errors.png").await;
+    assert_eq!(
+        js(&c, "return document.getElementById('nik').value;").await,
+        json!("7402050113900001"),
+        "the form lost what was typed"
+    );
+    assert!(listed(&c, "waiting").await.is_empty());
+    assert_eq!(
+        common::stored_events(d, "timpora.events.desa.").await.len(),
+        1
+    );
+    c.refresh().await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#report"))
+        .await
+        .unwrap();
+
+    // Offline: two reports wait on the phone, in order; nothing reaches the hub.
+    network(&c, false).await;
+    wait_js(&c, "return !navigator.onLine;", 10).await;
+    fill(
+        &c,
+        "RECRUITER_ACTIVITY",
+        &[
+            ("rname", "Pak Budi"),
+            ("summary", "calo datang lagi malam ini"),
+        ],
+    )
+    .await;
+    send(&c).await;
+    wait_text(&c, "#receipt", 10, |t| t.contains("disimpan di HP")).await;
+    fill(
+        &c,
+        "RESIDENT_DEPARTED",
+        &[
+            ("pname", "Siti Aminah"),
+            ("summary", "berangkat lewat pelabuhan"),
+        ],
+    )
+    .await;
+    send(&c).await;
+    wait_js(
+        &c,
+        "return document.querySelectorAll('#waiting li').length === 2;",
+        10,
+    )
+    .await;
+    assert!(text(&c, "#net").await.contains("Tidak ada sinyal"));
+    let waiting = listed(&c, "waiting").await;
+    screenshot(&c, "desa-offline.png").await;
+    // Reloaded while offline: the page, the form and the queue come from the phone.
+    c.refresh().await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#report"))
+        .await
+        .unwrap();
+    assert_eq!(listed(&c, "waiting").await, waiting);
+    assert_eq!(text(&c, "#send").await, "Kirim laporan");
+    // Chromium's emulation now and then lets the first try's request reach the hub while the
+    // page sees the network fail (as when an answer is lost on the way back). The second report
+    // is never tried before the first is acknowledged: the order holds either way.
+    let while_offline: Vec<String> = common::stored_events(d, "timpora.events.desa.")
+        .await
+        .into_iter()
+        .skip(1)
+        .map(|(_, e)| e.id)
+        .collect();
+    assert!(
+        while_offline.is_empty() || while_offline == waiting[..1],
+        "{while_offline:?}"
+    );
+    println!(
+        "offline: {} of the 2 waiting reports reached the hub before the network came back",
+        while_offline.len()
+    );
+
+    // Back online: both are sent, each stored once, in the order they were written.
+    network(&c, true).await;
+    wait_js(
+        &c,
+        "return document.querySelectorAll('#waiting li').length === 0;",
+        30,
+    )
+    .await;
+    let events = common::stored_events(d, "timpora.events.desa.").await;
+    let ids: Vec<&str> = events.iter().map(|(_, e)| e.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [first[0].as_str(), &waiting[0], &waiting[1]],
+        "{ids:?}"
+    );
+    let kept = js(&c, "return JSON.stringify(localStorage);").await;
+    for raw in ["Pak Budi", "Siti Aminah"] {
+        assert!(!kept.to_string().contains(raw), "{raw} kept on the phone");
+    }
+    // The receipts list all three, newest first, each with its reference.
+    c.refresh().await.unwrap();
+    wait_js(
+        &c,
+        "return document.querySelectorAll('#history li').length === 3;",
+        20,
+    )
+    .await;
+    assert_eq!(
+        listed(&c, "history").await,
+        [waiting[1].clone(), waiting[0].clone(), first[0].clone()]
+    );
+    let history = text(&c, "#history").await;
+    for (seq, _) in &events {
+        assert!(
+            history.contains(&format!("Nomor referensi {seq}")),
+            "{history}"
+        );
+    }
+    screenshot(&c, "desa-history.png").await;
+    // In English on request.
+    c.find(Locator::Id("lang"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(text(&c, "#send").await, "Send report");
+
+    // The operations pages stay closed to a village.
+    c.goto(&format!("{base}/overview")).await.unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id("forbidden"))
+        .await
+        .unwrap();
+    let status = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             fetch('/api/alerts', {headers: {'x-timpora-console': '1'}}).then(r => done(r.status));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, json!(403));
+    c.close().await.unwrap();
 }

@@ -1,14 +1,15 @@
-//! Villages report through the console (issue 15, first part): a village account sends a report
-//! as its own village through the gateway's `DesaService`; it is stored once however often the
-//! phone resends it, pseudonymised, with the village as its source; the gateway's field errors
-//! come back by field; a village account sees no operations page and an operator cannot report
-//! for a village. Real processes: nats-server, `timpora gateway`, `timpora console`.
+//! Villages report through the console: a village account sends a report as its own village
+//! through the gateway's `DesaService`; it is stored once however often the phone resends it,
+//! pseudonymised, with the village as its source; the gateway's field errors come back by field,
+//! in Indonesian too; the village reads its own receipts and no other village's; operations see
+//! how many reports each village sent; a village account sees no operations page and an operator
+//! cannot report for a village. Real processes: nats-server, `timpora gateway`,
+//! `timpora console`. (The page itself, in a browser: `console.rs`.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
 use std::path::Path;
 
-use prost::Message as _;
 use serde_json::{Value, json};
 use timpora_natsd::free_port;
 use timpora_proto::v1::{Event, event};
@@ -69,24 +70,9 @@ fn login(dir: &Path, port: u16, user: &str) -> String {
         .to_owned()
 }
 
-/// Every event stored on the bus of the hub in `dir`, read as the auditor.
+/// The villages' events stored on the bus of the hub in `dir`.
 async fn stored(dir: &Path) -> Vec<(u64, Event)> {
-    let (bus, cfg) = common::auditor_bus(dir).await;
-    let last = bus.events_last_sequence().await.unwrap();
-    let stream = bus
-        .jetstream()
-        .get_stream(&cfg.bus.events_stream)
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    for seq in 1..=last {
-        if let Ok(m) = stream.get_raw_message(seq).await
-            && m.subject.starts_with("timpora.events.desa.")
-        {
-            out.push((seq, Event::decode(m.payload).unwrap()));
-        }
-    }
-    out
+    common::stored_events(dir, "timpora.events.desa.").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,6 +178,17 @@ async fn a_village_reports_as_itself_once_and_sees_no_operations_page() {
         "{refused}"
     );
     assert!(!refused.to_string().contains("12345"), "{refused}");
+    // In Indonesian too, as the gateway words it.
+    let nik = refused["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["field"] == "report.persons[0].nik")
+        .unwrap();
+    assert_eq!(
+        nik["id"], "NIK harus tepat 16 angka, seperti di KTP",
+        "{refused}"
+    );
     let unknown =
         json!({ "id": "hp-3", "kind": "GOSSIP", "reporterRole": "VILLAGE_HEAD" }).to_string();
     let (status, refused) = call(d, console, "POST", "/api/desa/reports", &village, &unknown);
@@ -199,17 +196,111 @@ async fn a_village_reports_as_itself_once_and_sees_no_operations_page() {
     assert!(refused.contains("kind"), "{refused}");
     assert_eq!(stored(d).await.len(), 1, "a refused report changed the bus");
 
-    // A village sees no operations page or API.
-    for path in ["/api/alerts", "/api/overview", "/api/audit/access"] {
+    // A resident the village knows by name only: stored, with the name a token.
+    let named = json!({
+        "id": "hp-3f9c2a-4",
+        "kind": "RESIDENT_DEPARTED",
+        "reporterRole": "PIMPASA",
+        "persons": [{ "name": "Siti Aminah" }],
+    })
+    .to_string();
+    let (status, body) = call(d, console, "POST", "/api/desa/reports", &village, &named);
+    assert_eq!(status, 200, "{body}");
+    let events = stored(d).await;
+    assert_eq!(events.len(), 2);
+    let Some(event::Payload::CommunityReport(r)) = &events[1].1.payload else {
+        panic!("{events:?}")
+    };
+    assert!(r.persons[0].name.is_empty() && r.persons[0].token.starts_with("psn_"));
+    assert!(!format!("{:?}", events[1].1).contains("Siti"));
+
+    // The village's receipts: its own reports, newest first, as the hub stored them.
+    let (status, mine) = call(d, console, "GET", "/api/desa/reports", &village, "");
+    assert_eq!(status, 200, "{mine}");
+    let mine: Value = serde_json::from_str(&mine).unwrap();
+    assert_eq!(mine["village"], "74.02.05.2001");
+    let receipts = mine["reports"].as_array().unwrap();
+    let ids: Vec<&str> = receipts.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["hp-3f9c2a-4", "hp-3f9c2a-1"], "{mine}");
+    assert_eq!(receipts[1]["reference"].as_u64(), Some(reference));
+    assert_eq!(receipts[1]["kind"], "RECRUITER_ACTIVITY");
+    assert_eq!(receipts[1]["persons"], 1);
+    assert!(receipts[1]["received"].as_str().is_some(), "{mine}");
+    for secret in [
+        "7402054107900001",
+        "6281234567890",
+        "Pak Calo",
+        "psn_",
+        "rec_",
+    ] {
+        assert!(
+            !mine.to_string().contains(secret),
+            "{secret} in the receipts"
+        );
+    }
+    // Another village reads its own, which are none of these.
+    let other = login(d, console, "desa-74.02.01.2007");
+    let (status, theirs) = call(d, console, "GET", "/api/desa/reports", &other, "");
+    assert_eq!(status, 200, "{theirs}");
+    let theirs: Value = serde_json::from_str(&theirs).unwrap();
+    assert_eq!(theirs["village"], "74.02.01.2007");
+    assert_eq!(theirs["reports"], json!([]), "{theirs}");
+    // The same id from another village is that village's own report, not a duplicate.
+    let (status, body) = call(d, console, "POST", "/api/desa/reports", &other, &report);
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["duplicate"], false);
+    assert_eq!(stored(d).await[2].1.source, "desa/74.02.01.2007");
+
+    // A village sees no operations page or API; its start page is its own.
+    for path in [
+        "/api/alerts",
+        "/api/overview",
+        "/api/audit/access",
+        "/api/desa/villages",
+    ] {
         let (status, body) = call(d, console, "GET", path, &village, "");
         assert_eq!(status, 403, "{path}: {body}");
     }
+    for path in ["/overview", "/audit", "/alerts/alr_x"] {
+        let (status, _) = call(d, console, "GET", path, &village, "");
+        assert_eq!(status, 403, "{path}");
+    }
     let (status, _) = call(d, console, "GET", "/", &village, "");
-    assert_eq!(status, 403);
-    // And an operator does not report for a village.
+    assert_eq!(status, 303);
+    let (status, page) = call(d, console, "GET", "/desa/", &village, "");
+    assert_eq!(status, 200);
+    assert!(page.contains("/desa/app.js"), "{page}");
+    // And an operator does not report for a village, nor open its page; it sees the counts.
     let operator = login(d, console, "operator");
     let (status, body) = call(d, console, "POST", "/api/desa/reports", &operator, &report);
     assert_eq!(status, 403, "{body}");
+    for path in ["/api/desa/reports", "/desa/"] {
+        let (status, body) = call(d, console, "GET", path, &operator, "");
+        assert_eq!(status, 403, "{path}: {body}");
+    }
     let (status, _) = call(d, console, "GET", "/api/alerts", &operator, "");
     assert_eq!(status, 200);
+    let (status, counts) = call(d, console, "GET", "/api/desa/villages", &operator, "");
+    assert_eq!(status, 200, "{counts}");
+    let counts: Value = serde_json::from_str(&counts).unwrap();
+    let by_village: Vec<(&str, u64)> = counts["villages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["village"].as_str().unwrap(),
+                v["reports"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_village,
+        [("74.02.01.2007", 1), ("74.02.05.2001", 2)],
+        "{counts}"
+    );
+    assert_eq!(counts["villages"][0]["name"], "Asaki", "{counts}");
+    assert_eq!(counts["villages"][1]["place"], "Konawe, Sulawesi Tenggara");
+    assert!(!counts.to_string().contains("hp-3f9c2a"), "{counts}");
 }

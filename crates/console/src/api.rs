@@ -264,7 +264,12 @@ async fn login(
     app.metrics.login(Outcome::Ok);
     app.metrics.sessions.set(app.sessions.live() as i64);
     let cookie = app.cookie(&token);
-    Ok(([(header::SET_COOKIE, cookie)], Json(json!({ "ok": true }))).into_response())
+    let home = app.accounts[i].role.home();
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({ "ok": true, "home": home })),
+    )
+        .into_response())
 }
 
 async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {

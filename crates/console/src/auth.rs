@@ -45,6 +45,13 @@ impl Role {
     pub fn may_audit(self) -> bool {
         self == Role::Auditor
     }
+    /// Where the role starts after logging in: a village's reporting page, or the alerts.
+    pub fn home(self) -> &'static str {
+        match self {
+            Role::Village => "/desa/",
+            _ => "/",
+        }
+    }
 }
 
 /// One console account.

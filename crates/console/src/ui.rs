@@ -21,7 +21,7 @@ pub(crate) const APP_CSS: &str = include_str!("assets/app.css");
 pub(crate) fn assets(router: Router<App>) -> Router<App> {
     router
         .route("/login", get(|| async { html(LOGIN_HTML) }))
-        .route("/", get(page))
+        .route("/", get(home))
         .route("/alerts/{id}", get(page))
         .route("/subjects/{id}", get(page))
         .route("/overview", get(page))
@@ -74,11 +74,11 @@ pub(crate) async fn security_headers(State(secure): State<bool>, mut r: Response
     r
 }
 
-fn html(body: &'static str) -> Response {
+pub(crate) fn html(body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
-fn asset(body: &'static str, kind: &'static str) -> Response {
+pub(crate) fn asset(body: &'static str, kind: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, kind),
@@ -97,6 +97,15 @@ async fn page(State(app): State<App>, headers: HeaderMap) -> Response {
     }
 }
 
+/// The start page: the alerts for operations, a village's own page for a village.
+async fn home(State(app): State<App>, headers: HeaderMap) -> Response {
+    match signed_in(&app, &headers) {
+        Ok(a) if a.role == Role::Village => Redirect::to(Role::Village.home()).into_response(),
+        Ok(_) => html(APP_HTML),
+        Err(_) => Redirect::to("/login").into_response(),
+    }
+}
+
 async fn audit_page(State(app): State<App>, headers: HeaderMap) -> Response {
     match signed_in(&app, &headers) {
         Ok(a) if a.role.may_audit() => html(APP_HTML),
@@ -106,7 +115,7 @@ async fn audit_page(State(app): State<App>, headers: HeaderMap) -> Response {
 }
 
 /// 403: `a` may not open this page.
-fn forbidden(a: &crate::auth::Account, what: &str) -> Response {
+pub(crate) fn forbidden(a: &crate::auth::Account, what: &str) -> Response {
     tracing::warn!(user = %a.username, page = what, "page refused");
     (
         StatusCode::FORBIDDEN,

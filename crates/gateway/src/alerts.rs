@@ -43,6 +43,8 @@ pub struct Alerts {
     pub rules: std::sync::Arc<AlertRules>,
     /// Which events mention which subject (for subjects' pages).
     pub subjects: crate::subjects::SubjectIndex,
+    /// Villages' reports counted (for the overview).
+    pub(crate) villages: crate::villages::Counts,
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchAlertsResponse, Status>> + Send>>;
@@ -401,6 +403,18 @@ impl AlertService for Alerts {
             events,
             withheld,
         }))
+    }
+
+    async fn count_community_reports(
+        &self,
+        req: Request<CountCommunityReportsRequest>,
+    ) -> Result<Response<CountCommunityReportsResponse>, Status> {
+        self.admit(&req, "count_community_reports").await?;
+        let days = req.into_inner().days;
+        self.villages
+            .count(&self.bus, days)
+            .await
+            .map(Response::new)
     }
 
     async fn get_subject(

@@ -2,7 +2,7 @@
 //! as `google.rpc.BadRequest`), or the rejection of one event of a stream.
 
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use tonic_types::{ErrorDetails, FieldViolation, LocalizedMessage, StatusExt};
 
 use timpora_bus::ErrorKind;
 use timpora_proto::v1;
@@ -43,7 +43,11 @@ impl From<Error> for Status {
             Error::Invalid(vs) => {
                 let violations: Vec<FieldViolation> = vs
                     .iter()
-                    .map(|(f, d)| FieldViolation::new(f.clone(), d.clone()))
+                    .map(|(f, d)| FieldViolation {
+                        localized_message: crate::wording::indonesian(d)
+                            .map(|m| LocalizedMessage::new(crate::wording::LOCALE, m)),
+                        ..FieldViolation::new(f.clone(), d.clone())
+                    })
                     .collect();
                 Status::with_error_details(
                     Code::InvalidArgument,

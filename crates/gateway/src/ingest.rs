@@ -251,8 +251,9 @@ impl Preparer {
         }
 
         let mut entities = Vec::new();
+        let region = ev.region.clone();
         walk(payload, &mut |slot| {
-            pseudonymise(slot, &self.pseudo, &mut entities);
+            pseudonymise(slot, &self.pseudo, &region, &mut entities);
         });
         entities.push(entity(EntityKind::Place, &ev.region, "region"));
         let subject = [
@@ -451,7 +452,9 @@ fn entity(kind: EntityKind, id: &str, role: &str) -> EntityRef {
     }
 }
 
-fn pseudonymise(slot: Slot<'_>, ps: &Pseudonymiser, out: &mut Vec<EntityRef>) {
+/// Replace `slot`'s raw identifiers by tokens (`region`: the event's area, a village's code for
+/// its reports) and list the entities it names in `out`.
+fn pseudonymise(slot: Slot<'_>, ps: &Pseudonymiser, region: &str, out: &mut Vec<EntityRef>) {
     match slot {
         Slot::Person(_, role, p) => {
             // The person's home district (kecamatan), from the NIK's area digits: what R4
@@ -462,6 +465,8 @@ fn pseudonymise(slot: Slot<'_>, ps: &Pseudonymiser, out: &mut Vec<EntityRef>) {
                 p.token = ps.person_by_nik(&p.nik);
             } else if !p.passport_number.is_empty() {
                 p.token = ps.person_by_passport(&p.passport_number);
+            } else if role == crate::slots::RESIDENT && !p.name.trim().is_empty() {
+                p.token = ps.resident_by_name(&p.name, region);
             }
             if !p.passport_number.is_empty() {
                 p.passport_token = ps.document(&p.passport_number);
@@ -819,5 +824,83 @@ mod tests {
             String::new(),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn a_village_may_name_a_resident_by_name_alone_and_nobody_else_may() {
+        use timpora_proto::v1::{CommunityReport, CommunityReportKind, ReporterRole};
+        let p = preparer();
+        let report = |village: &str, name: &str| Event {
+            id: format!("r-{village}-{}", name.len()),
+            time: Some(SystemTime::now().into()),
+            region: village.into(),
+            payload: Some(Payload::CommunityReport(CommunityReport {
+                village_code: village.into(),
+                reporter_role: ReporterRole::VillageHead as i32,
+                kind: CommunityReportKind::ResidentPlanningDeparture as i32,
+                persons: vec![Person {
+                    name: name.into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let paths = Paths {
+            meta: "event.",
+            payload_parent: "event.",
+            payload: "community_report",
+        };
+        let token = |village: &str, name: &str| {
+            let ev = p
+                .prepare(
+                    &who(&format!("desa/{village}")),
+                    report(village, name),
+                    &paths,
+                    String::new(),
+                )
+                .unwrap();
+            let Some(Payload::CommunityReport(r)) = ev.payload else {
+                panic!("not a report")
+            };
+            assert!(r.persons[0].name.is_empty(), "the name left the edge");
+            assert!(r.persons[0].name_token.starts_with("nam_"));
+            r.persons[0].token.clone()
+        };
+        let siti = token("74.02.05.2001", "Siti  Aminah");
+        assert!(siti.starts_with("psn_"), "{siti}");
+        // The same name in the same village is the same resident; in another village, another.
+        assert_eq!(token("74.02.05.2001", "siti aminah"), siti);
+        assert_ne!(token("74.02.01.2007", "Siti Aminah"), siti);
+        // Neither a NIK nor a name: refused under the person's field.
+        match p.prepare(
+            &who("desa/74.02.05.2001"),
+            report("74.02.05.2001", " "),
+            &paths,
+            String::new(),
+        ) {
+            Err(Error::Invalid(vs)) => assert!(
+                vs.iter()
+                    .any(|(f, d)| f == "event.community_report.persons[0]"
+                        && d == "a resident needs a nik or a name"),
+                "{vs:?}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        // A traveller at a departure check is not known by name alone.
+        let mut check = departure(NIK, "MY");
+        if let Some(Payload::DepartureCheck(c)) = &mut check.payload {
+            c.traveller = Some(Person {
+                name: "Siti Aminah".into(),
+                ..Default::default()
+            });
+        }
+        match p.prepare(&who("imigrasi/tpi-kdi"), check, &BUS, String::new()) {
+            Err(Error::Invalid(vs)) => assert!(
+                vs.iter().any(|(_, d)| d.starts_with("a person needs")),
+                "{vs:?}"
+            ),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -25,6 +25,8 @@ pub mod subjects;
 pub use services::STREAM_WINDOW;
 mod trace;
 pub mod validate;
+mod villages;
+mod wording;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -196,6 +198,7 @@ pub async fn serve(
             policy: policy.clone(),
             rules: Arc::new(config.alerts.clone()),
             subjects,
+            villages: Default::default(),
         })
         .max_decoding_message_size(config.limits.max_request_bytes),
         auth.clone(),

@@ -5,7 +5,7 @@
 use timpora_proto::v1::event::Payload;
 use timpora_proto::v1::*;
 
-use crate::slots::{Field, Slot, indexed};
+use crate::slots::{Field, RESIDENT, Slot, indexed};
 use crate::validate::{self as v, Limits, Violations};
 
 /// Collects the payload's violations under the payload's field path.
@@ -174,7 +174,7 @@ impl Check<'_> {
     /// Checks of one mentioned entity.
     pub fn slot(&mut self, slot: Slot<'_>) {
         match slot {
-            Slot::Person(field, _, p) => self.person(field, p),
+            Slot::Person(field, role, p) => self.person(field, p, role == RESIDENT),
             Slot::Recruiter(field, _, r) => self.recruiter(field, r),
             Slot::Company(field, id) if !id.is_empty() => match v::normalise_licence(id) {
                 Ok(one_form) => *id = one_form,
@@ -195,9 +195,12 @@ impl Check<'_> {
         }
     }
 
-    fn person(&mut self, field: Field, p: &Person) {
+    /// A person's checks; a village's `resident` may be known by name alone.
+    fn person(&mut self, field: Field, p: &Person, resident: bool) {
         let raw = !p.nik.is_empty() || !p.passport_number.is_empty();
-        if !raw && p.token.is_empty() {
+        if resident && !raw && p.token.is_empty() && p.name.trim().is_empty() {
+            self.add(field, "a resident needs a nik or a name");
+        } else if !resident && !raw && p.token.is_empty() {
             self.add(field, "a person needs a nik, a passport_number or a token");
         }
         if !p.nik.is_empty()
@@ -214,10 +217,10 @@ impl Check<'_> {
             self.add(format!("{field}.name"), "at most 128 characters");
         }
         if !p.token.is_empty() {
-            if raw {
+            if raw || (resident && !p.name.is_empty()) {
                 self.add(
                     format!("{field}.token"),
-                    "set by the hub when nik or passport_number is given",
+                    "set by the hub when nik, passport_number or a resident's name is given",
                 );
             } else if let Some(e) = v::check_token(&p.token, "psn_") {
                 self.add(format!("{field}.token"), e);

@@ -172,6 +172,17 @@ impl Pseudonymiser {
         self.token("psn_", "passport", passport)
     }
 
+    /// `psn_…` for a resident a village knows by name only: the name in that village (case and
+    /// spacing ignored), so the village's reports about them join, but not an agency's about
+    /// the same person by NIK.
+    pub fn resident_by_name(&self, name: &str, village: &str) -> String {
+        self.token(
+            "psn_",
+            "resident-name",
+            &format!("{}|{village}", normalise_name(name)),
+        )
+    }
+
     /// `doc_…` for a passport number.
     pub fn document(&self, passport: &str) -> String {
         self.token("doc_", "document", passport)

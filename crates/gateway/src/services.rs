@@ -50,6 +50,7 @@ pub fn add_all(router: Router, shared: &Shared, auth: &Authenticator, max_bytes:
     let ingest = &shared.ingest;
     let a = Agencies {
         ingest: ingest.clone(),
+        bus: shared.bus.clone(),
     };
     macro_rules! svc {
         ($server:ident, $inner:expr) => {
@@ -88,12 +89,14 @@ pub fn add_all(router: Router, shared: &Shared, auth: &Authenticator, max_bytes:
 #[derive(Clone)]
 struct Agencies {
     ingest: Ingest,
+    /// For what an agency reads back of its own reports.
+    bus: timpora_bus::Bus,
 }
 
 /// One agency service: each typed method wraps its payload in the envelope and runs the
-/// shared pipeline.
+/// shared pipeline; the service's other methods follow as they are.
 macro_rules! agency_service {
-    ($service:path { $($method:ident($req:ty) -> $resp:ident { $field:ident => $variant:ident })* }) => {
+    ($service:path { $($method:ident($req:ty) -> $resp:ident { $field:ident => $variant:ident })* } $($other:tt)*) => {
         #[tonic::async_trait]
         impl $service for Agencies {
             $(
@@ -133,6 +136,7 @@ macro_rules! agency_service {
                 Ok(Response::new($resp { ack: Some(ack) }))
             }
             )*
+            $($other)*
         }
     };
 }
@@ -177,7 +181,18 @@ agency_service!(desa_service_server::DesaService {
     submit_community_report(SubmitCommunityReportRequest) -> SubmitCommunityReportResponse {
         report => CommunityReport
     }
-});
+}
+    async fn list_community_reports(
+        &self,
+        req: Request<ListCommunityReportsRequest>,
+    ) -> Result<Response<ListCommunityReportsResponse>, Status> {
+        let who = caller(&req)?;
+        let page_size = req.into_inner().page_size;
+        crate::villages::receipts(&self.bus, &who, page_size)
+            .await
+            .map(Response::new)
+    }
+);
 
 agency_service!(dinsos_service_server::DinsosService {
     record_victim_service(RecordVictimServiceRequest) -> RecordVictimServiceResponse {

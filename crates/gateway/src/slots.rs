@@ -47,6 +47,10 @@ pub(crate) enum Slot<'a> {
     Case(Field, &'a str),
 }
 
+/// The role of the residents a village's report names: the one role whose person may be known by
+/// name alone.
+pub(crate) const RESIDENT: &str = "resident";
+
 pub(crate) fn indexed(name: &str, i: usize) -> String {
     format!("{name}[{i}]")
 }
@@ -135,7 +139,7 @@ pub(crate) fn walk(payload: &mut Payload, f: &mut dyn FnMut(Slot<'_>)) {
             ));
         }
         Payload::CommunityReport(x) => {
-            persons(&mut x.persons, "persons", "resident", f);
+            persons(&mut x.persons, "persons", RESIDENT, f);
             recruiters(&mut x.recruiters, "recruiters", f);
             f(Slot::Village(
                 "village_code".into(),

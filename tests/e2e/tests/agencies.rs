@@ -1,6 +1,7 @@
 //! Every agency service over a real socket into a real JetStream: the event is stored with
 //! pseudonymised entities, the source from the caller's identity and the agency's subject; a
-//! reader with the right to read receives it and one without does not.
+//! reader with the right to read receives it and one without does not; a village reads back its
+//! own reports and no other's.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code
 
@@ -603,7 +604,71 @@ async fn a_village_reports_for_its_own_village_only() {
         .unwrap()
         .into_inner()
         .ack;
-    assert!(ack.is_some_and(|a| a.sequence > 0));
+    let sequence = ack.map(|a| a.sequence).unwrap_or_default();
+    assert!(sequence > 0);
+
+    // Its receipts: its own report, as stored.
+    let receipts = desa
+        .list_community_reports(ListCommunityReportsRequest { page_size: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .receipts;
+    assert_eq!(receipts.len(), 1, "{receipts:?}");
+    assert_eq!(receipts[0].event_id, "own-1");
+    assert_eq!(receipts[0].sequence, sequence);
+    assert_eq!(receipts[0].kind(), CommunityReportKind::RecruiterActivity);
+    assert!(receipts[0].received.is_some() && receipts[0].time.is_some());
+    let too_many = desa
+        .list_community_reports(ListCommunityReportsRequest { page_size: 101 })
+        .await
+        .unwrap_err();
+    assert_eq!(too_many.code(), tonic::Code::InvalidArgument);
+    // Another village reads none of them; an agency is not a village and reads no receipts.
+    let mut other = DesaServiceClient::new(hub.as_agency("desa/74.02.01.2007").await.unwrap());
+    let theirs = other
+        .list_community_reports(ListCommunityReportsRequest { page_size: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .receipts;
+    assert!(theirs.is_empty(), "{theirs:?}");
+    let mut agency = DesaServiceClient::new(hub.as_agency("imigrasi/kanim-kendari").await.unwrap());
+    let refused = agency
+        .list_community_reports(ListCommunityReportsRequest { page_size: 0 })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+
+    // Operations count the reports per village; a village, which reads nothing, may not.
+    let mut alerts = alert_service_client::AlertServiceClient::new(
+        hub.as_agency("imigrasi/kanim-kendari").await.unwrap(),
+    );
+    let counts = alerts
+        .count_community_reports(CountCommunityReportsRequest { days: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let by_village: Vec<(&str, u64)> = counts
+        .villages
+        .iter()
+        .map(|v| (v.village_code.as_str(), v.reports))
+        .collect();
+    assert_eq!(by_village, [("74.02.05.2001", 1)]);
+    assert!(counts.since.is_some());
+    let bad = alerts
+        .count_community_reports(CountCommunityReportsRequest { days: 91 })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    let mut village_alerts = alert_service_client::AlertServiceClient::new(
+        hub.as_agency("desa/74.02.05.2001").await.unwrap(),
+    );
+    let denied = village_alerts
+        .count_community_reports(CountCommunityReportsRequest { days: 0 })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
 }
 
 #[tokio::test]

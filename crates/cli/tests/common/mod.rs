@@ -346,3 +346,25 @@ pub async fn auditor_bus(dir: &Path) -> (timpora_bus::Bus, timpora_hub::Config) 
     .unwrap();
     (bus, cfg)
 }
+
+/// The events stored on the bus of the hub in `dir` on subjects starting with `prefix`, with
+/// their sequences, read as the auditor.
+pub async fn stored_events(dir: &Path, prefix: &str) -> Vec<(u64, timpora_proto::v1::Event)> {
+    use prost::Message as _;
+    let (bus, cfg) = auditor_bus(dir).await;
+    let last = bus.events_last_sequence().await.unwrap();
+    let stream = bus
+        .jetstream()
+        .get_stream(&cfg.bus.events_stream)
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for seq in 1..=last {
+        if let Ok(m) = stream.get_raw_message(seq).await
+            && m.subject.starts_with(prefix)
+        {
+            out.push((seq, timpora_proto::v1::Event::decode(m.payload).unwrap()));
+        }
+    }
+    out
+}

@@ -460,8 +460,9 @@ function scheduleOverview() { clearTimeout(overviewTimer); overviewTimer = setTi
 
 async function renderOverview() {
   const m = main();
-  let rows;
-  try { rows = await api("/api/overview"); } catch (e) { m.replaceChildren(el("p", { class: "error", role: "alert", text: e.message })); return; }
+  let rows, villages;
+  try { [rows, villages] = await Promise.all([api("/api/overview"), api("/api/desa/villages").catch(() => null)]); }
+  catch (e) { m.replaceChildren(el("p", { class: "error", role: "alert", text: e.message })); return; }
   if (currentPage().name !== "overview") return;
   const max = Math.max(1, ...rows.map((r) => r.open));
   rows.sort((x, y) => (y.open - x.open) || String(x.name).localeCompare(String(y.name)));
@@ -478,6 +479,17 @@ async function renderOverview() {
         el("td", { class: "open-count" }, el("span", { class: "num", text: String(r.open) }),
           el("span", { class: "bar", dataset: { w: Math.round(100 * r.open / max) } })),
         SEVERITIES.map((s) => el("td", { text: String(r[s.toLowerCase()]) })))))),
+    el("h2", { text: t("village_reports_title") }),
+    !villages ? el("p", { class: "error", text: t("error") })
+      : villages.villages.length === 0 ? el("p", { class: "muted", text: t("none_village_reports") })
+      : el("table", { id: "village-reports", class: "overview" },
+        el("thead", {}, el("tr", {}, el("th", { scope: "col", text: t("col_village") }), el("th", { scope: "col", text: t("region") }),
+          el("th", { scope: "col", text: t("col_reports") }), el("th", { scope: "col", text: t("col_last_report") }))),
+        el("tbody", {}, [...villages.villages].sort((x, y) => y.reports - x.reports).map((v) => el("tr", { dataset: { village: v.village } },
+          el("th", { scope: "row", text: v.name ? `${v.name} (${v.village})` : v.village }),
+          el("td", { text: v.place || "" }),
+          el("td", { class: "reports", text: String(v.reports) }),
+          el("td", { text: fmtTime(v.lastReceived) }))))),
   );
   for (const b of m.querySelectorAll(".bar")) b.style.width = (b.dataset.w / 10) + "rem";
 }

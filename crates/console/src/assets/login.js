@@ -13,7 +13,7 @@ document.getElementById("login-form").addEventListener("submit", async (ev) => {
       password: document.getElementById("password").value,
     }),
   });
-  if (res.ok) { location.href = "/"; return; }
+  if (res.ok) { const b = await res.json().catch(() => ({})); location.href = b.home || "/"; return; }
   err.textContent = t(res.status === 429 ? "login_locked" : "login_failed");
   err.hidden = false;
   document.getElementById("password").select();

@@ -167,12 +167,7 @@ async fn login(c: &Client, base: &str, user: &str, password: &str) {
         .send_keys(password)
         .await
         .unwrap();
-    c.find(Locator::Id("login-submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Id("login-submit")).await;
 }
 
 async fn screenshot(c: &Client, name: &str) {
@@ -243,11 +238,7 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
 
     // The operator logs in and sees the list; new alerts arrive without a reload.
     login(&a, &base, "operator", &pw["operator"]).await;
-    a.wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("#alert-list"))
-        .await
-        .unwrap();
+    appears(&a, "#alert-list").await;
     wait_text(&a, "#live", 20, |t| t == "Langsung").await;
     a.execute("window.__noReload = 'still here'; return null;", vec![])
         .await
@@ -311,11 +302,7 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
     // A supervisor has the same alert open in a second browser.
     let b = browser(dport, dir.path(), 1024, 1366).await;
     login(&b, &base, "supervisor", &pw["supervisor"]).await;
-    b.wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("#alert-list"))
-        .await
-        .unwrap();
+    appears(&b, "#alert-list").await;
     b.goto(&format!("{base}/alerts/{arrived}")).await.unwrap();
     wait_text(&b, "#status", 20, |t| t == "Baru").await;
     wait_text(&b, "#live", 20, |t| t == "Langsung").await;
@@ -413,11 +400,7 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
     // The auditor sees who opened the alert, and changes nothing.
     let c = browser(dport, dir.path(), 1280, 900).await;
     login(&c, &base, "auditor", &pw["auditor"]).await;
-    c.wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("#alert-list"))
-        .await
-        .unwrap();
+    appears(&c, "#alert-list").await;
     assert_eq!(
         c.execute(&post(resolve, true), vec![]).await.unwrap(),
         json!(403)
@@ -446,12 +429,7 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
         .send_keys(kind)
         .await
         .unwrap();
-    c.find(Locator::Id("r-search"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("r-search")).await;
     let found = wait_text(&c, "#replay tbody", 20, |t| t.contains(kind)).await;
     assert!(!found.contains("departure_check"), "{found}");
     let export = c
@@ -472,12 +450,7 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
         .send_keys(&arrived)
         .await
         .unwrap();
-    c.find(Locator::Id("x-go"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("x-go")).await;
     wait_text(&c, "#reproduced", 60, |t| {
         t == "Diputar ulang: menghasilkan ID peringatan yang sama"
     })
@@ -492,17 +465,8 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
     assert!(events.contains("terpenuhi"), "{events}");
     screenshot(&c, "audit.png").await;
     // Logging out ends the session: its cookie opens nothing any more.
-    c.find(Locator::Id("logout"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Id("login-form"))
-        .await
-        .unwrap();
+    click(&c, Locator::Id("logout")).await;
+    appears(&c, "#login-form").await;
     let me = c
         .execute("return fetch('/api/me').then(r => r.status);", vec![])
         .await
@@ -526,12 +490,7 @@ async fn operators_see_alerts_arrive_read_the_evidence_and_act_live_across_conso
     screenshot(&a, "overview.png").await;
 
     // English is one click away.
-    a.find(Locator::Id("lang-toggle"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&a, Locator::Id("lang-toggle")).await;
     wait_text(&a, "nav a[data-nav='overview']", 5, |t| {
         t == "Region overview"
     })
@@ -664,6 +623,20 @@ async fn network(c: &Client, online: bool) {
     .unwrap();
 }
 
+/// Wait (up to 20 s) for `css` to be on the page.
+async fn appears(c: &Client, css: &str) {
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap();
+}
+
+/// Click what `locator` finds.
+async fn click(c: &Client, locator: Locator<'_>) {
+    c.find(locator).await.unwrap().click().await.unwrap();
+}
+
 /// Run `script` in the page and return what it returns.
 async fn js(c: &Client, script: &str) -> serde_json::Value {
     c.execute(script, vec![]).await.unwrap()
@@ -689,12 +662,7 @@ async fn fill(c: &Client, kind: &str, fields: &[(&str, &str)]) {
         ),
     )
     .await;
-    c.find(Locator::Css(&choice))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Css(&choice)).await;
     for (id, text) in fields {
         let input = c.find(Locator::Id(id)).await.unwrap();
         input.clear().await.unwrap();
@@ -703,12 +671,7 @@ async fn fill(c: &Client, kind: &str, fields: &[(&str, &str)]) {
 }
 
 async fn send(c: &Client) {
-    c.find(Locator::Id("send"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Id("send")).await;
 }
 
 /// The ids of the reports listed under `list` (`waiting`, `history`), in order.
@@ -741,11 +704,7 @@ async fn a_village_head_reports_from_a_phone_online_and_offline() {
     login(&c, &base, user, &pw[user]).await;
 
     // Logging in leads to the village's own page, in Indonesian, fitting the screen.
-    c.wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("#report"))
-        .await
-        .unwrap();
+    appears(&c, "#report").await;
     assert_eq!(c.current_url().await.unwrap().path(), "/desa/");
     assert_eq!(text(&c, "#send").await, "Kirim laporan");
     assert!(text(&c, "#village").await.contains("74.02.05.2001"));
@@ -808,7 +767,8 @@ async fn a_village_head_reports_from_a_phone_online_and_offline() {
     )
     .await;
     send(&c).await;
-    let reference = wait_text(&c, "#receipt-reference", 20, |t| !t.is_empty()).await;
+    // (Within one retry of the page, should the gateway still be starting.)
+    let reference = wait_text(&c, "#receipt-reference", 45, |t| !t.is_empty()).await;
     assert!(text(&c, "#receipt").await.contains("diterima"));
     screenshot(&c, "desa-receipt.png").await;
     let first = listed(&c, "history").await;
@@ -860,11 +820,7 @@ async fn a_village_head_reports_from_a_phone_online_and_offline() {
         1
     );
     c.refresh().await.unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("#report"))
-        .await
-        .unwrap();
+    appears(&c, "#report").await;
 
     // Offline: two reports wait on the phone, in order; nothing reaches the hub.
     network(&c, false).await;
@@ -901,11 +857,7 @@ async fn a_village_head_reports_from_a_phone_online_and_offline() {
     screenshot(&c, "desa-offline.png").await;
     // Reloaded while offline: the page, the form and the queue come from the phone.
     c.refresh().await.unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("#report"))
-        .await
-        .unwrap();
+    appears(&c, "#report").await;
     assert_eq!(listed(&c, "waiting").await, waiting);
     assert_eq!(text(&c, "#send").await, "Kirim laporan");
     // Chromium's emulation now and then lets the first try's request reach the hub while the
@@ -966,21 +918,12 @@ async fn a_village_head_reports_from_a_phone_online_and_offline() {
     }
     screenshot(&c, "desa-history.png").await;
     // In English on request.
-    c.find(Locator::Id("lang"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("lang")).await;
     assert_eq!(text(&c, "#send").await, "Send report");
 
     // The operations pages stay closed to a village.
     c.goto(&format!("{base}/overview")).await.unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Id("forbidden"))
-        .await
-        .unwrap();
+    appears(&c, "#forbidden").await;
     let status = c
         .execute_async(
             "const done = arguments[arguments.length - 1]; \

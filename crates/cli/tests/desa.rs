@@ -194,6 +194,22 @@ async fn a_village_reports_as_itself_once_and_sees_no_operations_page() {
     let (status, refused) = call(d, console, "POST", "/api/desa/reports", &village, &unknown);
     assert_eq!(status, 400, "{refused}");
     assert!(refused.contains("kind"), "{refused}");
+    // The village is the account's: a report naming another is refused, not stored there.
+    let elsewhere = json!({
+        "id": "hp-5", "kind": "RECRUITER_ACTIVITY", "reporterRole": "VILLAGE_HEAD",
+        "villageCode": "72.71.01.1007",
+    })
+    .to_string();
+    let (status, refused) = call(
+        d,
+        console,
+        "POST",
+        "/api/desa/reports",
+        &village,
+        &elsewhere,
+    );
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused.contains("villageCode"), "{refused}");
     assert_eq!(stored(d).await.len(), 1, "a refused report changed the bus");
 
     // A resident the village knows by name only: stored, with the name a token.

@@ -144,35 +144,31 @@ impl ReportForm {
 /// The villages' routes: the page and its files under `/desa/` (the service worker's scope), the
 /// reports API, and the counts for operations.
 pub(crate) fn routes(router: axum::Router<App>) -> axum::Router<App> {
+    let router = FILES.iter().fold(router, |router, &(path, body, kind)| {
+        router.route(path, get(move || async move { asset(body, kind) }))
+    });
     router
         .route(
             "/desa",
             get(|| async { Redirect::to(Role::Village.home()) }),
         )
         .route("/desa/", get(page))
-        .route(
-            "/desa/app.js",
-            get(|| async { asset(PAGE_JS, "text/javascript") }),
-        )
-        .route(
-            "/desa/app.css",
-            get(|| async { asset(PAGE_CSS, "text/css") }),
-        )
-        .route(
-            "/desa/sw.js",
-            get(|| async { asset(WORKER_JS, "text/javascript") }),
-        )
-        .route(
-            "/desa/manifest.webmanifest",
-            get(|| async { asset(MANIFEST, "application/manifest+json") }),
-        )
-        .route(
-            "/desa/icon.svg",
-            get(|| async { asset(ICON, "image/svg+xml") }),
-        )
         .route("/api/desa/reports", get(receipts).post(submit))
         .route("/api/desa/villages", get(counts))
 }
+
+/// The page's files besides the page itself: path, content, type.
+const FILES: [(&str, &str, &str); 5] = [
+    ("/desa/app.js", PAGE_JS, "text/javascript"),
+    ("/desa/app.css", PAGE_CSS, "text/css"),
+    ("/desa/sw.js", WORKER_JS, "text/javascript"),
+    (
+        "/desa/manifest.webmanifest",
+        MANIFEST,
+        "application/manifest+json",
+    ),
+    ("/desa/icon.svg", ICON, "image/svg+xml"),
+];
 
 /// The page for a village account; an operations account is refused it, and a visitor is sent
 /// to log in.

@@ -590,6 +590,29 @@ mod tests {
         payload_parent: "event.",
         payload: "departure_check",
     };
+    const REPORT: Paths = Paths {
+        meta: "event.",
+        payload_parent: "event.",
+        payload: "community_report",
+    };
+
+    /// A village's report of a resident planning to leave, from `region`, about `village`.
+    fn village_report(region: &str, village: &str, persons: Vec<Person>) -> Event {
+        use timpora_proto::v1::{CommunityReport, CommunityReportKind, ReporterRole};
+        Event {
+            id: format!("r-{region}-{village}-{}", persons.len()),
+            time: Some(SystemTime::now().into()),
+            region: region.into(),
+            payload: Some(Payload::CommunityReport(CommunityReport {
+                village_code: village.into(),
+                reporter_role: ReporterRole::Pimpasa as i32,
+                kind: CommunityReportKind::ResidentPlanningDeparture as i32,
+                persons,
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
 
     fn departure(nik: &str, country: &str) -> Event {
         Event {
@@ -760,29 +783,13 @@ mod tests {
 
     #[test]
     fn units_report_for_their_own_place() {
-        use timpora_proto::v1::{CommunityReport, CommunityReportKind, ReporterRole};
         let mut places = Places::default();
         places
             .0
             .insert("imigrasi/kanim-kendari".into(), vec!["74".into()]);
         let p = preparer().with_places(places);
-        let report = |region: &str, village: &str| Event {
-            id: format!("r-{region}-{village}"),
-            time: Some(SystemTime::now().into()),
-            region: region.into(),
-            payload: Some(Payload::CommunityReport(CommunityReport {
-                village_code: village.into(),
-                reporter_role: ReporterRole::Pimpasa as i32,
-                kind: CommunityReportKind::ResidentPlanningDeparture as i32,
-                ..Default::default()
-            })),
-            ..Default::default()
-        };
-        let paths = Paths {
-            meta: "event.",
-            payload_parent: "event.",
-            payload: "community_report",
-        };
+        let report = |region: &str, village: &str| village_report(region, village, Vec::new());
+        let paths = REPORT;
         let village = who("desa/74.02.05.2001");
         // Its own village: stored.
         p.prepare(
@@ -828,29 +835,15 @@ mod tests {
 
     #[test]
     fn a_village_may_name_a_resident_by_name_alone_and_nobody_else_may() {
-        use timpora_proto::v1::{CommunityReport, CommunityReportKind, ReporterRole};
         let p = preparer();
-        let report = |village: &str, name: &str| Event {
-            id: format!("r-{village}-{}", name.len()),
-            time: Some(SystemTime::now().into()),
-            region: village.into(),
-            payload: Some(Payload::CommunityReport(CommunityReport {
-                village_code: village.into(),
-                reporter_role: ReporterRole::VillageHead as i32,
-                kind: CommunityReportKind::ResidentPlanningDeparture as i32,
-                persons: vec![Person {
-                    name: name.into(),
-                    ..Default::default()
-                }],
+        let report = |village: &str, name: &str| {
+            let resident = Person {
+                name: name.into(),
                 ..Default::default()
-            })),
-            ..Default::default()
+            };
+            village_report(village, village, vec![resident])
         };
-        let paths = Paths {
-            meta: "event.",
-            payload_parent: "event.",
-            payload: "community_report",
-        };
+        let paths = REPORT;
         let token = |village: &str, name: &str| {
             let ev = p
                 .prepare(

@@ -33,6 +33,19 @@ fn community_report() -> Result<&'static EventTypeInfo, Status> {
         .ok_or_else(|| Status::internal("the contract has no community report type"))
 }
 
+/// `value` of request field `field`: 1 to `max`, with 0 meaning `default`.
+fn bounded(field: &str, value: u32, default: u32, max: u32) -> Result<u32, Status> {
+    match value {
+        0 => Ok(default),
+        n if n <= max => Ok(n),
+        _ => {
+            let mut vs = Violations::default();
+            vs.add(field, format!("1 to {max}, or 0 for {default}"));
+            Err(Error::Invalid(vs).into())
+        }
+    }
+}
+
 fn days_ago(days: u64) -> time::OffsetDateTime {
     time::OffsetDateTime::from(SystemTime::now() - Duration::from_secs(days * 86_400))
 }
@@ -54,15 +67,7 @@ pub(crate) async fn receipts(
             "{who} is not a village: only a village reads its own reports"
         )));
     }
-    let limit = match page_size {
-        0 => DEFAULT_RECEIPTS,
-        n if n <= MAX_RECEIPTS => n,
-        _ => {
-            let mut vs = Violations::default();
-            vs.add("page_size", format!("at most {MAX_RECEIPTS}"));
-            return Err(Error::Invalid(vs).into());
-        }
-    } as usize;
+    let limit = bounded("page_size", page_size, DEFAULT_RECEIPTS, MAX_RECEIPTS)? as usize;
     let subject = bus.topology().subject_for(community_report()?, &who.unit);
     let source = who.source();
     let mut newest = VecDeque::with_capacity(limit);
@@ -110,15 +115,7 @@ impl Counts {
         bus: &timpora_bus::Bus,
         days: u32,
     ) -> Result<CountCommunityReportsResponse, Status> {
-        let days = match days {
-            0 => DEFAULT_DAYS,
-            n if n <= MAX_DAYS => n,
-            _ => {
-                let mut vs = Violations::default();
-                vs.add("days", format!("1 to {MAX_DAYS}, or 0 for {DEFAULT_DAYS}"));
-                return Err(Error::Invalid(vs).into());
-            }
-        };
+        let days = bounded("days", days, DEFAULT_DAYS, MAX_DAYS)?;
         let mut last = self.last.lock().await;
         if let Some((at, d, answer)) = last.as_ref()
             && *d == days

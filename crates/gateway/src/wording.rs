@@ -39,6 +39,12 @@ pub(crate) fn indonesian(description: &str) -> Option<String> {
             "lebih dari {n} hari yang lalu: terlalu lama untuk dilaporkan"
         ));
     }
+    if let Some((range, default)) = d
+        .strip_prefix("1 to ")
+        .and_then(|r| r.split_once(", or 0 for "))
+    {
+        return Some(format!("1 sampai {range}, atau 0 untuk {default}"));
+    }
     if d.starts_with("unknown value ") || d.starts_with("not a valid value: ") {
         return Some("pilihan ini tidak dikenal".into());
     }

@@ -916,7 +916,6 @@ async fn a_village_head_reports_from_a_phone_online_and_offline() {
             "{history}"
         );
     }
-    screenshot(&c, "desa-history.png").await;
     // In English on request.
     click(&c, Locator::Id("lang")).await;
     assert_eq!(text(&c, "#send").await, "Send report");

@@ -61,6 +61,12 @@ pub struct Preparer {
 
 impl Ingest {
     /// Assemble the pipeline.
+    /// Take one of `who`'s tokens for something other than a publish (a read that costs the
+    /// bus work), or `RateLimited` with the time to wait.
+    pub(crate) fn take_token(&self, who: &Identity) -> Result<(), Error> {
+        self.rates.take(&who.source()).map_err(Error::RateLimited)
+    }
+
     pub fn new(bus: Bus, preparer: Preparer, rates: Rates) -> Self {
         Self {
             bus,

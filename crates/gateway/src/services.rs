@@ -187,6 +187,8 @@ agency_service!(desa_service_server::DesaService {
         req: Request<ListCommunityReportsRequest>,
     ) -> Result<Response<ListCommunityReportsResponse>, Status> {
         let who = caller(&req)?;
+        // A read of the receipts costs the bus a consumer: it takes one of the caller's tokens.
+        self.ingest.take_token(&who)?;
         let page_size = req.into_inner().page_size;
         crate::villages::receipts(&self.bus, &who, page_size)
             .await

@@ -314,4 +314,20 @@ async fn one_identity_cannot_publish_past_its_rate_and_is_told_when_to_retry() {
     // After the delay it was told, the same event goes through.
     tokio::time::sleep(retry + Duration::from_millis(20)).await;
     c.publish(publish("r-5".into(), 6)).await.unwrap();
+
+    // A village's reads of its receipts take from the same allowance.
+    let mut village = desa_service_client::DesaServiceClient::new(
+        hub.as_agency("desa/74.02.05.2001").await.unwrap(),
+    );
+    let list = || ListCommunityReportsRequest { page_size: 0 };
+    for _ in 0..5 {
+        village.list_community_reports(list()).await.unwrap();
+    }
+    let refused = village.list_community_reports(list()).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    assert!(refused.get_details_retry_info().is_some());
 }

@@ -184,21 +184,8 @@ fn passwords(dir: &Path) -> std::collections::HashMap<String, String> {
 }
 
 /// `timpora up` in `dir` on the given gateway, NATS and console ports.
-fn up(dir: &Path, extra: &[&str], env: &[(&str, &str)], (gw, np, cp): (u16, u16, u16)) -> Killed {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_timpora"));
-    cmd.arg("--data-dir")
-        .arg(dir)
-        .args(["up", "--listen", &format!("127.0.0.1:{gw}")])
-        .args(["--nats-port", &np.to_string()])
-        .args(["--console-listen", &format!("127.0.0.1:{cp}")])
-        .args(extra)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Killed(cmd.spawn().unwrap())
+fn up(dir: &Path, extra: &[&str], env: &[(&str, &str)], ports: (u16, u16, u16)) -> Killed {
+    common::up_args(dir, ports, extra, env)
 }
 
 /// The newest transition stored on the bus for an alert, read as the auditor of the hub in

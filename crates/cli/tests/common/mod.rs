@@ -319,18 +319,55 @@ pub fn up_quiet(dir: &Path, ports: (u16, u16, u16)) -> Killed {
 }
 
 /// [`up_quiet`] with environment variables (`TIMPORA_<SECTION>__<KEY>` settings).
-pub fn up_quiet_with(dir: &Path, (gw, np, cp): (u16, u16, u16), env: &[(&str, &Path)]) -> Killed {
-    let child = timpora(dir)
-        .envs(env.iter().copied())
-        .args(["up", "--listen", &format!("127.0.0.1:{gw}")])
-        .args(["--nats-port", &np.to_string()])
-        .args(["--console-listen", &format!("127.0.0.1:{cp}")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_port(gw, "the hub");
-    Killed(child)
+///
+/// A port found free can be taken by another test's connection before `up` binds it: `up` then
+/// exits at once, and is started again (three tries, a second apart). What it said is printed
+/// when it does not come up.
+pub fn up_quiet_with(dir: &Path, ports: (u16, u16, u16), env: &[(&str, &Path)]) -> Killed {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.to_str().unwrap())).collect();
+    up_args(dir, ports, &[], &env)
+}
+
+/// `timpora up` in `dir` on the given gateway, NATS and console ports with `extra` arguments
+/// and `env`, once its gateway accepts connections; see [`up_quiet_with`] for the retries.
+pub fn up_args(
+    dir: &Path,
+    (gw, np, cp): (u16, u16, u16),
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Killed {
+    let log = dir.join("up.log");
+    for attempt in 1..=3 {
+        let mut child = timpora(dir)
+            .envs(env.iter().copied())
+            .args(["up", "--listen", &format!("127.0.0.1:{gw}")])
+            .args(["--nats-port", &np.to_string()])
+            .args(["--console-listen", &format!("127.0.0.1:{cp}")])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if TcpStream::connect(("127.0.0.1", gw)).is_ok() {
+                return Killed(child);
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                eprintln!("timpora up exited ({status}) before listening, try {attempt}:\n{said}");
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("the hub did not come up in 60 s:\n{said}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    panic!("the hub did not come up in 3 tries");
 }
 
 /// The bus of the hub in data directory `dir`, as its auditor (reads every stream), and the

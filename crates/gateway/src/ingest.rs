@@ -60,13 +60,13 @@ pub struct Preparer {
 }
 
 impl Ingest {
-    /// Assemble the pipeline.
     /// Take one of `who`'s tokens for something other than a publish (a read that costs the
     /// bus work), or `RateLimited` with the time to wait.
     pub(crate) fn take_token(&self, who: &Identity) -> Result<(), Error> {
         self.rates.take(&who.source()).map_err(Error::RateLimited)
     }
 
+    /// Assemble the pipeline.
     pub fn new(bus: Bus, preparer: Preparer, rates: Rates) -> Self {
         Self {
             bus,
@@ -257,9 +257,8 @@ impl Preparer {
         }
 
         let mut entities = Vec::new();
-        let region = ev.region.clone();
         walk(payload, &mut |slot| {
-            pseudonymise(slot, &self.pseudo, &region, &mut entities);
+            pseudonymise(slot, &self.pseudo, &ev.region, &mut entities);
         });
         entities.push(entity(EntityKind::Place, &ev.region, "region"));
         let subject = [

@@ -107,7 +107,6 @@ pub(crate) fn indonesian(description: &str) -> Option<String> {
         "set by the hub"
         | "set by the hub when nik, passport_number or a resident's name is given"
         | "set by the hub when phone or name is given" => "diisi oleh hub, jangan diisi",
-        "not an RFC 3339 time" => "waktu tidak valid",
         _ => return None,
     };
     Some(text.to_owned())

@@ -24,9 +24,9 @@ const WORDS = {
     queued: "Laporan disimpan di HP ini. Akan dikirim saat ada sinyal.",
     received: "Laporan diterima hub.", reference: "Nomor referensi", again: "Sudah tercatat sebelumnya (kiriman ulang).",
     st_waiting: "menunggu sinyal", st_refused: "perlu diperbaiki", fix: "Perbaiki", remove: "Hapus",
-    fix_errors: "Ada isian yang perlu diperbaiki.", seen: "Dilihat", got: "Diterima hub",
+    seen: "Dilihat", got: "Diterima hub",
     none: "Belum ada laporan dalam 30 hari terakhir.", cached: "Tersimpan di HP; diperbarui saat ada sinyal.",
-    people: "warga", recruiters: "calo", failed: "Gagal mengirim",
+    people: "warga", recruiters: "calo",
   },
   en: {
     title: "Village report", other: "Bahasa Indonesia", logout: "Log out",
@@ -49,9 +49,9 @@ const WORDS = {
     queued: "Report kept on this phone. It will be sent when there is signal.",
     received: "The hub received the report.", reference: "Reference number", again: "Already recorded before (a resend).",
     st_waiting: "waiting for signal", st_refused: "needs fixing", fix: "Fix", remove: "Delete",
-    fix_errors: "Some fields need fixing.", seen: "Seen", got: "Received by the hub",
+    seen: "Seen", got: "Received by the hub",
     none: "No reports in the last 30 days.", cached: "Kept on this phone; updated when there is signal.",
-    people: "residents", recruiters: "recruiters", failed: "Could not send",
+    people: "residents", recruiters: "recruiters",
   },
 };
 const $ = (id) => document.getElementById(id);
@@ -321,17 +321,19 @@ function render() {
       (r.persons ? ` · ${r.persons} ${t("people")}` : "") + (r.recruiters ? ` · ${r.recruiters} ${t("recruiters")}` : "") }))));
 }
 
+// The hub's receipts, kept on the phone; the answer (with the village), or null.
 async function history() {
   try {
     const res = await fetch("/api/desa/reports", { headers: { "x-timpora-console": "1" } });
-    if (res.status === 401) { setNet("login"); return; }
-    if (!res.ok) return;
+    if (res.status === 401) { setNet("login"); return null; }
+    if (!res.ok) return null;
     const got = await res.json();
     save("history", got.reports);
     const ids = new Set(got.reports.map((r) => r.id));
     save("sent", load("sent").filter((s) => !ids.has(s.id)));
     render();
-  } catch { /* offline: the copy on the phone stays */ }
+    return got;
+  } catch { return null; /* offline: the copy on the phone stays */ }
 }
 
 // ---- start -----------------------------------------------------------------------------------
@@ -363,11 +365,11 @@ async function start() {
     if (res.status === 401) { location.href = "/login"; return; }
     if (res.ok) {
       const got = await res.json();
-      const r = await fetch("/api/desa/reports", { headers: { "x-timpora-console": "1" } });
-      const mine = r.ok ? await r.json() : {};
-      me = { username: got.username, displayName: got.displayName, village: mine.village, villageName: mine.villageName, place: mine.place };
+      const kept = me && me.username === got.username ? me : {};
+      me = { ...kept, username: got.username, displayName: got.displayName };
+      const mine = await history();
+      if (mine) Object.assign(me, { village: mine.village, villageName: mine.villageName, place: mine.place });
       localStorage.setItem("timpora.desa.me", JSON.stringify(me));
-      if (mine.reports) save("history", mine.reports);
       showMe();
     }
   } catch {
